@@ -1,0 +1,84 @@
+"""The Typer application: global options, one module per command group, one error handler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mfproj import __version__
+from mfproj.cli import completion, init, names, output
+
+app = typer.Typer(
+    name="mfproj",
+    help="Share one workflow project on AWS Step Functions and Argo Workflows, Metaflow @project style.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"mfproj {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    manifest: Path = typer.Option(
+        None,
+        "--manifest",
+        "-m",
+        envvar="MFPROJ_MANIFEST",
+        help="Path to mfproj.toml, or a pyproject.toml with a tool.mfproj table. Default: search upwards.",
+        dir_okay=False,
+        show_default=False,
+    ),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour in output (also: NO_COLOR=1)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    output.set_no_color(no_color)
+    ctx.obj = {"manifest": manifest, "debug": debug}
+
+
+for module in (names, init, completion):
+    module.register(app)
+
+
+def command() -> Any:
+    return typer.main.get_command(app)
+
+
+def run(args: list[str]) -> int:
+    """Runs the CLI and turns every failure into an exit code through one handler."""
+    debug = "--debug" in args or bool(__import__("os").environ.get("MFPROJ_DEBUG"))
+    try:
+        result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        output.info("aborted")
+        return 130
+    except Exception as exc:
+        click_exception = _click_exception_type()
+        if isinstance(exc, click_exception):
+            exc.show()
+            return int(exc.exit_code)
+        return output.report_error(exc, debug=debug)
+    return int(result or 0)
+
+
+def _click_exception_type() -> type[Exception]:
+    # Typer 0.29 vendors click; older Typer uses the click package. Either way it is typer's click.
+    try:
+        from typer._click.exceptions import ClickException  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - Typer < 0.29
+        from click.exceptions import ClickException
+    return ClickException  # type: ignore[no-any-return]

@@ -1,0 +1,126 @@
+"""Answers the hottest invocations without importing Typer (which alone costs ~6x `python -c pass`).
+
+Handled here: `mfproj --version`, `mfproj [GLOBAL...] names [...]` with the options it knows, and
+`mfproj __complete flows` (called by the static completion scripts). Anything else, including
+`--help` and every unknown or malformed option, returns None and goes to Typer, which owns help
+and usage errors. Tests run the same inputs through both paths and compare the results.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mfproj import __version__
+
+_GLOBAL_VALUE = {"--manifest", "-m"}
+_GLOBAL_FLAGS = {"--no-color", "--debug"}
+
+
+def _split_value(args: list[str], index: int, names: set[str]) -> tuple[str, str | None, int] | None:
+    """Recognizes `--opt value`, `--opt=value` and `-xvalue`; returns (name, value, next index)."""
+    word = args[index]
+    for name in names:
+        if word == name:
+            if index + 1 >= len(args):
+                return None
+            return name, args[index + 1], index + 2
+        if name.startswith("--") and word.startswith(name + "="):
+            return name, word[len(name) + 1 :], index + 1
+        if not name.startswith("--") and word.startswith(name) and len(word) > len(name):
+            return name, word[len(name) :], index + 1
+    return None
+
+
+def try_run(args: list[str]) -> int | None:
+    if args == ["--version"]:
+        print(f"mfproj {__version__}")
+        return 0
+    manifest_path: str | None = os.environ.get("MFPROJ_MANIFEST") or None
+    debug = bool(os.environ.get("MFPROJ_DEBUG"))
+    no_color = False
+    index = 0
+    while index < len(args) and args[index].startswith("-"):
+        word = args[index]
+        if word in _GLOBAL_FLAGS:
+            debug = debug or word == "--debug"
+            no_color = no_color or word == "--no-color"
+            index += 1
+            continue
+        found = _split_value(args, index, _GLOBAL_VALUE)
+        if found is None:
+            return None
+        manifest_path, index = found[1], found[2]
+    if index >= len(args):
+        return None
+    command, rest = args[index], args[index + 1 :]
+    if command == "__complete":
+        return _complete(rest, manifest_path)
+    if command != "names":
+        return None
+    parsed = _parse_names(rest)
+    if parsed is None:
+        return None
+
+    from mfproj.cli import names, output
+    from mfproj.errors import MfprojError
+
+    output.set_no_color(no_color)
+    try:
+        return names.run(manifest_path=manifest_path, **parsed)
+    except MfprojError as exc:
+        return output.report_error(exc, debug=debug)
+
+
+def _parse_names(rest: list[str]) -> dict[str, object] | None:
+    flows: list[str] = []
+    branch: str | None = None
+    production: bool | None = None
+    output_format = "table"
+    strict = False
+    index = 0
+    while index < len(rest):
+        word = rest[index]
+        if not word.startswith("-"):
+            flows.append(word)
+            index += 1
+            continue
+        if word == "--production":
+            production, index = True, index + 1
+            continue
+        if word == "--no-production":
+            production, index = False, index + 1
+            continue
+        if word == "--strict":
+            strict, index = True, index + 1
+            continue
+        found = _split_value(rest, index, {"--branch", "-b"})
+        if found is not None:
+            branch, index = found[1], found[2]
+            continue
+        found = _split_value(rest, index, {"--output", "-o"})
+        if found is not None and found[1] is not None and found[1].lower() in ("table", "json"):
+            output_format, index = found[1].lower(), found[2]
+            continue
+        return None  # help, unknown options and bad values: Typer explains them
+    return {
+        "flows": flows or None,
+        "branch": branch,
+        "production": production,
+        "output_format": output_format,
+        "strict": strict,
+    }
+
+
+def _complete(rest: list[str], manifest_path: str | None) -> int:
+    """Values for the completion scripts; silent on any error (a completion must never print one)."""
+    if rest[:1] != ["flows"]:
+        return 0
+    try:
+        from mfproj import manifest
+
+        loaded = manifest.load(manifest_path)
+    except Exception:
+        return 0
+    sys.stdout.write("".join(f"{flow.name}\n" for flow in loaded.flows))
+    return 0

@@ -1,0 +1,84 @@
+"""`mfproj names`: every deployment name of the selected branch, computed locally (no network)."""
+
+
+from typing import TYPE_CHECKING
+
+from mfproj import identity, manifest, project, tokens
+from mfproj.cli import output
+from mfproj.errors import ValidationError
+
+if TYPE_CHECKING:
+    import typer
+
+
+def run(
+    *,
+    manifest_path: str | None,
+    flows: list[str] | None,
+    branch: str | None,
+    production: bool | None,
+    output_format: str,
+    strict: bool = False,
+) -> int:
+    loaded = manifest.load(manifest_path)
+    target = identity.select_target(loaded.project, branch=branch, production=production)
+    selected = loaded.select(flows)
+    plans = project.plan_names(loaded, target, selected, sfn_prefix=loaded.state_machine_prefix())
+    sequence = None
+    if loaded.token_scheme == "metaflow":
+        sequence = [tokens.metaflow_token(target.token_prefix, i) for i in (0, 1)]
+    problems = [(plan.flow.name, p) for plan in plans for p in plan.problems]
+
+    if output_format == "json":
+        output.emit_json(project.names_document(loaded, target, plans, metaflow_tokens=sequence))
+    else:
+        output.info(
+            f"project {loaded.project}  branch {target.branch}  token prefix {target.token_prefix}"
+            + ("  (production)" if target.is_production else "")
+        )
+        rows = []
+        for plan in plans:
+            backends = plan.flow.backends
+            rows.append(
+                [
+                    plan.flow.name,
+                    plan.names.state_machine if "step_functions" in backends or not backends else "-",
+                    (plan.names.eventbridge_rule if plan.flow.schedule else "-"),
+                    plan.names.workflow_template if "argo_workflows" in backends or not backends else "-",
+                ]
+            )
+        output.table(None, ["flow", "state machine", "eventbridge rule", "argo workflow template"], rows)
+    for flow_name, problem in problems:
+        output.warn(f"{flow_name}: {problem.message()}" + (f" ({problem.hint})" if problem.hint else ""))
+    if strict and problems:
+        raise ValidationError(
+            f"{len(problems)} name(s) would be rejected by the backend", hint="see the warnings above"
+        )
+    return 0
+
+
+def register(app: "typer.Typer") -> None:
+    import typer
+
+    from mfproj.cli import options
+
+    @app.command("names")
+    def names_command(
+        ctx: typer.Context,
+        flows: options.FlowArguments = None,
+        branch: options.Branch = None,
+        production: options.Production = None,
+        output_format: options.Output = options.OutputFormat.table,
+        strict: bool = typer.Option(False, "--strict", help="Exit 2 when a name would be rejected by its backend."),
+    ) -> None:
+        """Show the deployment names of every flow in the selected branch (no network)."""
+        raise typer.Exit(
+            run(
+                manifest_path=options.manifest_path(ctx),
+                flows=flows,
+                branch=branch,
+                production=production,
+                output_format=output_format.value,
+                strict=strict,
+            )
+        )

@@ -1,0 +1,85 @@
+"""One error hierarchy. Each error carries a documented exit code and a hint for the user.
+
+Exit codes (documented in the README):
+    0 ok, 1 unexpected, 2 usage / manifest / validation, 3 authorization (production token),
+    4 not found, 5 backend unreachable or failed, 6 conflict, 7 run failed.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_AUTHORIZATION = 3
+EXIT_NOT_FOUND = 4
+EXIT_BACKEND = 5
+EXIT_CONFLICT = 6
+EXIT_RUN_FAILED = 7
+
+
+class MfprojError(Exception):
+    """An expected failure: shown as one line (plus a hint), never as a traceback."""
+
+    exit_code: int = EXIT_UNEXPECTED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(MfprojError):
+    """Bad command-line input."""
+
+    exit_code = EXIT_USAGE
+
+
+class ManifestError(UsageError):
+    """mfproj.toml is missing, unreadable or invalid. Always names the file and, if known, the key."""
+
+    def __init__(self, source: str, message: str, *, key: str | None = None, hint: str | None = None) -> None:
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + message, hint=hint)
+        self.source = source
+        self.key = key
+
+
+class ValidationError(UsageError):
+    """A value breaks a rule (a name, a tag, an environment variable)."""
+
+
+class IdentityError(UsageError):
+    """The user cannot be determined."""
+
+
+class AuthorizationError(MfprojError):
+    """The production token does not allow this change."""
+
+    exit_code = EXIT_AUTHORIZATION
+
+
+class NotFoundError(MfprojError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class BackendError(MfprojError):
+    """The backend could not be reached or refused the request."""
+
+    exit_code = EXIT_BACKEND
+
+
+class ConflictError(MfprojError):
+    """A concurrent change, a name collision, or an object that mfproj does not own."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class NameCollisionError(ConflictError):
+    """Two different inputs map to the same backend name."""
+
+
+class RunFailedError(MfprojError):
+    exit_code = EXIT_RUN_FAILED

@@ -1,0 +1,332 @@
+"""Find, load and validate the manifest: `mfproj.toml`, or `[tool.mfproj]` in `pyproject.toml`.
+
+Every error names the file, the key (`flows[1].name`, counted from 0) and the rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mfproj import cron, naming
+from mfproj.errors import ManifestError, ValidationError
+from mfproj.tags import TagError, validate_tags
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+MANIFEST_NAME = "mfproj.toml"
+PYPROJECT_NAME = "pyproject.toml"
+MANIFEST_VARIABLE = "MFPROJ_MANIFEST"
+TOKEN_SCHEMES = ("random", "metaflow")
+BACKENDS = ("step_functions", "argo_workflows")
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+_TOP_KEYS = ("project", "flows", "step_functions", "argo_workflows")
+_PROJECT_KEYS = ("name", "token_scheme")
+_FLOW_KEYS = ("name", "step_functions", "argo_workflows", "schedule", "tags")
+_SFN_KEYS = ("region", "role_arn", "state_machine_prefix")
+_ARGO_KEYS = ("namespace", "context", "kubeconfig")
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    step_functions: Path | None = None
+    argo_workflows: Path | None = None
+    schedule: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """The backends this flow has a template for."""
+        return tuple(b for b in BACKENDS if getattr(self, b) is not None)
+
+
+@dataclass(frozen=True)
+class StepFunctionsSettings:
+    region: str | None = None
+    role_arn: str | None = None
+    state_machine_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class ArgoWorkflowsSettings:
+    namespace: str = "default"
+    context: str | None = None
+    kubeconfig: Path | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    project: str
+    flows: tuple[Flow, ...]
+    token_scheme: str = "random"
+    step_functions: StepFunctionsSettings = StepFunctionsSettings()
+    argo_workflows: ArgoWorkflowsSettings = ArgoWorkflowsSettings()
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def flow(self, name: str) -> Flow:
+        for flow in self.flows:
+            if flow.name == name:
+                return flow
+        known = [f.name for f in self.flows]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"flows in {self.path.name}: {', '.join(known) or 'none'}"
+        raise ValidationError(f"no flow named {name!r} in {self.path}", hint=hint)
+
+    def select(self, names: list[str] | None) -> list[Flow]:
+        """The named flows in the order given (duplicates dropped), or every flow."""
+        if not names:
+            return list(self.flows)
+        return [self.flow(name) for name in dict.fromkeys(names)]
+
+    def state_machine_prefix(self, env: Mapping[str, str] | None = None) -> str | None:
+        """METAFLOW_SFN_STATE_MACHINE_PREFIX overrides the manifest, as in Metaflow."""
+        env = os.environ if env is None else env
+        return env.get("METAFLOW_SFN_STATE_MACHINE_PREFIX") or self.step_functions.state_machine_prefix or None
+
+
+# --- discovery ----------------------------------------------------------------------------------
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "mfproj" in tool
+
+
+def find_manifest(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    start: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """`--manifest`, else MFPROJ_MANIFEST, else the nearest mfproj.toml or pyproject.toml with [tool.mfproj]."""
+    env = os.environ if env is None else env
+    given = explicit or env.get(MANIFEST_VARIABLE)
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            origin = "--manifest" if explicit else MANIFEST_VARIABLE
+            raise ManifestError(str(path), "no such file", hint=f"check the path given by {origin}")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / MANIFEST_NAME
+        if candidate.is_file():
+            return candidate
+        pyproject = directory / PYPROJECT_NAME
+        if pyproject.is_file() and _has_tool_table(pyproject):
+            return pyproject
+    raise ManifestError(
+        str(here / MANIFEST_NAME),
+        f"no {MANIFEST_NAME} (or pyproject.toml with [tool.mfproj]) here or in any parent directory",
+        hint="run 'mfproj init' to write one, or pass --manifest PATH",
+    )
+
+
+def load_manifest(path: Path) -> Manifest:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ManifestError(str(path), "is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(str(path), f"invalid TOML: {exc}") from None
+    key_prefix = ""
+    if path.name == PYPROJECT_NAME:
+        tool = data.get("tool")
+        if not isinstance(tool, dict) or "mfproj" not in tool:
+            raise ManifestError(str(path), "has no [tool.mfproj] table", hint="add one, or use mfproj.toml")
+        data = tool["mfproj"]
+        key_prefix = "tool.mfproj."
+        if not isinstance(data, dict):
+            raise ManifestError(str(path), "must be a table", key="tool.mfproj")
+    return parse_manifest(data, path=path, key_prefix=key_prefix)
+
+
+def load(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Manifest:
+    return load_manifest(find_manifest(explicit, env=env))
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to a TOML table that reports the file and dotted key on every error."""
+
+    def __init__(self, path: Path, key_prefix: str) -> None:
+        self.source = str(path)
+        self.key_prefix = key_prefix
+
+    def fail(self, key: str, message: str, hint: str | None = None) -> ManifestError:
+        return ManifestError(self.source, message, key=self.key_prefix + key, hint=hint)
+
+    def table(self, data: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+        value = data.get(key, {}) if key else data
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, not {_type_name(value)}")
+        self.no_unknown(value, allowed, key)
+        return value
+
+    def no_unknown(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for name in table:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+                raise self.fail(f"{where}.{name}" if where else name, "unknown key", hint=hint)
+
+    def string(self, table: Mapping[str, Any], name: str, where: str, *, required: bool = False) -> str | None:
+        value = table.get(name)
+        if value is None:
+            if required:
+                raise self.fail(f"{where}.{name}" if where else name, "is required")
+            return None
+        if not isinstance(value, str):
+            raise self.fail(f"{where}.{name}" if where else name, f"must be a string, not {_type_name(value)}")
+        return value
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a table", list: "an array", bool: "a boolean", int: "an integer", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def parse_manifest(data: Mapping[str, Any], *, path: Path, key_prefix: str = "") -> Manifest:
+    read = _Reader(path, key_prefix)
+    read.no_unknown(data, _TOP_KEYS, "")
+
+    if "project" not in data:
+        raise read.fail("project", "is required", hint='add [project] with name = "your_project"')
+    project_table = read.table(data, "project", _PROJECT_KEYS)
+    project = read.string(project_table, "name", "project", required=True)
+    assert project is not None
+    try:
+        naming.validate_project_name(project)
+    except ValidationError as exc:
+        raise read.fail("project.name", exc.message, hint=exc.hint) from None
+    scheme = read.string(project_table, "token_scheme", "project") or "random"
+    if scheme not in TOKEN_SCHEMES:
+        raise read.fail("project.token_scheme", f"must be one of {', '.join(TOKEN_SCHEMES)}, not {scheme!r}")
+
+    raw_flows = data.get("flows", [])
+    if not isinstance(raw_flows, list):
+        raise read.fail("flows", "must be an array of tables ([[flows]])")
+    flows: list[Flow] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_flows):
+        where = f"flows[{index}]"
+        if not isinstance(raw, dict):
+            raise read.fail(where, "must be a table ([[flows]])")
+        flow = _parse_flow(read, raw, where, path.parent)
+        if flow.name in seen:
+            raise read.fail(
+                f"{where}.name",
+                f"duplicate flow name {flow.name!r} (also flows[{seen[flow.name]}].name)",
+                hint="each [[flows]] entry needs its own name",
+            )
+        seen[flow.name] = index
+        flows.append(flow)
+
+    sfn = read.table(data, "step_functions", _SFN_KEYS)
+    region = read.string(sfn, "region", "step_functions")
+    if region is not None and not _REGION.match(region):
+        raise read.fail("step_functions.region", f"{region!r} is not an AWS region name such as 'us-east-1'")
+    role_arn = read.string(sfn, "role_arn", "step_functions")
+    if role_arn is not None and not _ROLE_ARN.match(role_arn):
+        raise read.fail(
+            "step_functions.role_arn",
+            f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)",
+        )
+    prefix = read.string(sfn, "state_machine_prefix", "step_functions")
+
+    argo = read.table(data, "argo_workflows", _ARGO_KEYS)
+    namespace = read.string(argo, "namespace", "argo_workflows") or "default"
+    if len(namespace) > 63 or not _K8S_NAMESPACE.match(namespace):
+        raise read.fail(
+            "argo_workflows.namespace",
+            f"{namespace!r} is not a Kubernetes namespace (DNS-1123 label: a-z, 0-9, '-', at most 63)",
+        )
+    kubeconfig = read.string(argo, "kubeconfig", "argo_workflows")
+
+    return Manifest(
+        path=path,
+        project=project,
+        flows=tuple(flows),
+        token_scheme=scheme,
+        step_functions=StepFunctionsSettings(region=region, role_arn=role_arn, state_machine_prefix=prefix or None),
+        argo_workflows=ArgoWorkflowsSettings(
+            namespace=namespace,
+            context=read.string(argo, "context", "argo_workflows") or None,
+            kubeconfig=(path.parent / Path(kubeconfig).expanduser()) if kubeconfig else None,
+        ),
+    )
+
+
+def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -> Flow:
+    read.no_unknown(raw, _FLOW_KEYS, where)
+    name = read.string(raw, "name", where, required=True)
+    assert name is not None
+    try:
+        naming.validate_flow_name(name)
+    except ValidationError as exc:
+        raise read.fail(f"{where}.name", exc.message) from None
+
+    templates: dict[str, Path | None] = {}
+    for backend in BACKENDS:
+        value = read.string(raw, backend, where)
+        if value is None:
+            templates[backend] = None
+            continue
+        template = base / value
+        if not template.is_file():
+            raise read.fail(
+                f"{where}.{backend}", f"template {value!r} does not exist (relative to {base})"
+            )
+        templates[backend] = template
+
+    schedule = read.string(raw, "schedule", where)
+    if schedule is not None:
+        try:
+            schedule = cron.validate_cron(schedule)
+        except ValidationError as exc:
+            raise read.fail(f"{where}.schedule", exc.message, hint='for example "0 * * * *" (hourly)') from None
+
+    raw_tags = raw.get("tags", [])
+    if not isinstance(raw_tags, list):
+        raise read.fail(f"{where}.tags", f"must be an array of strings, not {_type_name(raw_tags)}")
+    try:
+        tags = validate_tags(raw_tags, where="tags")
+    except TagError as exc:
+        raise read.fail(f"{where}.{exc.key}", exc.rule) from None
+
+    return Flow(
+        name=name,
+        step_functions=templates["step_functions"],
+        argo_workflows=templates["argo_workflows"],
+        schedule=schedule,
+        tags=tags,
+    )
