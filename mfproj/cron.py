@@ -35,7 +35,7 @@ def validate_cron(expression: str) -> str:
         raise ValidationError(
             f"cron {expression!r} has {len(parts)} fields; expected 5 (minute hour day-of-month month day-of-week)"
         )
-    for text, (field, low, high, names) in zip(parts, _FIELDS):
+    for text, (field, low, high, names) in zip(parts, _FIELDS, strict=True):
         for item in text.split(","):
             match = _ITEM.match(item)
             if not match:

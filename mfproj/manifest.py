@@ -303,9 +303,7 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
             continue
         template = base / value
         if not template.is_file():
-            raise read.fail(
-                f"{where}.{backend}", f"template {value!r} does not exist (relative to {base})"
-            )
+            raise read.fail(f"{where}.{backend}", f"template {value!r} does not exist (relative to {base})")
         templates[backend] = template
 
     schedule = read.string(raw, "schedule", where)

@@ -62,9 +62,7 @@ def validate_project_name(name: str) -> None:
 def validate_branch_name(name: str) -> None:
     """Custom branch names follow the project-name rule."""
     if not name:
-        raise ValidationError(
-            "branch name must not be empty", hint="omit --branch to deploy to your user branch"
-        )
+        raise ValidationError("branch name must not be empty", hint="omit --branch to deploy to your user branch")
     _check_identifier("branch name", name)
 
 
@@ -81,9 +79,7 @@ def _check_identifier(what: str, name: str) -> None:
 
 def validate_flow_name(name: str) -> None:
     if not FLOW_NAME_RE.match(name):
-        raise ValidationError(
-            f"flow name {name!r} is not a Python class name (rule: [A-Za-z_][A-Za-z0-9_]*)"
-        )
+        raise ValidationError(f"flow name {name!r} is not a Python class name (rule: [A-Za-z_][A-Za-z0-9_]*)")
 
 
 # --- branches -----------------------------------------------------------------------------------
@@ -175,9 +171,7 @@ def argo_workflow_template_name(project: str, branch: str, flow: str) -> str:
     if len(name) > ARGO_NAME_BUDGET:
         digest = _b32_sha1(name)[:_ARGO_HASH_LEN]
         p_budget, b_budget, f_budget = _argo_part_budgets([project, branch, flow])
-        short = ".".join(
-            [_shorten_middle(project, p_budget), branch[:b_budget], _shorten_middle(flow, f_budget)]
-        )
+        short = ".".join([_shorten_middle(project, p_budget), branch[:b_budget], _shorten_middle(flow, f_budget)])
         name = f"{sanitize_for_argo(short)}-{digest}"
     if not _ARGO_VALID_NAME.search(name):
         name = sanitize_for_argo(name)
@@ -235,7 +229,7 @@ def state_machine_problems(name: str) -> list[str]:
     if bad:
         problems.append(
             "must not contain white space, brackets, wildcards, control characters or any of "
-            f"\"#%\\^|~`$&,;:/ (found {''.join(bad)!r})"
+            f'"#%\\^|~`$&,;:/ (found {"".join(bad)!r})'
         )
     return problems
 
@@ -257,8 +251,7 @@ def kubernetes_name_problems(name: str, *, max_length: int = K8S_LABEL_VALUE_MAX
         problems.append(f"must be 1 to {max_length} characters (is {len(name)})")
     if name and not _DNS1123_SUBDOMAIN.match(name):
         problems.append(
-            "must be a DNS-1123 subdomain: lowercase a-z, 0-9, '-' and '.', "
-            "starting and ending with a letter or digit"
+            "must be a DNS-1123 subdomain: lowercase a-z, 0-9, '-' and '.', starting and ending with a letter or digit"
         )
     return problems
 
@@ -275,9 +268,7 @@ def _hint_for(branch: str) -> str | None:
     return "use a shorter project, branch or flow name"
 
 
-def name_problems(
-    names: FlowNames, *, branch: str, backends: Iterable[str], scheduled: bool
-) -> list[NameProblem]:
+def name_problems(names: FlowNames, *, branch: str, backends: Iterable[str], scheduled: bool) -> list[NameProblem]:
     """Every way the computed names break the rules of the backends they are meant for."""
     hint = _hint_for(branch)
     found: list[NameProblem] = []
@@ -287,18 +278,14 @@ def name_problems(
             found.append(NameProblem("step_functions", "state_machine", names.state_machine, rule, hint))
         if scheduled:
             for rule in eventbridge_rule_problems(names.eventbridge_rule):
-                found.append(
-                    NameProblem("step_functions", "eventbridge_rule", names.eventbridge_rule, rule, hint)
-                )
+                found.append(NameProblem("step_functions", "eventbridge_rule", names.eventbridge_rule, rule, hint))
     if "argo_workflows" in wanted:
         for rule in kubernetes_name_problems(names.workflow_template):
             found.append(NameProblem("argo_workflows", "workflow_template", names.workflow_template, rule, hint))
         if scheduled:
             for rule in kubernetes_name_problems(names.cron_workflow, max_length=ARGO_CRON_WORKFLOW_MAX):
                 if not rule.startswith("must be a DNS"):  # already reported for the template
-                    found.append(
-                        NameProblem("argo_workflows", "cron_workflow", names.cron_workflow, rule, hint)
-                    )
+                    found.append(NameProblem("argo_workflows", "cron_workflow", names.cron_workflow, rule, hint))
     return found
 
 

@@ -31,12 +31,12 @@ def metaflow_successor(prefix: str, previous: str | None) -> str:
     if head != prefix or not index_text.isdigit() or metaflow_token(prefix, int(index_text)) != previous:
         raise ValidationError(
             f"the deployed token is not part of the metaflow token sequence for {prefix}",
-            hint="use token_scheme = \"random\" to move to a fresh random token",
+            hint='use token_scheme = "random" to move to a fresh random token',
         )
     index = int(index_text)
     if index + 1 >= METAFLOW_SEQUENCE_LENGTH:
         raise ValidationError(
             f"the metaflow token sequence for {prefix} ends at index {METAFLOW_SEQUENCE_LENGTH - 1}",
-            hint="use token_scheme = \"random\" to move to a fresh random token",
+            hint='use token_scheme = "random" to move to a fresh random token',
         )
     return metaflow_token(prefix, index + 1)

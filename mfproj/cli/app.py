@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def command() -> Any:
 
 def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
-    debug = "--debug" in args or bool(__import__("os").environ.get("MFPROJ_DEBUG"))
+    debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     try:
         result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
     except typer.Exit as exc:
@@ -67,18 +68,10 @@ def run(args: list[str]) -> int:
         output.info("aborted")
         return 130
     except Exception as exc:
-        click_exception = _click_exception_type()
-        if isinstance(exc, click_exception):
-            exc.show()
-            return int(exc.exit_code)
+        # Typer's (vendored) click usage errors know how to show themselves, with exit code 2.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            return exit_code
         return output.report_error(exc, debug=debug)
     return int(result or 0)
-
-
-def _click_exception_type() -> type[Exception]:
-    # Typer 0.29 vendors click; older Typer uses the click package. Either way it is typer's click.
-    try:
-        from typer._click.exceptions import ClickException  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - Typer < 0.29
-        from click.exceptions import ClickException
-    return ClickException  # type: ignore[no-any-return]

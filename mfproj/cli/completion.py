@@ -6,9 +6,10 @@ path answers without Typer. `scripts/gen_completions.py` writes `completions/`; 
 files there differ from what this module generates.
 """
 
-
+import enum
 import shlex
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,6 +38,19 @@ class CommandSpec:
     options: list[OptionSpec]
     subcommands: list[str]
     completes_flows: bool
+    argument_choices: list[str] = field(default_factory=list)
+
+
+def _value_kind(param: Any) -> tuple[list[str], bool]:
+    """(fixed choices, completes file names) of an option's value, for Typer 0.29+ and older."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        annotation = descriptor.annotation
+        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+            return [str(member.value) for member in annotation], False
+        return [], isinstance(annotation, type) and issubclass(annotation, PurePath)
+    kind = getattr(param, "type", None)
+    return [str(c) for c in getattr(kind, "choices", [])], type(kind).__name__ in ("Path", "File")
 
 
 def command_tree(root: Any) -> list[CommandSpec]:
@@ -46,19 +60,21 @@ def command_tree(root: Any) -> list[CommandSpec]:
     def visit(command: Any, path: str) -> None:
         options = []
         flows = False
+        argument_choices: list[str] = []
         for param in command.params:
             if getattr(param, "hidden", False):
                 continue
             if param.param_type_name == "argument":
                 flows = flows or param.name in _FLOW_ARGUMENTS
+                argument_choices += _value_kind(param)[0]
                 continue
-            type_name = type(param.type).__name__
+            choices, is_path = _value_kind(param)
             options.append(
                 OptionSpec(
                     names=[*param.opts, *param.secondary_opts],
                     takes_value=not param.is_flag and not getattr(param, "count", False),
-                    choices=[str(c) for c in getattr(param.type, "choices", [])],
-                    is_path=type_name in ("Path", "File"),
+                    choices=choices,
+                    is_path=is_path,
                     help=(param.help or "").split(". ")[0].rstrip("."),
                 )
             )
@@ -75,6 +91,7 @@ def command_tree(root: Any) -> list[CommandSpec]:
                 options=options,
                 subcommands=sorted(subcommands),
                 completes_flows=flows,
+                argument_choices=argument_choices,
             )
         )
         for name in sorted(subcommands):
@@ -112,6 +129,9 @@ def _posix_helpers(specs: list[CommandSpec]) -> str:
                 values.append((keys, f"echo {_FILES_MARK}"))
     takes_value.append(("*", "return 1"))
     flows = [(shlex.quote(s.path), "command mfproj __complete flows 2>/dev/null") for s in specs if s.completes_flows]
+    flows += [
+        (shlex.quote(s.path), f"echo {shlex.quote(' '.join(s.argument_choices))}") for s in specs if s.argument_choices
+    ]
     parts = [
         _case_table("commands", commands or [("*", ":")]),
         _case_table("options", options),
@@ -249,6 +269,8 @@ def _fish(specs: list[CommandSpec]) -> str:
             lines.append(
                 f"complete -c mfproj -n {shlex.quote(cond)} {' '.join(flags)}{extra} -d {shlex.quote(option.help)}"
             )
+        if spec.argument_choices:
+            lines.append(f"complete -c mfproj -n {shlex.quote(cond)} -a {shlex.quote(' '.join(spec.argument_choices))}")
         if spec.completes_flows:
             lines.append(
                 f"complete -c mfproj -n {shlex.quote(cond)} -a '(command mfproj __complete flows 2>/dev/null)'"
@@ -275,8 +297,6 @@ def register(app: "typer.Typer") -> None:
     import typer
 
     from mfproj.cli import output
-
-    import enum
 
     shell_type = enum.Enum("Shell", {name: name for name in SHELLS}, type=str)  # type: ignore[misc]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 
 from mfproj import __version__
 
@@ -17,7 +18,7 @@ _GLOBAL_VALUE = {"--manifest", "-m"}
 _GLOBAL_FLAGS = {"--no-color", "--debug"}
 
 
-def _split_value(args: list[str], index: int, names: set[str]) -> tuple[str, str | None, int] | None:
+def _split_value(args: list[str], index: int, names: set[str]) -> tuple[str, str, int] | None:
     """Recognizes `--opt value`, `--opt=value` and `-xvalue`; returns (name, value, next index)."""
     word = args[index]
     for name in names:
@@ -67,49 +68,50 @@ def try_run(args: list[str]) -> int | None:
 
     output.set_no_color(no_color)
     try:
-        return names.run(manifest_path=manifest_path, **parsed)
+        return names.run(
+            manifest_path=manifest_path,
+            flows=parsed.flows or None,
+            branch=parsed.branch,
+            production=parsed.production,
+            output_format=parsed.output_format,
+            strict=parsed.strict,
+        )
     except MfprojError as exc:
         return output.report_error(exc, debug=debug)
 
 
-def _parse_names(rest: list[str]) -> dict[str, object] | None:
-    flows: list[str] = []
+@dataclass
+class _NamesArgs:
+    flows: list[str] = field(default_factory=list)
     branch: str | None = None
     production: bool | None = None
-    output_format = "table"
-    strict = False
+    output_format: str = "table"
+    strict: bool = False
+
+
+def _parse_names(rest: list[str]) -> _NamesArgs | None:
+    parsed = _NamesArgs()
+    flags = {
+        "--production": ("production", True),
+        "--no-production": ("production", False),
+        "--strict": ("strict", True),
+    }
     index = 0
     while index < len(rest):
         word = rest[index]
         if not word.startswith("-"):
-            flows.append(word)
+            parsed.flows.append(word)
             index += 1
-            continue
-        if word == "--production":
-            production, index = True, index + 1
-            continue
-        if word == "--no-production":
-            production, index = False, index + 1
-            continue
-        if word == "--strict":
-            strict, index = True, index + 1
-            continue
-        found = _split_value(rest, index, {"--branch", "-b"})
-        if found is not None:
-            branch, index = found[1], found[2]
-            continue
-        found = _split_value(rest, index, {"--output", "-o"})
-        if found is not None and found[1] is not None and found[1].lower() in ("table", "json"):
-            output_format, index = found[1].lower(), found[2]
-            continue
-        return None  # help, unknown options and bad values: Typer explains them
-    return {
-        "flows": flows or None,
-        "branch": branch,
-        "production": production,
-        "output_format": output_format,
-        "strict": strict,
-    }
+        elif word in flags:
+            setattr(parsed, *flags[word])
+            index += 1
+        elif (found := _split_value(rest, index, {"--branch", "-b"})) is not None:
+            parsed.branch, index = found[1], found[2]
+        elif (found := _split_value(rest, index, {"--output", "-o"})) is not None and found[1] in ("table", "json"):
+            parsed.output_format, index = found[1], found[2]
+        else:
+            return None  # help, unknown options and bad values: Typer explains them
+    return parsed
 
 
 def _complete(rest: list[str], manifest_path: str | None) -> int:

@@ -1,6 +1,5 @@
 """`mfproj init`: write a starter manifest and templates for one flow."""
 
-
 import json
 import os
 import re

@@ -1,6 +1,5 @@
 """`mfproj names`: every deployment name of the selected branch, computed locally (no network)."""
 
-
 from typing import TYPE_CHECKING
 
 from mfproj import identity, manifest, project, tokens

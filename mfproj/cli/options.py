@@ -15,15 +15,14 @@ class OutputFormat(str, enum.Enum):
 
 FlowArguments = Annotated[
     Optional[list[str]],  # noqa: UP045 - Typer inspects this annotation at run time on Python 3.10
-    typer.Argument(help="Flows to act on (default: every flow in the manifest).", show_default=False),
+    typer.Argument(help="Flows to act on (default: every flow in the manifest).", show_default=False, metavar="FLOW"),
 ]
 Branch = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
         "--branch",
         "-b",
-        help="Custom branch: test.<BRANCH>, or prod.<BRANCH> with --production. "
-        "[env: MFPROJ_BRANCH, METAFLOW_BRANCH]",
+        help="Custom branch: test.<BRANCH>, or prod.<BRANCH> with --production. [env: MFPROJ_BRANCH, METAFLOW_BRANCH]",
         show_default=False,
     ),
 ]

@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both work on a fresh machine
+# with Python >= 3.10: they create .venv and install into it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXAMPLE := examples/example_project
+
+.PHONY: demo test lint completions bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	@echo "== names of the example project (user branch, a custom branch, production)"
+	cd $(EXAMPLE) && METAFLOW_USER=$${METAFLOW_USER:-alice} ../../$(BIN)/mfproj names
+	cd $(EXAMPLE) && METAFLOW_USER=$${METAFLOW_USER:-alice} ../../$(BIN)/mfproj names --branch better_version
+	cd $(EXAMPLE) && METAFLOW_USER=$${METAFLOW_USER:-alice} ../../$(BIN)/mfproj names --production -o json
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check mfproj tests scripts bench
+	$(BIN)/ruff format --check mfproj tests scripts bench
+	$(BIN)/mypy
+
+completions: $(VENV)/.installed
+	$(BIN)/python scripts/gen_completions.py
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

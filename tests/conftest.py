@@ -1,0 +1,102 @@
+"""Shared fixtures: a clean environment per test and a helper that runs the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Variables that change mfproj's answers; every test starts without them.
+_ISOLATED_PREFIXES = ("METAFLOW_", "MFPROJ_", "AWS_")
+_ISOLATED_NAMES = ("USER", "USERNAME", "SUDO_USER", "LOGNAME", "NO_COLOR", "CI", "KUBECONFIG")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES) or name in _ISOLATED_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Runs `python -m mfproj ARGS` in a subprocess with the test's environment plus `env`."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: str | None = None) -> Result:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        done = subprocess.run(
+            [sys.executable, "-m", "mfproj", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=cwd or tmp_path,
+            input=stdin,
+            timeout=60,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def write_manifest(directory: Path, body: str, *, templates: bool = True) -> Path:
+    """Writes mfproj.toml (dedented) and, if asked, empty templates for every referenced file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "mfproj.toml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    if templates:
+        from mfproj.manifest import tomllib
+
+        data = tomllib.loads(path.read_text())
+        for flow in data.get("flows", []):
+            for key in ("step_functions", "argo_workflows"):
+                if isinstance(flow.get(key), str):
+                    template = directory / flow[key]
+                    template.parent.mkdir(parents=True, exist_ok=True)
+                    template.write_text("{}\n")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A two-flow project in tmp_path; returns the manifest path."""
+    return write_manifest(
+        tmp_path,
+        """
+        [project]
+        name = "myproj"
+
+        [[flows]]
+        name = "HelloFlow"
+        step_functions = "flows/hello.asl.json"
+        argo_workflows = "flows/hello.yaml"
+
+        [[flows]]
+        name = "NightlyFlow"
+        step_functions = "flows/nightly.asl.json"
+        schedule = "0 3 * * *"
+        """,
+    )
