@@ -203,10 +203,15 @@ def test_every_name_is_valid_for_its_backend_or_a_problem_is_reported(
         assert problem.rule and problem.name and problem.hint
 
 
-@settings(max_examples=300, deadline=None)
-@given(project=identifiers, flow=flow_names, prefix=prefixes)
-def test_names_without_user_input_are_always_valid(project: str, flow: str, prefix: str | None) -> None:
-    # Branches made of [a-z0-9_] and flows of Python identifiers never need a hint: the rules hold.
+@settings(max_examples=500, deadline=None)
+@given(
+    project=st.from_regex(r"[a-z]([a-z0-9_]{0,60}[a-z0-9])?", fullmatch=True),
+    flow=st.from_regex(r"[A-Za-z]([A-Za-z0-9_]{0,60}[A-Za-z0-9])?", fullmatch=True),
+    prefix=prefixes,
+)
+def test_letter_led_names_are_always_valid_on_argo(project: str, flow: str, prefix: str | None) -> None:
+    # Names that start with a letter and end with a letter or digit survive Argo's shortening intact.
+    # (Others may not: a flow named `_` gives `p.prod.`, which the check reports.)
     for branch in ("prod", "test.feature_x", "user.alice"):
         names = naming.flow_names(project, branch, flow, state_machine_prefix=prefix)
         assert not naming.name_problems(names, branch=branch, backends=["argo_workflows"], scheduled=True)
