@@ -4,7 +4,8 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion init names' ;;
+        '') echo 'completion init names token' ;;
+        token) echo 'authorize forget list share show' ;;
     esac
 }
 
@@ -14,6 +15,12 @@ _mfproj_options() {
         completion) echo '--help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--branch -b --production --no-production --output -o --strict --help -h' ;;
+        token) echo '--help -h' ;;
+        'token authorize') echo '--branch -b --production --no-production --from-env --from-file --output -o --help -h' ;;
+        'token forget') echo '--branch -b --production --no-production --all --yes -y --output -o --help -h' ;;
+        'token list') echo '--output -o --help -h' ;;
+        'token share') echo '--branch -b --production --no-production --output -o --help -h' ;;
+        'token show') echo '--branch -b --production --no-production --reveal --output -o --help -h' ;;
     esac
 }
 
@@ -25,6 +32,17 @@ _mfproj_takes_value() {
         init:--dir) return 0 ;;
         names:--branch|names:-b) return 0 ;;
         names:--output|names:-o) return 0 ;;
+        'token authorize:--branch'|'token authorize:-b') return 0 ;;
+        'token authorize:--from-env') return 0 ;;
+        'token authorize:--from-file') return 0 ;;
+        'token authorize:--output'|'token authorize:-o') return 0 ;;
+        'token forget:--branch'|'token forget:-b') return 0 ;;
+        'token forget:--output'|'token forget:-o') return 0 ;;
+        'token list:--output'|'token list:-o') return 0 ;;
+        'token share:--branch'|'token share:-b') return 0 ;;
+        'token share:--output'|'token share:-o') return 0 ;;
+        'token show:--branch'|'token show:-b') return 0 ;;
+        'token show:--output'|'token show:-o') return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -34,6 +52,12 @@ _mfproj_values() {
         :--manifest|:-m) echo __files__ ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
+        'token authorize:--from-file') echo __files__ ;;
+        'token authorize:--output'|'token authorize:-o') echo 'table json' ;;
+        'token forget:--output'|'token forget:-o') echo 'table json' ;;
+        'token list:--output'|'token list:-o') echo 'table json' ;;
+        'token share:--output'|'token share:-o') echo 'table json' ;;
+        'token show:--output'|'token show:-o') echo 'table json' ;;
     esac
 }
 

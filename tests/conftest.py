@@ -27,8 +27,29 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("METAFLOW_TOKEN_HOME", str(tmp_path / "keyring"))
     monkeypatch.chdir(tmp_path)
     yield
+
+
+def stored_tokens(home: Path) -> set[str]:
+    """Every production token in a keyring directory (for the secrets guard)."""
+    found = set()
+    if home.is_dir():
+        for path in home.iterdir():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("production_token"), str):
+                found.add(data["production_token"])
+    return found
+
+
+@pytest.fixture
+def secrets() -> set[str]:
+    """Tokens a test knows about; `cli` fails the test if one shows up in output it did not ask for."""
+    return set()
 
 
 @dataclass
@@ -42,12 +63,24 @@ class Result:
 
 
 @pytest.fixture
-def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Runs `python -m mfproj ARGS` in a subprocess with the test's environment plus `env`."""
+def cli(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
+    """Runs `python -m mfproj ARGS` in a subprocess with the test's environment plus `env`.
 
-    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: str | None = None) -> Result:
+    The secrets guard: no token known to the test, or stored in the keyring before or after the
+    command, may appear in stdout or stderr unless the call says `reveal=True`.
+    """
+
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: str | None = None,
+        reveal: bool = False,
+    ) -> Result:
         full_env = dict(os.environ)
         full_env.update(env or {})
+        keyring = Path(full_env.get("METAFLOW_TOKEN_HOME") or full_env.get("METAFLOW_HOME") or tmp_path / "none")
+        known = secrets | stored_tokens(keyring)
         done = subprocess.run(
             [sys.executable, "-m", "mfproj", *args],
             capture_output=True,
@@ -57,6 +90,11 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
             input=stdin,
             timeout=60,
         )
+        if not reveal:
+            for token in known | stored_tokens(keyring):
+                for stream, text in (("stdout", done.stdout), ("stderr", done.stderr)):
+                    if token in text:
+                        pytest.fail(f"mfproj {' '.join(args)} printed a production token on {stream}: {text!r}")
         return Result(done.returncode, done.stdout, done.stderr)
 
     return run

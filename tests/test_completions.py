@@ -56,7 +56,9 @@ def fake_path(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake_path: Path) -> None:
-    assert _bash_complete("mfproj ", tmp_path, fake_path) == ["completion", "init", "names"]
+    assert _bash_complete("mfproj ", tmp_path, fake_path) == ["completion", "init", "names", "token"]
+    assert _bash_complete("mfproj token ", tmp_path, fake_path) == ["authorize", "forget", "list", "share", "show"]
+    assert "--reveal" in _bash_complete("mfproj token show --", tmp_path, fake_path)
     assert _bash_complete("mfproj na", tmp_path, fake_path) == ["names"]
     assert "--branch" in _bash_complete("mfproj names --", tmp_path, fake_path)
     assert _bash_complete("mfproj names -o ", tmp_path, fake_path) == ["table", "json"]
@@ -86,3 +88,21 @@ def test_zsh_script_parses() -> None:
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_script_parses() -> None:
     subprocess.run(["fish", "--no-execute", str(ROOT / "completions" / "mfproj.fish")], check=True, timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completes_commands_and_choices() -> None:
+    script = ROOT / "completions" / "mfproj.fish"
+
+    def complete(line: str) -> list[str]:
+        done = subprocess.run(
+            ["fish", "--no-config", "-c", f"source {script}; complete -C '{line}'"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return [row.split("\t")[0] for row in done.stdout.splitlines()]
+
+    assert complete("mfproj ") == ["completion", "init", "names", "token"]
+    assert complete("mfproj token ") == ["authorize", "forget", "list", "share", "show"]
+    assert complete("mfproj names -o ") == ["json", "table"]

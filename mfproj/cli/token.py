@@ -1,0 +1,289 @@
+"""`mfproj token`: list, show, share, authorize and forget production tokens in the local keyring."""
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mfproj import identity, manifest, tokens
+from mfproj.cli import output
+from mfproj.errors import NotFoundError, UsageError, ValidationError
+
+if TYPE_CHECKING:
+    import typer
+
+
+def branch_options(branch: str) -> str:
+    """The options that select `branch` again (for hints): `--production --branch x`, or ''."""
+    if branch == "prod":
+        return "--production"
+    if branch.startswith("prod."):
+        return f"--production --branch {branch[len('prod.') :]}"
+    if branch.startswith("test."):
+        return f"--branch {branch[len('test.') :]}"
+    return ""
+
+
+def _target(manifest_path: str | None, branch: str | None, production: bool | None) -> identity.Target:
+    loaded = manifest.load(manifest_path)
+    return identity.select_target(loaded.project, branch=branch, production=production)
+
+
+def _describe(stored: tokens.StoredToken, *, reveal: bool = False) -> dict[str, Any]:
+    return {
+        "token_prefix": stored.token_prefix,
+        "project": stored.project,
+        "branch": stored.branch,
+        "token": stored.token if reveal else tokens.mask(stored.token),
+        "revealed": reveal,
+        "stored_at": stored.stored_at,
+        "source": stored.source,
+        "path": str(stored.path),
+    }
+
+
+def run_list(output_format: str) -> int:
+    entries = tokens.Keyring().entries()
+    if output_format == "json":
+        output.emit_json([_describe(e) for e in entries])
+        return 0
+    if not entries:
+        output.info(f"no tokens in {tokens.keyring_home()}")
+        return 0
+    output.table(
+        None,
+        ["token prefix", "project", "branch", "token", "stored", "source"],
+        [
+            [
+                e.token_prefix,
+                e.project or "?",
+                e.branch or "?",
+                tokens.mask(e.token),
+                e.stored_at or "?",
+                e.source or "?",
+            ]
+            for e in entries
+        ],
+    )
+    return 0
+
+
+def _require(target: identity.Target) -> tokens.StoredToken:
+    stored = tokens.Keyring().load(target.token_prefix)
+    if stored is None or stored.token is None:
+        options = branch_options(target.branch)
+        raise NotFoundError(
+            f"no production token stored for {target.project} {target.branch} ({target.token_prefix})",
+            hint="get a share string from a teammate and run "
+            f"'mfproj token authorize{' ' + options if options else ''} -'",
+        )
+    return stored
+
+
+def run_show(target: identity.Target, *, reveal: bool, output_format: str) -> int:
+    stored = _require(target)
+    described = _describe(stored, reveal=reveal)
+    described.update(project=target.project, branch=target.branch)
+    if output_format == "json":
+        output.emit_json(described)
+    elif reveal:
+        print(stored.token)
+    else:
+        output.info(f"{target.project} {target.branch} ({target.token_prefix}); --reveal prints the token")
+        print(described["token"])
+    return 0
+
+
+def run_share(target: identity.Target, *, output_format: str) -> int:
+    stored = _require(target)
+    assert stored.token is not None
+    share = tokens.encode_share(tokens.Share(target.project, target.branch, target.token_prefix, stored.token))
+    if output_format == "json":
+        output.emit_json(
+            {"share": share, "project": target.project, "branch": target.branch, "token_prefix": target.token_prefix}
+        )
+        return 0
+    print(share)
+    if sys.stdout.isatty():
+        options = branch_options(target.branch)
+        command = f"mfproj token authorize{' ' + options if options else ''} -"
+        output.info(
+            f"\nThis string carries the production token of {target.project} {target.branch}; send it privately."
+            f"\nThe receiver runs:  {command}\nand pastes it (CI: store the string as a secret and set "
+            f"{tokens.TOKEN_VARIABLE}, or run 'mfproj token authorize --from-env VAR')."
+        )
+    return 0
+
+
+def _read_value(value: str | None, from_env: str | None, from_file: Path | None) -> tuple[str, str]:
+    given = [v for v in (value, from_env, from_file) if v is not None]
+    if len(given) != 1:
+        raise UsageError(
+            "give the token exactly one way: VALUE, '-' (standard input), --from-env VAR or --from-file PATH"
+        )
+    if from_env is not None:
+        raw = os.environ.get(from_env)
+        if not raw:
+            raise ValidationError(f"--from-env: the variable {from_env} is unset or empty")
+        return raw, f"env:{from_env}"
+    if from_file is not None:
+        try:
+            return from_file.read_text(encoding="utf-8"), "file"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"--from-file: cannot read {from_file}: {exc}") from None
+    if value == "-":
+        if output.is_interactive():
+            output.info("paste the share string or token, then press Enter:")
+            return sys.stdin.readline(), "stdin"
+        return sys.stdin.read(), "stdin"
+    assert value is not None
+    return value, "argument"
+
+
+def parse_offer(raw: str, target: identity.Target) -> tuple[str, str]:
+    """(token, kind) from a share string or a bare token; refuses tokens of another project or branch."""
+    text = raw.strip()
+    if not text:
+        raise ValidationError("no token given (the input was empty)")
+    if tokens.is_share_string(text):
+        share = tokens.decode_share(text)
+        if (share.project, share.branch) != (
+            target.project,
+            target.branch,
+        ) or share.token_prefix != target.token_prefix:
+            options = branch_options(share.branch)
+            raise ValidationError(
+                f"this share string is for {share.project} {share.branch}, not {target.project} {target.branch}",
+                hint=(
+                    f"run 'mfproj token authorize{' ' + options if options else ''} -' instead"
+                    if share.project == target.project
+                    else f"run it in the {share.project} project, next to its mfproj.toml"
+                ),
+            )
+        return share.token, "share"
+    token = tokens.validate_token(tokens.strip_namespace(text))
+    if not token.startswith(target.token_prefix + "-"):
+        raise ValidationError(
+            f"this token does not belong to {target.project} {target.branch} "
+            f"(its tokens start with {target.token_prefix}-)",
+            hint="check --branch / --production, or ask for a share string, which names its branch",
+        )
+    return token, "token"
+
+
+def run_authorize(
+    target: identity.Target,
+    *,
+    value: str | None,
+    from_env: str | None,
+    from_file: Path | None,
+    output_format: str,
+) -> int:
+    raw, origin = _read_value(value, from_env, from_file)
+    token, kind = parse_offer(raw, target)
+    stored = tokens.Keyring().store(
+        target.token_prefix, token, project=target.project, branch=target.branch, source=f"{kind}:{origin}"
+    )
+    if output_format == "json":
+        output.emit_json(_describe(stored))
+    else:
+        output.info(f"stored the production token for {target.project} {target.branch} in {stored.path}")
+        if origin == "argument":
+            output.warn("a token on the command line lands in your shell history; next time use '-' or --from-env")
+    return 0
+
+
+def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_format: str) -> int:
+    keyring = tokens.Keyring()
+    prefixes = [e.token_prefix for e in keyring.entries()] if everything else [target.token_prefix]
+    if everything and prefixes and not yes:
+        if not output.is_interactive():
+            raise UsageError(f"--all would forget {len(prefixes)} tokens; pass --yes to confirm")
+        output.info(f"forget {len(prefixes)} tokens in {keyring.home}? [y/N] ")
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            output.info("nothing forgotten")
+            return 0
+    forgotten = [p for p in prefixes if keyring.forget(p)]
+    if output_format == "json":
+        output.emit_json({"forgotten": forgotten})
+    elif not forgotten:
+        output.info("no stored token to forget")
+    else:
+        for prefix in forgotten:
+            output.info(f"forgot {prefix}")
+    if not everything and not forgotten:
+        raise NotFoundError(f"no production token stored for {target.project} {target.branch}")
+    return 0
+
+
+def register(app: "typer.Typer") -> None:
+    import typer
+
+    from mfproj.cli import options
+
+    group = typer.Typer(help="Production tokens in the local keyring: list, show, share, authorize, forget.")
+    app.add_typer(group, name="token")
+
+    @group.command("list")
+    def list_command(output_format: options.Output = options.OutputFormat.table) -> None:
+        """Every stored token prefix, with project and branch where known; tokens masked."""
+        raise typer.Exit(run_list(output_format.value))
+
+    @group.command("show")
+    def show_command(
+        ctx: typer.Context,
+        branch: options.Branch = None,
+        production: options.Production = None,
+        reveal: bool = typer.Option(False, "--reveal", help="Print the whole token."),
+        output_format: options.Output = options.OutputFormat.table,
+    ) -> None:
+        """The selected branch's stored token, masked unless --reveal."""
+        target = _target(options.manifest_path(ctx), branch, production)
+        raise typer.Exit(run_show(target, reveal=reveal, output_format=output_format.value))
+
+    @group.command("share")
+    def share_command(
+        ctx: typer.Context,
+        branch: options.Branch = None,
+        production: options.Production = None,
+        output_format: options.Output = options.OutputFormat.table,
+    ) -> None:
+        """One copy-paste string with project, branch and token, checksummed; bare when piped."""
+        target = _target(options.manifest_path(ctx), branch, production)
+        raise typer.Exit(run_share(target, output_format=output_format.value))
+
+    @group.command("authorize")
+    def authorize_command(
+        ctx: typer.Context,
+        value: str = typer.Argument(
+            None, metavar="[VALUE|-]", help="A share string or a token; '-' reads standard input.", show_default=False
+        ),
+        branch: options.Branch = None,
+        production: options.Production = None,
+        from_env: str = typer.Option(None, "--from-env", metavar="VAR", help="Read the token from this variable."),
+        from_file: Path = typer.Option(None, "--from-file", metavar="PATH", help="Read the token from this file."),
+        output_format: options.Output = options.OutputFormat.table,
+    ) -> None:
+        """Store a teammate's token for the selected branch (checked against its project and branch)."""
+        target = _target(options.manifest_path(ctx), branch, production)
+        raise typer.Exit(
+            run_authorize(
+                target, value=value, from_env=from_env, from_file=from_file, output_format=output_format.value
+            )
+        )
+
+    @group.command("forget")
+    def forget_command(
+        ctx: typer.Context,
+        branch: options.Branch = None,
+        production: options.Production = None,
+        everything: bool = typer.Option(False, "--all", help="Forget every token in the keyring."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+        output_format: options.Output = options.OutputFormat.table,
+    ) -> None:
+        """Remove the selected branch's token (or all tokens) from the keyring."""
+        if everything:
+            target = identity.Target("", None, "", False, False, "")
+        else:
+            target = _target(options.manifest_path(ctx), branch, production)
+        raise typer.Exit(run_forget(target, everything=everything, yes=yes, output_format=output_format.value))
