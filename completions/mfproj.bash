@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion init names token' ;;
+        '') echo 'completion delete deploy init names token trigger' ;;
         token) echo 'authorize forget list share show' ;;
     esac
 }
@@ -13,6 +13,8 @@ _mfproj_options() {
     case "$1" in
         '') echo '--manifest -m --no-color --debug --version --help -h' ;;
         completion) echo '--help -h' ;;
+        delete) echo '--backend --branch -b --production --no-production --authorize --authorize-file --yes -y --profile --output -o --help -h' ;;
+        deploy) echo '--backend --branch -b --production --no-production --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--branch -b --production --no-production --output -o --strict --help -h' ;;
         token) echo '--help -h' ;;
@@ -21,12 +23,26 @@ _mfproj_options() {
         'token list') echo '--output -o --help -h' ;;
         'token share') echo '--branch -b --production --no-production --output -o --help -h' ;;
         'token show') echo '--branch -b --production --no-production --reveal --output -o --help -h' ;;
+        trigger) echo '--backend --branch -b --production --no-production --tag --param --input-file --wait --timeout --profile --output -o --help -h' ;;
     esac
 }
 
 _mfproj_takes_value() {
     case "$1:$2" in
         :--manifest|:-m) return 0 ;;
+        delete:--backend) return 0 ;;
+        delete:--branch|delete:-b) return 0 ;;
+        delete:--authorize) return 0 ;;
+        delete:--authorize-file) return 0 ;;
+        delete:--profile) return 0 ;;
+        delete:--output|delete:-o) return 0 ;;
+        deploy:--backend) return 0 ;;
+        deploy:--branch|deploy:-b) return 0 ;;
+        deploy:--authorize) return 0 ;;
+        deploy:--authorize-file) return 0 ;;
+        deploy:--tag) return 0 ;;
+        deploy:--profile) return 0 ;;
+        deploy:--output|deploy:-o) return 0 ;;
         init:--project) return 0 ;;
         init:--flow) return 0 ;;
         init:--dir) return 0 ;;
@@ -43,6 +59,14 @@ _mfproj_takes_value() {
         'token share:--output'|'token share:-o') return 0 ;;
         'token show:--branch'|'token show:-b') return 0 ;;
         'token show:--output'|'token show:-o') return 0 ;;
+        trigger:--backend) return 0 ;;
+        trigger:--branch|trigger:-b) return 0 ;;
+        trigger:--tag) return 0 ;;
+        trigger:--param) return 0 ;;
+        trigger:--input-file) return 0 ;;
+        trigger:--timeout) return 0 ;;
+        trigger:--profile) return 0 ;;
+        trigger:--output|trigger:-o) return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -50,6 +74,10 @@ _mfproj_takes_value() {
 _mfproj_values() {
     case "$1:$2" in
         :--manifest|:-m) echo __files__ ;;
+        delete:--authorize-file) echo __files__ ;;
+        delete:--output|delete:-o) echo 'table json' ;;
+        deploy:--authorize-file) echo __files__ ;;
+        deploy:--output|deploy:-o) echo 'table json' ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
         'token authorize:--from-file') echo __files__ ;;
@@ -58,12 +86,18 @@ _mfproj_values() {
         'token list:--output'|'token list:-o') echo 'table json' ;;
         'token share:--output'|'token share:-o') echo 'table json' ;;
         'token show:--output'|'token show:-o') echo 'table json' ;;
+        trigger:--backend) echo 'step-functions argo-workflows' ;;
+        trigger:--input-file) echo __files__ ;;
+        trigger:--output|trigger:-o) echo 'table json' ;;
     esac
 }
 
 _mfproj_arguments() {
     case "$1" in
+        delete) command mfproj __complete flows 2>/dev/null ;;
+        deploy) command mfproj __complete flows 2>/dev/null ;;
         names) command mfproj __complete flows 2>/dev/null ;;
+        trigger) command mfproj __complete flows 2>/dev/null ;;
         completion) echo 'bash zsh fish' ;;
     esac
 }

@@ -138,3 +138,14 @@ def select_target(
         is_production=naming.is_production(production=production),
         token_prefix=naming.token_prefix(project, name),
     )
+
+
+def branch_options(branch: str) -> str:
+    """The options that select `branch` again, for hints: `--production --branch x`, or '' (user branch)."""
+    if branch == "prod":
+        return "--production"
+    if branch.startswith("prod."):
+        return f"--production --branch {branch[len('prod.') :]}"
+    if branch.startswith("test."):
+        return f"--branch {branch[len('test.') :]}"
+    return ""

@@ -138,3 +138,39 @@ def project(tmp_path: Path) -> Path:
         schedule = "0 3 * * *"
         """,
     )
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Any]:
+    from tests.emulators import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A clean emulator for this test, with the environment pointing at it."""
+    moto_server.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    yield moto_server
+
+
+@pytest.fixture
+def sfn(aws: Any) -> Any:
+    import boto3
+
+    return boto3.client("stepfunctions", endpoint_url=aws.url, region_name="us-east-1")
+
+
+@pytest.fixture
+def events(aws: Any) -> Any:
+    import boto3
+
+    return boto3.client("events", endpoint_url=aws.url, region_name="us-east-1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -11,6 +12,11 @@ import typer
 class OutputFormat(str, enum.Enum):
     table = "table"
     json = "json"
+
+
+class BackendName(str, enum.Enum):
+    step_functions = "step-functions"
+    argo_workflows = "argo-workflows"
 
 
 FlowArguments = Annotated[
@@ -37,6 +43,44 @@ Production = Annotated[
 Output = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", help="table for people, json for scripts.", case_sensitive=False),
+]
+
+
+Backends = Annotated[
+    Optional[list[BackendName]],  # noqa: UP045
+    typer.Option(
+        "--backend",
+        help="Only this backend (repeatable). Default: every backend the flow has a template for.",
+        show_default=False,
+    ),
+]
+Backend = Annotated[
+    Optional[BackendName],  # noqa: UP045
+    typer.Option("--backend", help="The backend, when the flow is on more than one.", show_default=False),
+]
+Authorize = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--authorize",
+        metavar="TOKEN",
+        help="The deployment's production token (production:<token> accepted). "
+        "Also: MFPROJ_PRODUCTION_TOKEN, the keyring.",
+        show_default=False,
+    ),
+]
+AuthorizeFile = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--authorize-file",
+        metavar="PATH",
+        help="Read the production token (or a share string) from a file.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+Profile = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--profile", help="AWS profile. [env: AWS_PROFILE]", show_default=False),
 ]
 
 

@@ -86,3 +86,52 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str
     for row in rows:
         grid.add_row(*row)
     console.print(grid)
+
+
+class ProgressView:
+    """A live table of what each flow is doing, on stderr, only where a person watches.
+
+    `update` is called from worker threads; rich's Live refreshes from its own thread.
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty() and not os.environ.get("CI")
+        self._states: dict[tuple[str, str], str] = {}
+        self._live: Any = None
+        import threading
+
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ProgressView:
+        if self.enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(
+                self._render(),
+                console=Console(stderr=True, no_color=not use_color(sys.stderr)),
+                refresh_per_second=8,
+                transient=True,
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 2))
+        for (flow, backend), state in self._states.items():
+            grid.add_row(flow, backend.replace("_", " "), state)
+        return grid
+
+    def update(self, flow: str, backend: str, state: str) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._states[(flow, backend)] = state
+            if self._live is not None:
+                self._live.update(self._render())

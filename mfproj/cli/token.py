@@ -8,20 +8,10 @@ from typing import TYPE_CHECKING, Any
 from mfproj import identity, manifest, tokens
 from mfproj.cli import output
 from mfproj.errors import NotFoundError, UsageError, ValidationError
+from mfproj.identity import branch_options
 
 if TYPE_CHECKING:
     import typer
-
-
-def branch_options(branch: str) -> str:
-    """The options that select `branch` again (for hints): `--production --branch x`, or ''."""
-    if branch == "prod":
-        return "--production"
-    if branch.startswith("prod."):
-        return f"--production --branch {branch[len('prod.') :]}"
-    if branch.startswith("test."):
-        return f"--branch {branch[len('test.') :]}"
-    return ""
 
 
 def _target(manifest_path: str | None, branch: str | None, production: bool | None) -> identity.Target:

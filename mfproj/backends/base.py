@@ -1,0 +1,135 @@
+"""The protocol every backend implements, and the records that cross it.
+
+A backend turns a rendered deployment into API calls. It never decides *whether* a change is
+allowed (deploy.py does, with the authorization rules) and never imports the CLI.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mfproj.naming import FlowNames
+from mfproj.render import Context
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """What a deployment says about itself: who deployed it, under which token, for what."""
+
+    owner: str | None
+    production_token: str | None
+    project: str | None = None
+    branch: str | None = None
+    flow: str | None = None
+    project_flow_name: str | None = None
+    deployed_at: str | None = None
+    mfproj_version: str | None = None
+    principal: str | None = None
+    tags: tuple[str, ...] = ()
+    managed_by: str = "mfproj"  # "metaflow" for deployments made by the reference
+
+    def identity(self) -> tuple[str, str, str] | None:
+        if self.project and self.branch and self.flow:
+            return (self.project, self.branch, self.flow)
+        return None
+
+    def comparable(self) -> DeploymentRecord:
+        """Without the fields that change on every deploy, to tell "unchanged" from "update"."""
+        return replace(self, deployed_at=None, principal=None, mfproj_version=None)
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A deployment as read from the backend."""
+
+    backend: str
+    name: str
+    identifier: str  # ARN on Step Functions, object name on Argo
+    definition: Any
+    record: DeploymentRecord | None  # None: the object carries no owner or token (not ours)
+    schedule: str | None = None  # backend form, as deployed
+    details: dict[str, Any] = field(default_factory=dict)  # backend-specific, for updates and rollback
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A deployment as it should be after this run."""
+
+    flow: str
+    names: FlowNames
+    definition: Any
+    record: DeploymentRecord
+    schedule: str | None  # 5-field cron, or None
+    run_metadata: dict[str, Any]  # what scheduled runs carry in their input
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str  # the reference's form: sfn-<execution name>, argo-<workflow name>
+    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING
+    identifier: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("RUNNING", "PENDING")
+
+
+class Backend(abc.ABC):
+    """One workflow service. Implementations: step_functions.py, argo_workflows.py."""
+
+    name: str  # "step_functions"
+    label: str  # "Step Functions"
+    runtime: str  # the run tag: runtime:<runtime>
+
+    @abc.abstractmethod
+    def endpoint(self) -> str:
+        """Where requests go, for error messages."""
+
+    @abc.abstractmethod
+    def deployed_name(self, names: FlowNames) -> str: ...
+
+    @abc.abstractmethod
+    def render(self, template: Path, context: Context) -> Any:
+        """The backend's document for one flow, placeholders filled in."""
+
+    @abc.abstractmethod
+    def read(self, names: FlowNames) -> Existing | None:
+        """The deployment under these names, in a constant number of calls; None if there is none."""
+
+    @abc.abstractmethod
+    def changes(self, existing: Existing, desired: Desired) -> list[str]:
+        """What would change (empty: unchanged)."""
+
+    @abc.abstractmethod
+    def apply(self, desired: Desired, existing: Existing | None) -> Any:
+        """Create or update, all or nothing: on failure, what was changed is put back before raising.
+
+        Returns an undo token for `undo`, used when another flow of the same run fails later.
+        """
+
+    @abc.abstractmethod
+    def undo(self, desired: Desired, existing: Existing | None, applied: Any) -> None:
+        """Puts back what `apply` changed."""
+
+    @abc.abstractmethod
+    def delete(self, existing: Existing) -> None: ...
+
+    @abc.abstractmethod
+    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+        """How many runs of this deployment are still running (counted up to `limit`)."""
+
+    @abc.abstractmethod
+    def start(self, existing: Existing, payload: dict[str, Any], run_tags: list[str]) -> Run: ...
+
+    @abc.abstractmethod
+    def run(self, existing: Existing, run_id: str) -> Run: ...
+
+    def iter_runs(self, existing: Existing) -> Iterator[Run]:  # pragma: no cover - the runs issue
+        raise NotImplementedError

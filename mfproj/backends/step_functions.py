@@ -1,0 +1,633 @@
+"""AWS Step Functions (and EventBridge for schedules) through boto3.
+
+Finding a deployment costs a constant number of calls: the state machine's ARN is built from the
+partition, region and account (one STS call per process) and described; the reference instead pages
+through `list_state_machines`. Owner, token and identity live in the state machine's tags, encoded to
+fit AWS tag limits; deployments made by the reference are recognised by the values it writes into
+the start state of the definition.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as _dt
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mfproj import cron
+from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run
+from mfproj.errors import BackendError, ConflictError, NotFoundError, UsageError, ValidationError
+from mfproj.manifest import StepFunctionsSettings
+from mfproj.naming import FlowNames
+from mfproj.render import Context, load_json_template, render
+
+# --- tags: the deployment record, within AWS limits ---------------------------------------------
+
+TAG_PREFIX = "mfproj:"
+MAX_TAGS = 50
+MAX_TAG_VALUE = 256
+_SAFE_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]*$")
+_RECORD_FIELDS = (
+    "owner",
+    "production_token",
+    "project",
+    "branch",
+    "flow",
+    "project_flow_name",
+    "deployed_at",
+    "mfproj_version",
+    "principal",
+)
+
+
+class TagLimitError(ValidationError):
+    """The deployment record does not fit in the tags AWS allows on one resource."""
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+def _put(tags: dict[str, str], field: str, text: str) -> None:
+    """One value under `mfproj:<field>`: as is when AWS allows it, else base64url, split when long."""
+    key = TAG_PREFIX + field
+    if len(text) <= MAX_TAG_VALUE and _SAFE_TAG_VALUE.match(text) and not text.startswith(("b64:", "chunks:")):
+        tags[key] = text
+        return
+    encoded = "b64:" + _b64(text)
+    if len(encoded) <= MAX_TAG_VALUE:
+        tags[key] = encoded
+        return
+    chunks = [encoded[i : i + MAX_TAG_VALUE] for i in range(0, len(encoded), MAX_TAG_VALUE)]
+    tags[key] = f"chunks:{len(chunks)}"
+    for index, chunk in enumerate(chunks):
+        tags[f"{key}:{index}"] = chunk
+
+
+def _get(tags: Mapping[str, str], field: str) -> str | None:
+    key = TAG_PREFIX + field
+    value = tags.get(key)
+    if value is None:
+        return None
+    if value.startswith("chunks:") and value[len("chunks:") :].isdigit():
+        value = "".join(tags.get(f"{key}:{i}", "") for i in range(int(value[len("chunks:") :])))
+    if value.startswith("b64:"):
+        try:
+            return _unb64(value[len("b64:") :])
+        except ValueError:
+            return None
+    return value
+
+
+def encode_record(record: DeploymentRecord, *, foreign_tags: int = 0) -> dict[str, str]:
+    """The record as tags; raises TagLimitError (before any call) when it cannot fit."""
+    tags: dict[str, str] = {TAG_PREFIX + "managed-by": "mfproj"}
+    for field in _RECORD_FIELDS:
+        value = getattr(record, field)
+        if value is not None:
+            _put(tags, field, str(value))
+    if record.tags:
+        _put(tags, "tags", json.dumps(list(record.tags), ensure_ascii=False, separators=(",", ":")))
+    if len(tags) + foreign_tags > MAX_TAGS:
+        raise TagLimitError(
+            f"the deployment record needs {len(tags)} tags (AWS allows {MAX_TAGS} per state machine"
+            + (f", {foreign_tags} of them already used by others" if foreign_tags else "")
+            + ")",
+            hint="use fewer or shorter deployment tags (--tag and the manifest's tags)",
+        )
+    return tags
+
+
+def decode_record(tags: Mapping[str, str]) -> DeploymentRecord | None:
+    if TAG_PREFIX + "managed-by" not in tags:
+        return None
+    values = {field: _get(tags, field) for field in _RECORD_FIELDS}
+    tag_list: tuple[str, ...] = ()
+    raw_tags = _get(tags, "tags")
+    if raw_tags:
+        try:
+            parsed = json.loads(raw_tags)
+            tag_list = tuple(str(t) for t in parsed) if isinstance(parsed, list) else ()
+        except ValueError:
+            tag_list = ()
+    return DeploymentRecord(
+        owner=values["owner"],
+        production_token=values["production_token"],
+        project=values["project"],
+        branch=values["branch"],
+        flow=values["flow"],
+        project_flow_name=values["project_flow_name"],
+        deployed_at=values["deployed_at"],
+        mfproj_version=values["mfproj_version"],
+        principal=values["principal"],
+        tags=tag_list,
+    )
+
+
+def reference_record(definition: Any) -> DeploymentRecord | None:
+    """Owner and token where the reference keeps them: the start state of the definition."""
+    if not isinstance(definition, dict):
+        return None
+    state = definition.get("States", {}).get(definition.get("StartAt", ""), {})
+    if not isinstance(state, dict):
+        return None
+    parameters = state.get("Parameters", {})
+    owner = token = None
+    if isinstance(parameters, dict):
+        inner = parameters.get("Parameters", {})
+        if isinstance(inner, dict):
+            owner = inner.get("metaflow.owner")
+            token = inner.get("metaflow.production_token")
+        environment = parameters.get("ContainerOverrides", {}).get("Environment", [])
+        if isinstance(environment, list):
+            env = {e.get("Name"): e.get("Value") for e in environment if isinstance(e, dict)}
+            owner = owner or env.get("METAFLOW_OWNER")
+            token = token or env.get("METAFLOW_PRODUCTION_TOKEN")
+    if owner is None and token is None:
+        return None
+    return DeploymentRecord(
+        owner=str(owner) if owner not in (None, "None") else None,
+        production_token=str(token) if token not in (None, "None") else None,
+        managed_by="metaflow",
+    )
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+_DAY_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+
+
+def _expand_days(field: str) -> list[int]:
+    days: set[int] = set()
+    names = {name: index for index, name in enumerate(_DAY_NAMES)}
+    for item in field.split(","):
+        span, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            low, high = 0, 6
+        else:
+            ends = [names[v.upper()] if not v.isdigit() else int(v) for v in span.split("-")]
+            low, high = ends[0], ends[-1]
+            if step_text and len(ends) == 1:
+                high = 6
+        days.update(d % 7 for d in range(low, high + 1, step))
+    return sorted(days)
+
+
+def to_eventbridge(expression: str) -> str:
+    """A 5-field cron (UTC) as an EventBridge schedule: `cron(min hour dom month dow year)`."""
+    minute, hour, dom, month, dow = cron.validate_cron(expression).split()
+
+    def every(field: str, start: str) -> str:
+        return start + field[1:] if field.startswith("*/") else field
+
+    minute, hour = every(minute, "0"), every(hour, "0")
+    dom, month = every(dom, "1"), every(month, "1")
+    if dow == "*":
+        dow = "?"
+    elif dom == "*":
+        dom = "?"
+        days = _expand_days(dow)
+        dow = "*" if len(days) == 7 else ",".join(_DAY_NAMES[d] for d in days)
+        if dow == "*":
+            dom, dow = "*", "?"
+    else:
+        raise ValidationError(
+            f"schedule {expression!r} restricts both day of month and day of week, "
+            "which EventBridge cannot express (it needs one of them to be ?)",
+            hint="use '*' for one of the two fields",
+        )
+    return f"cron({minute} {hour} {dom} {month} {dow} *)"
+
+
+# --- the backend --------------------------------------------------------------------------------
+
+
+class StepFunctionsBackend(Backend):
+    name = "step_functions"
+    label = "Step Functions"
+    runtime = "step-functions"
+
+    def __init__(
+        self,
+        settings: StepFunctionsSettings,
+        *,
+        profile: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env = os.environ if env is None else env
+        self.profile = profile or self.env.get("AWS_PROFILE") or None
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._identity: dict[str, str] | None = None
+
+    # clients and errors
+
+    def region(self) -> str | None:
+        return self.settings.region or self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or None
+
+    def endpoint(self) -> str:
+        explicit = (
+            self.env.get("AWS_ENDPOINT_URL_STEPFUNCTIONS")
+            or self.env.get("AWS_ENDPOINT_URL_SFN")
+            or self.env.get("AWS_ENDPOINT_URL")
+        )
+        return explicit or f"https://states.{self.region() or '<region>'}.amazonaws.com"
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make_client(service)
+            return self._clients[service]
+
+    def _make_client(self, service: str) -> Any:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+
+        from mfproj import __version__
+
+        try:
+            session = boto3.session.Session(profile_name=self.profile, region_name=self.region())
+        except botocore.exceptions.ProfileNotFound:
+            raise UsageError(f"AWS profile {self.profile!r} not found", hint="check --profile / AWS_PROFILE") from None
+        if session.region_name is None:
+            raise UsageError(
+                "no AWS region: set [step_functions] region in the manifest, or AWS_REGION",
+            )
+        config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": int(self.env.get("MFPROJ_AWS_MAX_ATTEMPTS", "5"))},
+            connect_timeout=float(self.env.get("MFPROJ_AWS_CONNECT_TIMEOUT", "5")),
+            read_timeout=float(self.env.get("MFPROJ_AWS_READ_TIMEOUT", "30")),
+            user_agent_extra=f"mfproj/{__version__}",
+        )
+        endpoint = None
+        if service == "stepfunctions" and self.env.get("AWS_ENDPOINT_URL_STEPFUNCTIONS"):
+            endpoint = self.env["AWS_ENDPOINT_URL_STEPFUNCTIONS"]
+        return session.client(service, config=config, endpoint_url=endpoint)
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """botocore's exceptions as mfproj errors: one line that names the endpoint and what to do."""
+        import botocore.exceptions as bx
+
+        try:
+            yield
+        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as e:
+            raise BackendError(
+                f"cannot reach Step Functions at {self.endpoint()} while {doing}: {e}",
+                hint="check the network, the region and AWS_ENDPOINT_URL; then run the command again",
+            ) from None
+        except (bx.NoCredentialsError, bx.PartialCredentialsError):
+            raise BackendError(
+                f"no AWS credentials for {self.endpoint()} while {doing}",
+                hint="configure credentials (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID)",
+            ) from None
+        except bx.ClientError as e:
+            error = e.response.get("Error", {})
+            code = error.get("Code", "Error")
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            hint = (
+                "check your IAM permissions"
+                if code in ("AccessDeniedException", "AccessDenied")
+                else (
+                    "the service is busy or failing; wait and run the command again"
+                    if code in ("ThrottlingException", "TooManyRequestsException") or (status or 0) >= 500
+                    else None
+                )
+            )
+            raise BackendError(
+                f"Step Functions at {self.endpoint()} refused {doing}: {code}: {error.get('Message', '')}".rstrip(": "),
+                hint=hint,
+            ) from None
+        except bx.BotoCoreError as e:
+            raise BackendError(f"Step Functions at {self.endpoint()} failed while {doing}: {e}") from None
+
+    def identity(self) -> dict[str, str]:
+        """Account, partition and caller ARN: one STS call per process."""
+        with self._lock:
+            cached = self._identity
+        if cached is not None:
+            return cached
+        with self._errors("asking STS who you are"):
+            answer = self.client("sts").get_caller_identity()
+        arn = answer["Arn"]
+        found = {"account": answer["Account"], "arn": arn, "partition": arn.split(":")[1]}
+        with self._lock:
+            self._identity = found
+        return found
+
+    def state_machine_arn(self, name: str) -> str:
+        who = self.identity()
+        region = self.client("stepfunctions").meta.region_name
+        return f"arn:{who['partition']}:states:{region}:{who['account']}:stateMachine:{name}"
+
+    def principal(self) -> str:
+        return self.identity()["arn"]
+
+    # reading
+
+    def deployed_name(self, names: FlowNames) -> str:
+        return names.state_machine
+
+    def render(self, template: Path, context: Context) -> Any:
+        document = render(load_json_template(template), context, source=template)
+        if not isinstance(document, dict) or "StartAt" not in document or "States" not in document:
+            raise ValidationError(f"{template}: not an Amazon States Language document (needs StartAt and States)")
+        return document
+
+    def read(self, names: FlowNames) -> Existing | None:
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn(names.state_machine)
+        with self._errors(f"reading {names.state_machine}"):
+            try:
+                described = sfn.describe_state_machine(stateMachineArn=arn)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return None
+            tag_list = sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])
+        tags = {t["key"]: t["value"] for t in tag_list}
+        definition = described["definition"]
+        if isinstance(definition, str):  # AWS returns text; moto sometimes an object
+            with contextlib.suppress(ValueError):
+                definition = json.loads(definition)
+        record = decode_record(tags) or reference_record(definition)
+        rule = self._read_rule(names.eventbridge_rule)
+        return Existing(
+            backend=self.name,
+            name=names.state_machine,
+            identifier=arn,
+            definition=definition,
+            record=record,
+            schedule=rule["schedule"] if rule else None,
+            details={"role": described.get("roleArn"), "tags": tags, "rule": rule},
+        )
+
+    def _read_rule(self, rule_name: str) -> dict[str, Any] | None:
+        events = self.client("events")
+        with self._errors(f"reading the EventBridge rule {rule_name}"):
+            try:
+                rule = events.describe_rule(Name=rule_name)
+            except events.exceptions.ResourceNotFoundException:
+                return None
+            targets = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
+        return {
+            "name": rule_name,
+            "schedule": rule.get("ScheduleExpression"),
+            "state": rule.get("State"),
+            "description": rule.get("Description"),
+            "targets": targets,
+        }
+
+    # planning
+
+    def _desired_tags(self, desired: Desired, existing: Existing | None) -> dict[str, str]:
+        foreign = 0
+        if existing is not None:
+            foreign = sum(1 for key in existing.details.get("tags", {}) if not key.startswith(TAG_PREFIX))
+        return encode_record(desired.record, foreign_tags=foreign)
+
+    def _desired_target(self, desired: Desired, arn: str) -> dict[str, Any]:
+        return {
+            "Id": desired.names.eventbridge_rule[:64],
+            "Arn": arn,
+            "RoleArn": self._role(),
+            "Input": json.dumps({"Parameters": "{}", "mfproj": desired.run_metadata}, sort_keys=True),
+        }
+
+    def _role(self) -> str:
+        if not self.settings.role_arn:
+            raise UsageError(
+                "no IAM role for Step Functions: set [step_functions] role_arn in the manifest",
+                hint='for example role_arn = "arn:aws:iam::123456789012:role/sfn-exec"',
+            )
+        return self.settings.role_arn
+
+    def changes(self, existing: Existing, desired: Desired) -> list[str]:
+        found = []
+        if existing.definition != desired.definition:
+            found.append("definition")
+        if existing.details.get("role") != self._role():
+            found.append("role")
+        if existing.record is None or existing.record.comparable() != desired.record.comparable():
+            found.append("record")
+        wanted_schedule = to_eventbridge(desired.schedule) if desired.schedule else None
+        rule = existing.details.get("rule")
+        if wanted_schedule != existing.schedule:
+            found.append("schedule")
+        elif rule is not None and wanted_schedule is not None:
+            wanted_target = self._desired_target(desired, existing.identifier)
+            current = [t for t in rule.get("targets", []) if t.get("Id") == wanted_target["Id"]]
+            if (
+                not current
+                or any(current[0].get(k) != v for k, v in wanted_target.items())
+                or rule.get("state") != "ENABLED"
+            ):
+                found.append("schedule")
+        return found
+
+    # applying, with rollback
+
+    def apply(self, desired: Desired, existing: Existing | None) -> Any:
+        tags = self._desired_tags(desired, existing)
+        role = self._role()
+        schedule = to_eventbridge(desired.schedule) if desired.schedule else None
+        sfn = self.client("stepfunctions")
+        undo: list[tuple[str, Any]] = []
+        try:
+            with self._errors(f"deploying {desired.names.state_machine}"):
+                if existing is None:
+                    arn = sfn.create_state_machine(
+                        name=desired.names.state_machine,
+                        definition=json.dumps(desired.definition),
+                        roleArn=role,
+                        type="STANDARD",
+                        tags=[{"key": k, "value": v} for k, v in tags.items()],
+                    )["stateMachineArn"]
+                    undo.append(("created", arn))
+                else:
+                    arn = existing.identifier
+                    if existing.definition != desired.definition or existing.details.get("role") != role:
+                        sfn.update_state_machine(
+                            stateMachineArn=arn, definition=json.dumps(desired.definition), roleArn=role
+                        )
+                        undo.append(("updated", existing))
+                    self._retag(arn, existing.details.get("tags", {}), tags)
+                    undo.append(("tagged", existing))
+                self._apply_rule(desired, arn, schedule, existing, undo)
+        except BaseException:
+            self._rollback(undo)
+            raise
+        return undo
+
+    def _retag(self, arn: str, current: Mapping[str, str], wanted: Mapping[str, str]) -> None:
+        sfn = self.client("stepfunctions")
+        stale = [key for key in current if key.startswith(TAG_PREFIX) and key not in wanted]
+        if stale:
+            sfn.untag_resource(resourceArn=arn, tagKeys=stale)
+        changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+        if changed:
+            sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in changed.items()])
+
+    def _apply_rule(
+        self, desired: Desired, arn: str, schedule: str | None, existing: Existing | None, undo: list[tuple[str, Any]]
+    ) -> None:
+        events = self.client("events")
+        rule_name = desired.names.eventbridge_rule
+        previous = existing.details.get("rule") if existing else None
+        if schedule is None:
+            if previous is not None:
+                self._remove_rule(rule_name, previous.get("targets", []))
+                undo.append(("rule-removed", previous))
+            return
+        target = self._desired_target(desired, arn)
+        undo.append(("rule-put", {"name": rule_name, "previous": previous}))
+        events.put_rule(
+            Name=rule_name,
+            ScheduleExpression=schedule,
+            State="ENABLED",
+            Description=f"mfproj: runs {desired.names.project_flow_name} on {desired.schedule} (UTC)",
+        )
+        events.put_targets(Rule=rule_name, Targets=[target])
+        if previous:
+            old_ids = [t["Id"] for t in previous.get("targets", []) if t.get("Id") != target["Id"]]
+            if old_ids:
+                events.remove_targets(Rule=rule_name, Ids=old_ids)
+
+    def _remove_rule(self, rule_name: str, targets: list[dict[str, Any]]) -> None:
+        events = self.client("events")
+        if targets:
+            events.remove_targets(Rule=rule_name, Ids=[t["Id"] for t in targets])
+        with contextlib.suppress(events.exceptions.ResourceNotFoundException):
+            events.delete_rule(Name=rule_name)
+
+    def _restore_rule(self, rule: dict[str, Any]) -> None:
+        events = self.client("events")
+        events.put_rule(
+            Name=rule["name"],
+            ScheduleExpression=rule["schedule"],
+            State=rule.get("state") or "ENABLED",
+            **({"Description": rule["description"]} if rule.get("description") else {}),
+        )
+        if rule.get("targets"):
+            events.put_targets(Rule=rule["name"], Targets=rule["targets"])
+
+    def _rollback(self, undo: list[tuple[str, Any]]) -> None:
+        """Best effort, newest first; a failed step does not stop the others."""
+        sfn = self.client("stepfunctions")
+        for action, value in reversed(undo):
+            with contextlib.suppress(Exception):
+                if action == "created":
+                    sfn.delete_state_machine(stateMachineArn=value)
+                elif action == "updated":
+                    sfn.update_state_machine(
+                        stateMachineArn=value.identifier,
+                        definition=json.dumps(value.definition),
+                        roleArn=value.details["role"],
+                    )
+                elif action == "tagged":
+                    current = {
+                        t["key"]: t["value"]
+                        for t in sfn.list_tags_for_resource(resourceArn=value.identifier).get("tags", [])
+                    }
+                    self._retag(value.identifier, current, value.details.get("tags", {}))
+                elif action == "rule-put":
+                    if value["previous"] is None:
+                        targets = self.client("events").list_targets_by_rule(Rule=value["name"]).get("Targets", [])
+                        self._remove_rule(value["name"], targets)
+                    else:
+                        self._restore_rule(value["previous"])
+                elif action == "rule-removed":
+                    self._restore_rule(value)
+
+    def undo(self, desired: Desired, existing: Existing | None, applied: Any) -> None:
+        self._rollback(list(applied))
+
+    # deleting
+
+    def delete(self, existing: Existing) -> None:
+        rule = existing.details.get("rule")
+        with self._errors(f"deleting {existing.name}"):
+            if rule is not None:
+                self._remove_rule(rule["name"], rule.get("targets", []))
+            sfn = self.client("stepfunctions")
+            try:
+                sfn.delete_state_machine(stateMachineArn=existing.identifier)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                raise NotFoundError(f"{existing.name} no longer exists on Step Functions") from None
+
+    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+        sfn = self.client("stepfunctions")
+        count = 0
+        with self._errors(f"counting the running executions of {existing.name}"):
+            paginator = sfn.get_paginator("list_executions")
+            pages = paginator.paginate(
+                stateMachineArn=existing.identifier,
+                statusFilter="RUNNING",
+                PaginationConfig={"MaxItems": limit, "PageSize": 100},
+            )
+            for page in pages:
+                count += len(page.get("executions", []))
+        return count
+
+    # runs
+
+    def start(self, existing: Existing, payload: dict[str, Any], run_tags: list[str]) -> Run:
+        sfn = self.client("stepfunctions")
+        name = str(uuid.uuid4())
+        text = json.dumps(payload, ensure_ascii=False)
+        if len(text.encode("utf-8")) > 256 * 1024:
+            raise ValidationError("the execution input is larger than the 256 KiB Step Functions allows")
+        with self._errors(f"starting {existing.name}"):
+            started = sfn.start_execution(stateMachineArn=existing.identifier, name=name, input=text)
+        return Run(
+            run_id=f"sfn-{name}",
+            status="RUNNING",
+            identifier=started["executionArn"],
+            started_at=_iso(started.get("startDate")),
+        )
+
+    def run(self, existing: Existing, run_id: str) -> Run:
+        if not run_id.startswith("sfn-"):
+            raise ValidationError(f"{run_id!r} is not a Step Functions run id (they start with sfn-)")
+        name = run_id[len("sfn-") :]
+        arn = existing.identifier.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+        sfn = self.client("stepfunctions")
+        with self._errors(f"reading the run {run_id}"):
+            try:
+                described = sfn.describe_execution(executionArn=arn)
+            except sfn.exceptions.ExecutionDoesNotExist:
+                raise NotFoundError(f"no run {run_id} of {existing.name}") from None
+        return Run(
+            run_id=run_id,
+            status=described["status"],
+            identifier=arn,
+            started_at=_iso(described.get("startDate")),
+            finished_at=_iso(described.get("stopDate")),
+            details={"error": described.get("error"), "cause": described.get("cause")},
+        )
+
+    def check_not_foreign(self, existing: Existing, *, adopt: bool) -> None:
+        if existing.record is None and not adopt:
+            raise ConflictError(
+                f"a state machine named {existing.name} exists but was not deployed by mfproj or Metaflow "
+                "(it carries no owner or production token)",
+                hint="pass --adopt to take it over, or rename the flow or branch",
+            )
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, _dt.datetime):
+        return value.astimezone(_dt.timezone.utc).isoformat(timespec="seconds")
+    return None

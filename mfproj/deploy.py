@@ -1,0 +1,644 @@
+"""The use-cases: deploy, delete and trigger. Resolve names, authorize, render, apply.
+
+Backend-neutral: everything here works through `backends.base.Backend`. All checks that need no
+network (names, tags, templates) run before the first request. A deploy is all or nothing across
+its flows: if one fails, what the others changed is put back, and the keyring is not touched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mfproj import __version__, identity, naming, project, render, tokens
+from mfproj.backends import AVAILABLE, LABELS, create
+from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run
+from mfproj.errors import (
+    BackendError,
+    ConflictError,
+    MfprojError,
+    NotFoundError,
+    RunFailedError,
+    UsageError,
+    ValidationError,
+)
+from mfproj.manifest import Flow, Manifest
+from mfproj.tags import TagError, validate_tags
+
+Progress = Callable[[str, str, str], None]  # (flow, backend, what is happening)
+MAX_WORKERS = 8
+
+
+def _quiet(flow: str, backend: str, message: str) -> None:
+    pass
+
+
+@dataclass
+class Outcome:
+    flow: str
+    backend: str
+    name: str
+    action: str  # create, update, unchanged, delete
+    changes: list[str] = field(default_factory=list)
+    diff: str | None = None
+    reason: str = ""
+    previous_owner: str | None = None
+    running: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "backend": self.backend,
+            "name": self.name,
+            "action": self.action,
+            "changes": self.changes,
+            "authorization": self.reason,
+            "previous_owner": self.previous_owner,
+            **({"running_executions": self.running} if self.running is not None else {}),
+            **({"diff": self.diff} if self.diff is not None else {}),
+        }
+
+
+@dataclass
+class Report:
+    project: str
+    branch: str
+    token_prefix: str
+    namespace: str  # masked
+    dry_run: bool
+    outcomes: list[Outcome]
+    token_changed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "branch": self.branch,
+            "token_prefix": self.token_prefix,
+            "namespace": self.namespace,
+            "dry_run": self.dry_run,
+            "token_changed": self.token_changed,
+            "deployments": [o.as_json() for o in self.outcomes],
+        }
+
+
+@dataclass(frozen=True)
+class TokenOptions:
+    authorize: str | None = None
+    authorize_file: Path | None = None
+    generate_new_token: bool = False
+
+
+@dataclass
+class Session:
+    """What every use-case needs: the manifest, the target branch, the caller, the backends."""
+
+    manifest: Manifest
+    target: identity.Target
+    user: str
+    env: Mapping[str, str]
+    profile: str | None = None
+    keyring: tokens.Keyring | None = None
+    progress: Progress = _quiet
+    _backends: dict[str, Backend] = field(default_factory=dict)
+
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            self._backends[name] = create(name, self.manifest, profile=self.profile, env=self.env)
+        return self._backends[name]
+
+    def get_keyring(self) -> tokens.Keyring:
+        if self.keyring is None:
+            self.keyring = tokens.Keyring(tokens.keyring_home(self.env))
+        return self.keyring
+
+
+def open_session(
+    manifest: Manifest,
+    *,
+    branch: str | None,
+    production: bool | None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+    progress: Progress = _quiet,
+) -> Session:
+    env = os.environ if env is None else env
+    target = identity.select_target(manifest.project, branch=branch, production=production, env=env)
+    user = identity.require_user(env)
+    return Session(manifest=manifest, target=target, user=user, env=env, profile=profile, progress=progress)
+
+
+# --- selection and checks before any request ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    flow: Flow
+    backend: str
+    names: naming.FlowNames
+
+
+def select_pairs(session: Session, flows: list[str] | None, backends: list[str] | None) -> list[Pair]:
+    """(flow, backend) pairs to act on; names are checked against the backends' rules first."""
+    manifest, target = session.manifest, session.target
+    chosen = manifest.select(flows)
+    prefix = manifest.state_machine_prefix(session.env)
+    project.check_collisions(manifest, target, sfn_prefix=prefix)
+    pairs = []
+    for flow in chosen:
+        available = flow.backends
+        wanted = [b for b in (backends or [b for b in available if b in AVAILABLE]) if b in available]
+        if flows and backends and not wanted:
+            raise UsageError(
+                f"flow {flow.name!r} has no template for {', '.join(LABELS[b] for b in backends)}",
+                hint=f'add {backends[0]} = "path/to/template" to its [[flows]] table',
+            )
+        names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=prefix)
+        for backend in wanted:
+            problems = naming.name_problems(
+                names, branch=target.branch, backends=[backend], scheduled=flow.schedule is not None
+            )
+            if problems:
+                first = problems[0]
+                raise ValidationError(f"{flow.name}: {first.message()}", hint=first.hint)
+            pairs.append(Pair(flow, backend, names))
+    if not pairs:
+        which = ", ".join(LABELS[b] for b in backends) if backends else "any backend"
+        raise UsageError(
+            f"no selected flow has a template for {which}",
+            hint='add step_functions = "…" or argo_workflows = "…" to a [[flows]] table',
+        )
+    return pairs
+
+
+def _deployment_tags(flow: Flow, extra: list[str]) -> tuple[str, ...]:
+    try:
+        return validate_tags([*flow.tags, *extra], where="--tag")
+    except TagError as exc:
+        raise ValidationError(f"{exc.key}: {exc.rule}") from None
+
+
+def _parallel(function: Callable[[Pair], Any], pairs: list[Pair]) -> list[Any]:
+    """Runs `function` over pairs concurrently; re-raises the first failure after all have finished."""
+    if len(pairs) <= 1:
+        return [function(pair) for pair in pairs]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(pairs))) as pool:
+        futures = [pool.submit(function, pair) for pair in pairs]
+        results: list[Any] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:
+                results.append(exc)
+                failure = failure or exc
+    if failure is not None:
+        raise failure
+    return results
+
+
+def run_tags_for(session: Session, backend: Backend, token: str) -> list[str]:
+    target = session.target
+    return [
+        f"project:{target.project}",
+        f"project_branch:{target.branch}",
+        f"production:{token}",
+        f"runtime:{backend.runtime}",
+    ]
+
+
+def _identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool) -> None:
+    record = existing.record
+    if record is None:
+        if not adopt:
+            raise ConflictError(
+                f"a {LABELS[pair.backend]} deployment named {existing.name} exists but was not made by mfproj "
+                "or Metaflow (it records no owner or production token)",
+                hint="pass --adopt to take it over, or rename the flow or branch",
+            )
+        return
+    found = record.identity()
+    if found is not None:
+        naming.check_same_deployment(
+            pair.backend,
+            existing.name,
+            existing=found,
+            wanted=(session.target.project, session.target.branch, pair.flow.name),
+        )
+
+
+class _BranchToken:
+    """One token per project branch: flows deployed for the first time join the branch's namespace,
+    and --generate-new-token moves every flow of the run to the same fresh token."""
+
+    def __init__(self, scheme: str, prefix: str, seed: str | None, *, generate_new: bool) -> None:
+        self.scheme, self.prefix, self.seed = scheme, prefix, seed
+        self.fresh = tokens.new_token(scheme, prefix, seed) if generate_new else None
+
+    def new(self, previous: str | None) -> str:
+        if self.fresh is not None:
+            return self.fresh
+        if previous is None and self.seed is not None:
+            return self.seed
+        self.fresh = tokens.new_token(self.scheme, self.prefix, previous)
+        return self.fresh
+
+
+def _mask_all(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, tokens.mask(secret))
+    return text
+
+
+# --- deploy -------------------------------------------------------------------------------------
+
+
+def deploy(
+    session: Session,
+    *,
+    flows: list[str] | None = None,
+    backends: list[str] | None = None,
+    token_options: TokenOptions = TokenOptions(),
+    extra_tags: list[str] | None = None,
+    dry_run: bool = False,
+    adopt: bool = False,
+) -> Report:
+    manifest, target = session.manifest, session.target
+    pairs = select_pairs(session, flows, backends)
+    tags_by_flow = {pair.flow.name: _deployment_tags(pair.flow, extra_tags or []) for pair in pairs}
+    for pair in pairs:  # templates parse before any request; placeholders are checked with a stand-in token
+        session.backend(pair.backend).render(
+            getattr(pair.flow, pair.backend), _context(session, pair, "stand-in", pair.names)
+        )
+
+    def read(pair: Pair) -> Existing | None:
+        session.progress(pair.flow.name, pair.backend, "reading")
+        existing = session.backend(pair.backend).read(pair.names)
+        if existing is not None:
+            _identity_check(existing, pair, session, adopt)
+        return existing
+
+    existing_list: list[Existing | None] = _parallel(read, pairs)
+    offered = tokens.offered_token(
+        token_prefix=target.token_prefix,
+        authorize=token_options.authorize,
+        authorize_file=token_options.authorize_file,
+        env=session.env,
+        keyring=session.get_keyring(),
+    )
+    deployed_tokens = [e.record.production_token for e in existing_list if e and e.record and e.record.production_token]
+    seed = deployed_tokens[0] if deployed_tokens else (offered.token if offered else None)
+    branch_token = _BranchToken(
+        manifest.token_scheme, target.token_prefix, seed, generate_new=token_options.generate_new_token
+    )
+    decisions = []
+    for pair, existing in zip(pairs, existing_list, strict=True):
+        record = existing.record if existing else None
+        decisions.append(
+            tokens.authorize(
+                existing=tokens.Deployment(record.owner, record.production_token) if record else None,
+                caller=session.user,
+                offered=offered,
+                generate_new=token_options.generate_new_token,
+                new=branch_token.new,
+                deployment_name=f"{pair.flow.name} ({existing.name if existing else pair.names.project_flow_name})",
+                branch_options=identity.branch_options(target.branch),
+            )
+        )
+
+    principal_cache: dict[str, str | None] = {}
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    desired_list = []
+    for pair, decision in zip(pairs, decisions, strict=True):
+        backend = session.backend(pair.backend)
+        if pair.backend not in principal_cache:
+            principal_cache[pair.backend] = _principal(backend)
+        context = _context(session, pair, decision.token, pair.names)
+        definition = backend.render(getattr(pair.flow, pair.backend), context)
+        record = DeploymentRecord(
+            owner=session.user,
+            production_token=decision.token,
+            project=target.project,
+            branch=target.branch,
+            flow=pair.flow.name,
+            project_flow_name=pair.names.project_flow_name,
+            deployed_at=now,
+            mfproj_version=__version__,
+            principal=principal_cache[pair.backend],
+            tags=tags_by_flow[pair.flow.name],
+        )
+        metadata = {
+            "namespace": f"production:{decision.token}",
+            "project": target.project,
+            "branch": target.branch,
+            "flow": pair.flow.name,
+            "tags": [*run_tags_for(session, backend, decision.token), *record.tags],
+            "triggered_by": {"type": "schedule"},
+        }
+        desired_list.append(Desired(pair.flow.name, pair.names, definition, record, pair.flow.schedule, metadata))
+
+    secrets = {d.token for d in decisions} | {t for t in deployed_tokens} | ({offered.token} if offered else set())
+    outcomes = []
+    for pair, existing, desired, decision in zip(pairs, existing_list, desired_list, decisions, strict=True):
+        backend = session.backend(pair.backend)
+        if existing is None:
+            action, changes = "create", ["definition", "record"] + (["schedule"] if desired.schedule else [])
+        else:
+            changes = backend.changes(existing, desired)
+            action = "update" if changes else "unchanged"
+        diff = None
+        if dry_run and "definition" in changes:
+            before = render.canonical(existing.definition).splitlines() if existing else []
+            after = render.canonical(desired.definition).splitlines()
+            diff = _mask_all("\n".join(difflib.unified_diff(before, after, "deployed", "new", lineterm="")), secrets)
+        outcomes.append(
+            Outcome(
+                flow=pair.flow.name,
+                backend=pair.backend,
+                name=backend.deployed_name(pair.names),
+                action=action,
+                changes=changes,
+                diff=diff,
+                reason=decision.reason,
+                previous_owner=existing.record.owner if existing and existing.record else None,
+            )
+        )
+
+    final_token = decisions[0].token
+    report = Report(
+        project=target.project,
+        branch=target.branch,
+        token_prefix=target.token_prefix,
+        namespace=f"production:{tokens.mask(final_token)}",
+        dry_run=dry_run,
+        outcomes=outcomes,
+        token_changed=any(d.is_new for d in decisions) and bool(deployed_tokens),
+    )
+    if dry_run:
+        return report
+
+    work = [
+        (p, e, d, o)
+        for p, e, d, o in zip(pairs, existing_list, desired_list, outcomes, strict=True)
+        if o.action != "unchanged"
+    ]
+    applied: list[tuple[Pair, Existing | None, Desired, Any]] = []
+
+    def apply(item: tuple[Pair, Existing | None, Desired, Outcome]) -> None:
+        pair, existing, desired, outcome = item
+        session.progress(pair.flow.name, pair.backend, "creating" if existing is None else "updating")
+        undo = session.backend(pair.backend).apply(desired, existing)
+        applied.append((pair, existing, desired, undo))  # list.append is atomic under the GIL
+        session.progress(pair.flow.name, pair.backend, f"{outcome.action}d")
+
+    try:
+        _parallel(apply, work)  # type: ignore[arg-type]
+    except MfprojError as exc:
+        rolled = _undo_all(session, applied)
+        raise type(exc)(
+            f"{exc.message}; nothing was changed" + (f" (rolled back {', '.join(rolled)})" if rolled else ""),
+            hint=exc.hint,
+        ) from exc
+    except BaseException:
+        _undo_all(session, applied)
+        raise
+    for pair, outcome in zip(pairs, outcomes, strict=True):
+        if outcome.action == "unchanged":
+            session.progress(pair.flow.name, pair.backend, "unchanged")
+    # Only now, with every change in place, does the keyring learn the token (the reference stores it first).
+    keyring = session.get_keyring()
+    if keyring.load_token(target.token_prefix) != final_token:
+        keyring.store(target.token_prefix, final_token, project=target.project, branch=target.branch, source="deploy")
+    return report
+
+
+def _undo_all(session: Session, applied: list[tuple[Pair, Existing | None, Desired, Any]]) -> list[str]:
+    rolled = []
+    for pair, existing, desired, undo in reversed(applied):
+        try:
+            session.backend(pair.backend).undo(desired, existing, undo)
+            rolled.append(f"{pair.flow.name} on {LABELS[pair.backend]}")
+        except Exception:
+            pass
+    return rolled
+
+
+def _principal(backend: Backend) -> str | None:
+    getter = getattr(backend, "principal", None)
+    return getter() if callable(getter) else None
+
+
+def _context(session: Session, pair: Pair, token: str, names: naming.FlowNames) -> render.Context:
+    backend = session.backend(pair.backend)
+    return render.Context(
+        project=session.target.project,
+        branch=session.target.branch,
+        flow=pair.flow.name,
+        project_flow_name=names.project_flow_name,
+        deployed_name=backend.deployed_name(names),
+        namespace=f"production:{token}",
+        owner=session.user,
+        is_production=session.target.is_production,
+    )
+
+
+# --- delete -------------------------------------------------------------------------------------
+
+
+def plan_delete(
+    session: Session,
+    *,
+    flows: list[str],
+    backends: list[str] | None = None,
+    token_options: TokenOptions = TokenOptions(),
+) -> list[tuple[Pair, Existing, Outcome]]:
+    """Reads and authorizes every deletion; changes nothing."""
+    pairs = select_pairs(session, flows, backends)
+
+    def read(pair: Pair) -> Existing | None:
+        return session.backend(pair.backend).read(pair.names)
+
+    found = _parallel(read, pairs)
+    missing = [
+        f"{p.flow.name} ({LABELS[p.backend]}: {p.names.project_flow_name})"
+        for p, e in zip(pairs, found, strict=True)
+        if e is None
+    ]
+    if missing:
+        raise NotFoundError(f"not deployed in {session.target.branch}: {', '.join(missing)}")
+    offered = tokens.offered_token(
+        token_prefix=session.target.token_prefix,
+        authorize=token_options.authorize,
+        authorize_file=token_options.authorize_file,
+        env=session.env,
+        keyring=session.get_keyring(),
+    )
+    plans = []
+    for pair, existing in zip(pairs, found, strict=True):
+        assert existing is not None
+        _identity_check(existing, pair, session, adopt=False)
+        record = existing.record
+        assert record is not None
+        decision = tokens.authorize(
+            existing=tokens.Deployment(record.owner, record.production_token),
+            caller=session.user,
+            offered=offered,
+            generate_new=False,
+            new=lambda previous: "",  # a deletion never makes a token
+            deployment_name=f"{pair.flow.name} ({existing.name})",
+            branch_options=identity.branch_options(session.target.branch),
+        )
+        running = session.backend(pair.backend).running(existing)
+        plans.append(
+            (
+                pair,
+                existing,
+                Outcome(
+                    flow=pair.flow.name,
+                    backend=pair.backend,
+                    name=existing.name,
+                    action="delete",
+                    reason=decision.reason,
+                    previous_owner=record.owner,
+                    running=running,
+                ),
+            )
+        )
+    return plans
+
+
+def delete(session: Session, plans: list[tuple[Pair, Existing, Outcome]]) -> None:
+    for pair, existing, _ in plans:
+        session.progress(pair.flow.name, pair.backend, "deleting")
+        session.backend(pair.backend).delete(existing)
+        session.progress(pair.flow.name, pair.backend, "deleted")
+
+
+# --- trigger ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Triggered:
+    flow: str
+    branch: str
+    backend: str
+    name: str
+    run: Run
+    tags: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.run_id,
+            "flow": self.flow,
+            "branch": self.branch,
+            "backend": self.backend,
+            "deployment": self.name,
+            "status": self.run.status,
+            "started_at": self.run.started_at,
+            "finished_at": self.run.finished_at,
+            "tags": [t if not t.startswith("production:") else "production:" + tokens.mask(t[11:]) for t in self.tags],
+        }
+
+
+def parse_params(params: list[str]) -> dict[str, str]:
+    result = {}
+    for item in params:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValidationError(f"--param {item!r} is not KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def trigger(
+    session: Session,
+    *,
+    flow: str,
+    backend_name: str | None = None,
+    tags: list[str] | None = None,
+    params: dict[str, str] | None = None,
+    input_document: dict[str, Any] | None = None,
+) -> Triggered:
+    selected = select_pairs(session, [flow], [backend_name] if backend_name else None)
+    if len(selected) > 1:
+        raise UsageError(
+            f"{flow} is deployed to more than one backend; choose one with --backend",
+            hint="--backend step-functions or --backend argo-workflows",
+        )
+    pair = selected[0]
+    try:
+        trigger_tags = list(validate_tags(tags or [], where="--tag"))
+    except TagError as exc:
+        raise ValidationError(f"{exc.key}: {exc.rule}") from None
+    backend = session.backend(pair.backend)
+    existing = backend.read(pair.names)
+    if existing is None:
+        raise NotFoundError(
+            f"{flow} is not deployed in {session.target.branch} on {LABELS[pair.backend]}",
+            hint="run 'mfproj deploy' first",
+        )
+    record = existing.record
+    token = record.production_token if record else None
+    if not token:
+        raise ConflictError(f"{existing.name} records no production token, so its runs have no namespace")
+    assert record is not None
+    run_tags = list(
+        dict.fromkeys([*run_tags_for(session, backend, token), f"user:{session.user}", *record.tags, *trigger_tags])
+    )
+    user_input = dict(input_document or {})
+    if "mfproj" in user_input:
+        raise ValidationError("the input document must not have a top-level key 'mfproj' (mfproj writes it)")
+    payload = {
+        **user_input,
+        "Parameters": json.dumps(params or {}),
+        "mfproj": {
+            "namespace": f"production:{token}",
+            "project": session.target.project,
+            "branch": session.target.branch,
+            "flow": flow,
+            "tags": run_tags,
+            "triggered_by": {"type": "user", "name": session.user},
+        },
+    }
+    run = backend.start(existing, payload, run_tags)
+    return Triggered(flow, session.target.branch, pair.backend, existing.name, run, run_tags)
+
+
+def wait(session: Session, triggered: Triggered, *, timeout: float, poll: Callable[[Run], None] | None = None) -> Run:
+    """Follows a run to its end; raises RunFailedError (exit 7) on failure, abort or timeout."""
+    backend = session.backend(triggered.backend)
+    pair = select_pairs(session, [triggered.flow], [triggered.backend])[0]
+    existing = backend.read(pair.names)
+    if existing is None:
+        raise NotFoundError(f"{triggered.name} disappeared while waiting for {triggered.run.run_id}")
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    run = triggered.run
+    while True:
+        run = backend.run(existing, triggered.run.run_id)
+        if poll:
+            poll(run)
+        if run.finished:
+            break
+        if time.monotonic() + delay > deadline:
+            raise RunFailedError(
+                f"{run.run_id} is still {run.status} after {timeout:g} s",
+                hint="it goes on running; raise --timeout, or look at it later",
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+    triggered.run = run
+    if run.status != "SUCCEEDED":
+        cause = run.details.get("error") or ""
+        raise RunFailedError(f"{run.run_id} ended {run.status}" + (f": {cause}" if cause else ""))
+    return run
+
+
+__all__ = ["BackendError", "Report", "Session", "delete", "deploy", "open_session", "plan_delete", "trigger", "wait"]

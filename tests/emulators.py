@@ -1,0 +1,158 @@
+"""Emulators and a fault-injecting proxy for the tests, all on 127.0.0.1 and free ports."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import socketserver
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class MotoServer:
+    """moto's server (Step Functions, EventBridge, STS) in a thread, with its state-machine interpreter on."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        self.configure()
+
+    def _post(self, path: str, body: dict[str, Any] | None = None) -> None:
+        data = json.dumps(body or {}).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+
+    def configure(self) -> None:
+        self._post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+
+    def reset(self) -> None:
+        self._post("/moto-api/reset")
+        self.configure()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@dataclass
+class Fault:
+    """Answer requests whose X-Amz-Target ends with `action` with `status` and `body`, `times` times."""
+
+    action: str
+    status: int = 400
+    body: dict[str, Any] = field(
+        default_factory=lambda: {"__type": "LimitExceededException", "message": "injected by the test proxy"}
+    )
+    times: int = 1_000_000
+
+
+class FaultProxy:
+    """A forwarding HTTP proxy in front of an emulator that fails chosen requests.
+
+    Requests are matched by their X-Amz-Target header (the AWS JSON protocol's action name).
+    `log` records every action seen, so tests can assert what reached the emulator.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.removeprefix("http://")
+        self.faults: list[Fault] = []
+        self.log: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                action = self.headers.get("X-Amz-Target", "") or _query_action(body)
+                fault = proxy._take_fault(action)
+                if fault is not None:
+                    payload = json.dumps(fault.body).encode()
+                    self.send_response(fault.status)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                connection = http.client.HTTPConnection(proxy.upstream, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                connection.request(self.command, self.path, body=body, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                connection.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _take_fault(self, action: str) -> Fault | None:
+        with self._lock:
+            self.log.append(action)
+            for fault in self.faults:
+                if action.endswith(fault.action) and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def fail(self, action: str, **kwargs: Any) -> Fault:
+        fault = Fault(action, **kwargs)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.log.clear()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _query_action(body: bytes) -> str:
+    """The Action of a query-protocol request (STS), for the log."""
+    for part in body.decode("latin-1").split("&"):
+        if part.startswith("Action="):
+            return part[len("Action=") :]
+    return ""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+Call = Callable[..., Any]
