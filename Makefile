@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
@@ -20,10 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	@echo "== names of the example project (user branch, a custom branch, production)"
-	cd $(EXAMPLE) && METAFLOW_USER=$${METAFLOW_USER:-alice} ../../$(BIN)/mfproj names
-	cd $(EXAMPLE) && METAFLOW_USER=$${METAFLOW_USER:-alice} ../../$(BIN)/mfproj names --branch better_version
-	cd $(EXAMPLE) && METAFLOW_USER=$${METAFLOW_USER:-alice} ../../$(BIN)/mfproj names --production -o json
+	$(BIN)/python scripts/demo.py
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 -q
@@ -38,6 +35,7 @@ completions: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/sfn_lookup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -17,8 +17,11 @@ class MotoServer:
     """moto's server (Step Functions, EventBridge, STS) in a thread, with its state-machine interpreter on."""
 
     def __init__(self) -> None:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
