@@ -58,8 +58,13 @@ def main() -> int:
         env = {**base_env, "METAFLOW_USER": user, "METAFLOW_TOKEN_HOME": str(keyrings / user)}
         print(f"$ METAFLOW_USER={user} mfproj {shlex.join(args)}", flush=True)
         done = subprocess.run(
-            [sys.executable, "-m", "mfproj", *args], cwd=EXAMPLE, env=env, input=stdin, text=True,
-            capture_output=True, timeout=300,
+            [sys.executable, "-m", "mfproj", *args],
+            cwd=EXAMPLE,
+            env=env,
+            input=stdin,
+            text=True,
+            capture_output=True,
+            timeout=300,
         )
         sys.stdout.write(done.stderr + done.stdout + "\n")
         if done.returncode != expect:

@@ -56,7 +56,15 @@ def fake_path(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake_path: Path) -> None:
-    assert _bash_complete("mfproj ", tmp_path, fake_path) == ["completion", "delete", "deploy", "init", "names", "token", "trigger"]
+    assert _bash_complete("mfproj ", tmp_path, fake_path) == [
+        "completion",
+        "delete",
+        "deploy",
+        "init",
+        "names",
+        "token",
+        "trigger",
+    ]
     assert _bash_complete("mfproj token ", tmp_path, fake_path) == ["authorize", "forget", "list", "share", "show"]
     assert "--reveal" in _bash_complete("mfproj token show --", tmp_path, fake_path)
     assert _bash_complete("mfproj na", tmp_path, fake_path) == ["names"]
