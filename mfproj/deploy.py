@@ -355,8 +355,8 @@ def deploy(
             action = "update" if changes else "unchanged"
         diff = None
         if dry_run and "definition" in changes:
-            before = render.canonical(existing.definition).splitlines() if existing else []
-            after = render.canonical(desired.definition).splitlines()
+            before = render.canonical(backend.deployed_document(existing)).splitlines() if existing else []
+            after = render.canonical(backend.document(desired)).splitlines()
             diff = _mask_all("\n".join(difflib.unified_diff(before, after, "deployed", "new", lineterm="")), secrets)
         outcomes.append(
             Outcome(
@@ -569,7 +569,7 @@ def trigger(
     selected = select_pairs(session, [flow], [backend_name] if backend_name else None)
     if len(selected) > 1:
         raise UsageError(
-            f"{flow} is deployed to more than one backend; choose one with --backend",
+            f"{flow} has templates for more than one backend; choose one with --backend",
             hint="--backend step-functions or --backend argo-workflows",
         )
     pair = selected[0]

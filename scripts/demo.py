@@ -73,17 +73,19 @@ def main() -> int:
 
     try:
         mfproj("alice", "names")
-        mfproj("alice", "deploy")
-        mfproj("alice", "deploy", "--branch", "better_version")
-        mfproj("alice", "deploy", "--production")
-        mfproj("alice", "deploy", "--production")  # unchanged
-        mfproj("alice", "trigger", "ProjectFlow", "--production", "--tag", "demo:run", "--wait", "-o", "json")
+        # The example's ProjectFlow also has an Argo template; the embedded default is Step Functions only.
+        sfn = ("--backend", "step-functions")
+        mfproj("alice", "deploy", *sfn)
+        mfproj("alice", "deploy", *sfn, "--branch", "better_version")
+        mfproj("alice", "deploy", *sfn, "--production")
+        mfproj("alice", "deploy", *sfn, "--production")  # unchanged
+        mfproj("alice", "trigger", "ProjectFlow", *sfn, "--production", "--tag", "demo:run", "--wait", "-o", "json")
         print("# Bob has no production token, so he cannot overwrite production:")
-        mfproj("bob", "deploy", "--production", expect=3)
+        mfproj("bob", "deploy", *sfn, "--production", expect=3)
         print("# Alice shares the token; Bob authorizes it and deploys:")
         share = mfproj("alice", "token", "share", "--production")
         mfproj("bob", "token", "authorize", "--production", "-", stdin=share)
-        mfproj("bob", "deploy", "--production")
+        mfproj("bob", "deploy", *sfn, "--production")
         mfproj("bob", "token", "list")
     finally:
         server.stop()

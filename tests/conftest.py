@@ -174,3 +174,22 @@ def events(aws: Any) -> Any:
     import boto3
 
     return boto3.client("events", endpoint_url=aws.url, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def k8s_server() -> Iterator[Any]:
+    from tests.k8s_emulator import KubernetesEmulator
+
+    server = KubernetesEmulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kube(k8s_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """A clean Kubernetes emulator for this test, with KUBECONFIG pointing at it."""
+    k8s_server.reset()
+    config = tmp_path / "kubeconfig"
+    config.write_text(k8s_server.kubeconfig())
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    yield k8s_server

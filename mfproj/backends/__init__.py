@@ -11,7 +11,7 @@ from mfproj.manifest import BACKENDS, Manifest
 CLI_NAMES = {"step-functions": "step_functions", "argo-workflows": "argo_workflows"}
 LABELS = {"step_functions": "Step Functions", "argo_workflows": "Argo Workflows"}
 # Backends this version can deploy to; by default a flow goes to each of these it has a template for.
-AVAILABLE = ("step_functions",)
+AVAILABLE = ("step_functions", "argo_workflows")
 
 
 def normalize(names: list[str] | None) -> list[str] | None:
@@ -34,4 +34,8 @@ def create(
         from mfproj.backends.step_functions import StepFunctionsBackend
 
         return StepFunctionsBackend(manifest.step_functions, profile=profile, env=env)
-    raise UsageError(f"the {LABELS.get(name, name)} backend is not available yet")
+    if name == "argo_workflows":
+        from mfproj.backends.argo_workflows import ArgoWorkflowsBackend
+
+        return ArgoWorkflowsBackend(manifest.argo_workflows, env=env)
+    raise UsageError(f"unknown backend {name!r}")

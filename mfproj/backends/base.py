@@ -99,6 +99,14 @@ class Backend(abc.ABC):
     def render(self, template: Path, context: Context) -> Any:
         """The backend's document for one flow, placeholders filled in."""
 
+    def document(self, desired: Desired) -> Any:
+        """The whole document that deploying `desired` writes (for dry-run diffs)."""
+        return desired.definition
+
+    def deployed_document(self, existing: Existing) -> Any:
+        """The deployed counterpart of `document`."""
+        return existing.definition
+
     @abc.abstractmethod
     def read(self, names: FlowNames) -> Existing | None:
         """The deployment under these names, in a constant number of calls; None if there is none."""
