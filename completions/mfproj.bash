@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy init names token trigger' ;;
+        '') echo 'completion delete deploy init names runs token trigger' ;;
         token) echo 'authorize forget list share show' ;;
     esac
 }
@@ -17,6 +17,7 @@ _mfproj_options() {
         deploy) echo '--backend --branch -b --production --no-production --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--branch -b --production --no-production --output -o --strict --help -h' ;;
+        runs) echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --profile --output -o --help -h' ;;
         token) echo '--help -h' ;;
         'token authorize') echo '--branch -b --production --no-production --from-env --from-file --output -o --help -h' ;;
         'token forget') echo '--branch -b --production --no-production --all --yes -y --output -o --help -h' ;;
@@ -48,6 +49,16 @@ _mfproj_takes_value() {
         init:--dir) return 0 ;;
         names:--branch|names:-b) return 0 ;;
         names:--output|names:-o) return 0 ;;
+        runs:--backend) return 0 ;;
+        runs:--branch|runs:-b) return 0 ;;
+        runs:--namespace) return 0 ;;
+        runs:--tag) return 0 ;;
+        runs:--status) return 0 ;;
+        runs:--since) return 0 ;;
+        runs:--limit) return 0 ;;
+        runs:--metaflow-local) return 0 ;;
+        runs:--profile) return 0 ;;
+        runs:--output|runs:-o) return 0 ;;
         'token authorize:--branch'|'token authorize:-b') return 0 ;;
         'token authorize:--from-env') return 0 ;;
         'token authorize:--from-file') return 0 ;;
@@ -80,6 +91,7 @@ _mfproj_values() {
         deploy:--output|deploy:-o) echo 'table json' ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
+        runs:--output|runs:-o) echo 'table json' ;;
         'token authorize:--from-file') echo __files__ ;;
         'token authorize:--output'|'token authorize:-o') echo 'table json' ;;
         'token forget:--output'|'token forget:-o') echo 'table json' ;;
@@ -97,6 +109,7 @@ _mfproj_arguments() {
         delete) command mfproj __complete flows 2>/dev/null ;;
         deploy) command mfproj __complete flows 2>/dev/null ;;
         names) command mfproj __complete flows 2>/dev/null ;;
+        runs) command mfproj __complete flows 2>/dev/null ;;
         trigger) command mfproj __complete flows 2>/dev/null ;;
         completion) echo 'bash zsh fish' ;;
     esac

@@ -180,7 +180,7 @@ def select_pairs(session: Session, flows: list[str] | None, backends: list[str] 
 
 def _deployment_tags(flow: Flow, extra: list[str]) -> tuple[str, ...]:
     try:
-        return validate_tags([*flow.tags, *extra], where="--tag")
+        return validate_tags([*flow.tags, *extra], where="--tag", user_tags=True)
     except TagError as exc:
         raise ValidationError(f"{exc.key}: {exc.rule}") from None
 
@@ -574,7 +574,7 @@ def trigger(
         )
     pair = selected[0]
     try:
-        trigger_tags = list(validate_tags(tags or [], where="--tag"))
+        trigger_tags = list(validate_tags(tags or [], where="--tag", user_tags=True))
     except TagError as exc:
         raise ValidationError(f"{exc.key}: {exc.rule}") from None
     backend = session.backend(pair.backend)

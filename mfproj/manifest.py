@@ -317,7 +317,7 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
     if not isinstance(raw_tags, list):
         raise read.fail(f"{where}.tags", f"must be an array of strings, not {_type_name(raw_tags)}")
     try:
-        tags = validate_tags(raw_tags, where="tags")
+        tags = validate_tags(raw_tags, where="tags", user_tags=True)
     except TagError as exc:
         raise read.fail(f"{where}.{exc.key}", exc.rule) from None
 

@@ -178,7 +178,7 @@ def parse_selector(text: str) -> list[Requirement]:
 class KubernetesEmulator:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, namespace, name)
-        self.requests: list[tuple[str, str]] = []  # (method, path)
+        self.requests: list[tuple[str, str, str]] = []  # (method, path, query)
         self._revision = 1000
         self._lock = threading.RLock()
         emulator = self
@@ -206,7 +206,7 @@ class KubernetesEmulator:
             def _handle(self) -> None:
                 parsed = urlparse(self.path)
                 with emulator._lock:
-                    emulator.requests.append((self.command, parsed.path))
+                    emulator.requests.append((self.command, parsed.path, parsed.query))
                 try:
                     body = self._body() if self.command in ("POST", "PUT", "PATCH") else None
                 except ValueError:
@@ -520,7 +520,8 @@ class KubernetesEmulator:
         with self._lock:
             obj = self.objects[("workflows", namespace, name)]
             obj.setdefault("status", {})["phase"] = phase
-            obj["status"]["startedAt"] = obj["status"].get("startedAt") or _now()
+            # The controller starts a workflow moments after it is created.
+            obj["status"]["startedAt"] = obj["status"].get("startedAt") or obj["metadata"]["creationTimestamp"]
             if phase in ("Succeeded", "Failed", "Error"):
                 obj["status"]["finishedAt"] = _now()
             obj["metadata"].setdefault("labels", {})["workflows.argoproj.io/phase"] = phase

@@ -62,6 +62,7 @@ def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake
         "deploy",
         "init",
         "names",
+        "runs",
         "token",
         "trigger",
     ]
@@ -111,6 +112,6 @@ def test_fish_completes_commands_and_choices() -> None:
         )
         return [row.split("\t")[0] for row in done.stdout.splitlines()]
 
-    assert complete("mfproj ") == ["completion", "delete", "deploy", "init", "names", "token", "trigger"]
+    assert complete("mfproj ") == ["completion", "delete", "deploy", "init", "names", "runs", "token", "trigger"]
     assert complete("mfproj token ") == ["authorize", "forget", "list", "share", "show"]
     assert complete("mfproj names -o ") == ["json", "table"]

@@ -14,11 +14,12 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mfproj import naming
-from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run
+from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run, RunDetails, RunFilter
 from mfproj.errors import BackendError, ConflictError, NotFoundError, UsageError, ValidationError
 from mfproj.manifest import ArgoWorkflowsSettings
 from mfproj.naming import FlowNames
@@ -546,6 +547,55 @@ class ArgoWorkflowsBackend(Backend):
             started_at=created["metadata"].get("creationTimestamp"),
         )
 
+    def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[RunDetails]:
+        """Selected on the server by labels (template and one label per wanted tag), page by page; the
+        newest `limit` are kept in a bounded heap, since the API lists by name, not by time."""
+        import heapq
+
+        selector = ",".join(
+            [f"{LABEL_TEMPLATE}={naming.label_value(existing.name)}"]
+            + [naming.tag_label_key(tag) for tag in query.required_tags()]
+        )
+        newest: list[tuple[float, int, RunDetails]] = []
+        token, counter = None, 0
+        with self._errors(f"listing the runs of {existing.name}"):
+            for _ in range(100_000):  # bounded: 20 million workflows
+                page = self.api().list_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    WORKFLOWS,
+                    label_selector=selector,
+                    limit=200,
+                    _continue=token,
+                    _request_timeout=self._timeout(),
+                )
+                for item in page.get("items", []):
+                    details = _workflow_details(item, existing.name)
+                    if not query.matches(details):
+                        continue
+                    counter += 1
+                    key = details.started_at.timestamp() if details.started_at else 0.0
+                    entry = (key, counter, details)
+                    if len(newest) < query.limit:
+                        heapq.heappush(newest, entry)
+                    elif entry > newest[0]:
+                        heapq.heapreplace(newest, entry)
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+        for _, _, details in sorted(newest, key=lambda e: (e[0], e[1]), reverse=True):
+            yield details
+
+    def find_run(self, existing: Existing, run_id: str) -> RunDetails | None:
+        if not run_id.startswith("argo-"):
+            return None
+        with self._errors(f"reading the run {run_id}"):
+            workflow = self._get(WORKFLOWS, run_id[len("argo-") :])
+        if workflow is None or (workflow.get("spec") or {}).get("workflowTemplateRef", {}).get("name") != existing.name:
+            return None
+        return _workflow_details(workflow, existing.name)
+
     def run(self, existing: Existing, run_id: str) -> Run:
         if not run_id.startswith("argo-"):
             raise ValidationError(f"{run_id!r} is not an Argo Workflows run id (they start with argo-)")
@@ -563,6 +613,37 @@ class ArgoWorkflowsBackend(Backend):
             finished_at=state.get("finishedAt"),
             details={"error": state.get("message")},
         )
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return None
+
+
+def _workflow_details(workflow: Mapping[str, Any], deployment: str) -> RunDetails:
+    metadata = workflow.get("metadata") or {}
+    state = workflow.get("status") or {}
+    try:
+        tags = json.loads((metadata.get("annotations") or {}).get(ANNOTATION_RUN_TAGS) or "[]")
+    except ValueError:
+        tags = []
+    parameters: dict[str, Any] = {
+        str(p.get("name")): p.get("value")
+        for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+        if isinstance(p, dict)
+    }
+    return RunDetails(
+        run_id=f"argo-{metadata.get('name')}",
+        status=_PHASES.get(state.get("phase") or "Pending", "RUNNING"),
+        started_at=_timestamp(state.get("startedAt")) or _timestamp(metadata.get("creationTimestamp")),
+        finished_at=_timestamp(state.get("finishedAt")),
+        tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        parameters=parameters,
+        deployment=deployment,
+    )
 
 
 def _status_of(exc: Any) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,40 @@ class Run:
         return self.status not in ("RUNNING", "PENDING")
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """What `mfproj runs` asks for. `namespace` None is the global namespace."""
+
+    namespace: str | None = None
+    tags: tuple[str, ...] = ()
+    statuses: frozenset[str] | None = None
+    since: datetime | None = None
+    limit: int = 20
+
+    def required_tags(self) -> tuple[str, ...]:
+        return (self.namespace, *self.tags) if self.namespace else self.tags
+
+    def matches(self, run: RunDetails) -> bool:
+        """The reference's rule: a run is in namespace N when N is among its tags; tags combine with AND."""
+        present = set(run.tags)
+        if not all(tag in present for tag in self.required_tags()):
+            return False
+        if self.statuses and run.status not in self.statuses:
+            return False
+        return not (self.since and run.started_at and run.started_at < self.since)
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    run_id: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    tags: tuple[str, ...]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    deployment: str = ""
+
+
 class Backend(abc.ABC):
     """One workflow service. Implementations: step_functions.py, argo_workflows.py."""
 
@@ -139,5 +174,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def run(self, existing: Existing, run_id: str) -> Run: ...
 
-    def iter_runs(self, existing: Existing) -> Iterator[Run]:  # pragma: no cover - the runs issue
-        raise NotImplementedError
+    @abc.abstractmethod
+    def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[RunDetails]:
+        """Runs of a deployment matching `query`, newest first, read lazily page by page."""
+
+    @abc.abstractmethod
+    def find_run(self, existing: Existing, run_id: str) -> RunDetails | None:
+        """One run with its tags and parameters, or None if it is not a run of this deployment."""

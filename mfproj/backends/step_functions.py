@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from mfproj import cron
-from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run
-from mfproj.errors import BackendError, ConflictError, NotFoundError, UsageError, ValidationError
+from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run, RunDetails, RunFilter
+from mfproj.errors import BackendError, NotFoundError, UsageError, ValidationError
 from mfproj.manifest import StepFunctionsSettings
 from mfproj.naming import FlowNames
 from mfproj.render import Context, load_json_template, render
+from mfproj.tags import bloom_may_contain, tag_bloom
 
 # --- tags: the deployment record, within AWS limits ---------------------------------------------
 
@@ -585,7 +586,8 @@ class StepFunctionsBackend(Backend):
 
     def start(self, existing: Existing, payload: dict[str, Any], run_tags: list[str]) -> Run:
         sfn = self.client("stepfunctions")
-        name = str(uuid.uuid4())
+        # <26 random base32>.<Bloom filter of the tags>: 67 of the 80 characters a name may have.
+        name = f"{base64.b32encode(uuid.uuid4().bytes).decode('ascii').rstrip('=').lower()}.{tag_bloom(run_tags)}"
         text = json.dumps(payload, ensure_ascii=False)
         if len(text.encode("utf-8")) > 256 * 1024:
             raise ValidationError("the execution input is larger than the 256 KiB Step Functions allows")
@@ -618,13 +620,79 @@ class StepFunctionsBackend(Backend):
             details={"error": described.get("error"), "cause": described.get("cause")},
         )
 
-    def check_not_foreign(self, existing: Existing, *, adopt: bool) -> None:
-        if existing.record is None and not adopt:
-            raise ConflictError(
-                f"a state machine named {existing.name} exists but was not deployed by mfproj or Metaflow "
-                "(it carries no owner or production token)",
-                hint="pass --adopt to take it over, or rename the flow or branch",
-            )
+    def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[RunDetails]:
+        """Newest first (as AWS lists them). Only candidates are read: executions that pass the status and
+        time filters and whose name's Bloom filter may hold every wanted tag."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        sfn = self.client("stepfunctions")
+        required = query.required_tags()
+        arguments: dict[str, Any] = {"stateMachineArn": existing.identifier, "PaginationConfig": {"PageSize": 100}}
+        if query.statuses and len(query.statuses) == 1:
+            arguments["statusFilter"] = next(iter(query.statuses))
+
+        def describe(execution: Mapping[str, Any]) -> RunDetails:
+            with self._errors(f"reading the run sfn-{execution['name']}"):
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+            return _details_of(described, f"sfn-{execution['name']}", existing.name)
+
+        with ThreadPoolExecutor(max_workers=8) as pool, self._errors(f"listing the runs of {existing.name}"):
+            for page in sfn.get_paginator("list_executions").paginate(**arguments):
+                candidates, finished = [], False
+                for execution in page.get("executions", []):
+                    if query.since and execution["startDate"] < query.since:
+                        finished = True  # listed newest first: everything after is older
+                        break
+                    if query.statuses and execution["status"] not in query.statuses:
+                        continue
+                    _, dot, bloom = execution["name"].rpartition(".")
+                    if dot and not all(bloom_may_contain(bloom, tag) for tag in required):
+                        continue
+                    candidates.append(execution)
+                for start in range(0, len(candidates), 16):  # bounded batches, read concurrently, in order
+                    for details in pool.map(describe, candidates[start : start + 16]):
+                        if query.matches(details):
+                            yield details
+                if finished:
+                    return
+
+    def find_run(self, existing: Existing, run_id: str) -> RunDetails | None:
+        if not run_id.startswith("sfn-"):
+            return None
+        arn = existing.identifier.replace(":stateMachine:", ":execution:", 1) + f":{run_id[len('sfn-') :]}"
+        sfn = self.client("stepfunctions")
+        with self._errors(f"reading the run {run_id}"):
+            try:
+                described = sfn.describe_execution(executionArn=arn)
+            except sfn.exceptions.ExecutionDoesNotExist:
+                return None
+        return _details_of(described, run_id, existing.name)
+
+
+def _details_of(described: Mapping[str, Any], run_id: str, deployment: str) -> RunDetails:
+    try:
+        document = json.loads(described.get("input") or "{}")
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    metadata = document.get("mfproj") if isinstance(document.get("mfproj"), dict) else {}
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    parameters: dict[str, Any] = {}
+    with contextlib.suppress(ValueError, TypeError):
+        loaded = json.loads(document.get("Parameters") or "{}")
+        if isinstance(loaded, dict):
+            parameters.update(loaded)
+    parameters.update({k: v for k, v in document.items() if k not in ("Parameters", "mfproj")})
+    return RunDetails(
+        run_id=run_id,
+        status=described["status"],
+        started_at=described.get("startDate"),
+        finished_at=described.get("stopDate"),
+        tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        parameters=parameters,
+        deployment=deployment,
+    )
 
 
 def _iso(value: Any) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from mfproj import __version__
-from mfproj.cli import completion, deploy, init, names, output, token
+from mfproj.cli import completion, deploy, init, names, output, runs, token
 
 app = typer.Typer(
     name="mfproj",
@@ -49,7 +49,7 @@ def root(
     ctx.obj = {"manifest": manifest, "debug": debug}
 
 
-for module in (names, init, deploy, token, completion):
+for module in (names, init, deploy, runs, token, completion):
     module.register(app)
 
 
@@ -57,8 +57,22 @@ def command() -> Any:
     return typer.main.get_command(app)
 
 
+# Options whose value is optional (`--metaflow-local [PATH]`). Typer's click would take the next
+# option (`-o`) as the value, so a bare occurrence is rewritten to the explicit empty form.
+_OPTIONAL_VALUE = ("--metaflow-local",)
+
+
+def _explicit_optional_values(args: list[str]) -> list[str]:
+    result = []
+    for index, word in enumerate(args):
+        bare = index + 1 == len(args) or args[index + 1].startswith("-")
+        result.append(f"{word}=" if word in _OPTIONAL_VALUE and bare else word)
+    return result
+
+
 def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
+    args = _explicit_optional_values(args)
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     try:
         result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
