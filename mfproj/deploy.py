@@ -7,12 +7,13 @@ its flows: if one fails, what the others changed is put back, and the keyring is
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import difflib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,33 @@ def run_tags_for(session: Session, backend: Backend, token: str) -> list[str]:
     ]
 
 
+def _holder(session: Session) -> str:
+    import socket
+
+    return f"{session.user} (pid {os.getpid()} on {socket.gethostname()})"
+
+
+@contextlib.contextmanager
+def _locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Iterator[None]:
+    """Holds every pair's write lock (taken concurrently) for the duration of a change."""
+    if not enabled:
+        yield
+        return
+    taken: list[tuple[Backend, Any]] = []
+
+    def acquire(pair: Pair) -> None:
+        backend = session.backend(pair.backend)
+        handle = backend.acquire(pair.names, holder=_holder(session))
+        taken.append((backend, handle))  # list.append is atomic under the GIL
+
+    try:
+        _parallel(acquire, pairs)
+        yield
+    finally:
+        for backend, handle in taken:
+            backend.release(handle)
+
+
 def _identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool) -> None:
     record = existing.record
     if record is None:
@@ -270,7 +298,6 @@ def deploy(
     dry_run: bool = False,
     adopt: bool = False,
 ) -> Report:
-    manifest, target = session.manifest, session.target
     pairs = select_pairs(session, flows, backends)
     tags_by_flow = {pair.flow.name: _deployment_tags(pair.flow, extra_tags or []) for pair in pairs}
     for pair in pairs:  # templates parse before any request; placeholders are checked with a stand-in token
@@ -285,6 +312,20 @@ def deploy(
             _identity_check(existing, pair, session, adopt)
         return existing
 
+    with _locked(session, pairs, enabled=not dry_run):
+        return _deploy_locked(session, pairs, read, tags_by_flow, token_options=token_options, dry_run=dry_run)
+
+
+def _deploy_locked(
+    session: Session,
+    pairs: list[Pair],
+    read: Callable[[Pair], Existing | None],
+    tags_by_flow: dict[str, tuple[str, ...]],
+    *,
+    token_options: TokenOptions,
+    dry_run: bool,
+) -> Report:
+    manifest, target = session.manifest, session.target
     existing_list: list[Existing | None] = _parallel(read, pairs)
     offered = tokens.offered_token(
         token_prefix=target.token_prefix,
@@ -515,10 +556,20 @@ def plan_delete(
 
 
 def delete(session: Session, plans: list[tuple[Pair, Existing, Outcome]]) -> None:
-    for pair, existing, _ in plans:
-        session.progress(pair.flow.name, pair.backend, "deleting")
-        session.backend(pair.backend).delete(existing)
-        session.progress(pair.flow.name, pair.backend, "deleted")
+    pairs = [pair for pair, _, _ in plans]
+    with _locked(session, pairs):
+        # Authorized against what was read before the lock: read again, and stop if it changed.
+        for pair, existing, _ in plans:
+            current = session.backend(pair.backend).read(pair.names)
+            if current is None or current.record != existing.record:
+                raise ConflictError(
+                    f"{existing.name} changed while you were confirming the deletion",
+                    hint="run the command again to see the new state",
+                )
+        for pair, existing, _ in plans:
+            session.progress(pair.flow.name, pair.backend, "deleting")
+            session.backend(pair.backend).delete(existing)
+            session.progress(pair.flow.name, pair.backend, "deleted")
 
 
 # --- trigger ------------------------------------------------------------------------------------

@@ -134,6 +134,17 @@ class Backend(abc.ABC):
     def render(self, template: Path, context: Context) -> Any:
         """The backend's document for one flow, placeholders filled in."""
 
+    def acquire(self, names: FlowNames, *, holder: str) -> Any:
+        """Takes the deployment's write lock, or raises ConflictError naming who holds it.
+
+        Returns a handle for `release`. The default takes nothing: a backend whose writes are
+        compare-and-swap (Argo's resourceVersion) needs no lock.
+        """
+        return None
+
+    def release(self, handle: Any) -> None:  # noqa: B027 - deliberately a no-op by default
+        """Gives back a lock taken by `acquire` (best effort)."""
+
     def document(self, desired: Desired) -> Any:
         """The whole document that deploying `desired` writes (for dry-run diffs)."""
         return desired.definition

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any
 
 from mfproj import cron
 from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run, RunDetails, RunFilter
-from mfproj.errors import BackendError, NotFoundError, UsageError, ValidationError
+from mfproj.errors import BackendError, ConflictError, NotFoundError, UsageError, ValidationError
 from mfproj.manifest import StepFunctionsSettings
 from mfproj.naming import FlowNames
 from mfproj.render import Context, load_json_template, render
@@ -32,6 +33,7 @@ from mfproj.tags import bloom_may_contain, tag_bloom
 # --- tags: the deployment record, within AWS limits ---------------------------------------------
 
 TAG_PREFIX = "mfproj:"
+LOCK_TTL_SECONDS = 600
 MAX_TAGS = 50
 MAX_TAG_VALUE = 256
 _SAFE_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]*$")
@@ -337,6 +339,73 @@ class StepFunctionsBackend(Backend):
 
     def principal(self) -> str:
         return self.identity()["arn"]
+
+    # locking: Step Functions has no compare-and-swap, so concurrent deploys take a lock first
+
+    def lock_name(self, state_machine: str) -> str:
+        digest = base64.b32encode(hashlib.sha1(state_machine.encode(), usedforsecurity=False).digest())
+        return "mfproj-lock-" + digest.decode("ascii").lower()[:24]
+
+    def acquire(self, names: FlowNames, *, holder: str) -> Any:
+        """A lock is a state machine of its own: creating one is exclusive on AWS (a second create with
+        another definition fails). The definition carries a nonce, checked after the create, which also
+        covers emulators that answer a second create with the first one's ARN."""
+        import time
+
+        sfn = self.client("stepfunctions")
+        name = self.lock_name(names.state_machine)
+        arn = self.state_machine_arn(name)
+        nonce = uuid.uuid4().hex
+        now = _dt.datetime.now(_dt.timezone.utc)
+        note = {
+            "lock": names.state_machine,
+            "holder": holder,
+            "nonce": nonce,
+            "since": now.isoformat(timespec="seconds"),
+        }
+        definition = json.dumps(
+            {"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}}
+        )
+        with self._errors(f"locking {names.state_machine}"):
+            for _ in range(20):  # bounded: a lock being deleted, or a stale one, is waited for or broken
+                with contextlib.suppress(sfn.exceptions.StateMachineAlreadyExists, sfn.exceptions.StateMachineDeleting):
+                    sfn.create_state_machine(
+                        name=name,
+                        definition=definition,
+                        roleArn=self._role(),
+                        tags=[{"key": TAG_PREFIX + "lock", "value": "true"}],
+                    )
+                try:
+                    described = sfn.describe_state_machine(stateMachineArn=arn)
+                except sfn.exceptions.StateMachineDoesNotExist:
+                    continue
+                text = described["definition"]
+                document = json.loads(text) if isinstance(text, str) else text
+                try:
+                    held = json.loads(document.get("Comment", "{}"))
+                except ValueError:
+                    held = {}
+                if held.get("nonce") == nonce:
+                    return arn
+                if described.get("status") == "DELETING":
+                    time.sleep(0.25)
+                    continue
+                since = _dt.datetime.fromisoformat(held.get("since", now.isoformat()))
+                if (now - since).total_seconds() > LOCK_TTL_SECONDS:
+                    sfn.delete_state_machine(stateMachineArn=arn)  # a crashed deploy's lock
+                    continue
+                raise ConflictError(
+                    f"another deploy of {names.state_machine} is in progress ({held.get('holder', 'unknown')}, "
+                    f"since {held.get('since', '?')})",
+                    hint="wait for it to finish, then run the command again "
+                    f"(a lock older than {LOCK_TTL_SECONDS // 60} minutes is broken automatically)",
+                )
+        raise ConflictError(f"could not lock {names.state_machine}", hint="run the command again")
+
+    def release(self, handle: Any) -> None:
+        if handle:
+            with contextlib.suppress(Exception):
+                self.client("stepfunctions").delete_state_machine(stateMachineArn=handle)
 
     # reading
 
