@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import json
+import re
+import socket
 import socketserver
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +53,14 @@ class MotoServer:
 
 @dataclass
 class Fault:
-    """Answer requests whose X-Amz-Target ends with `action` with `status` and `body`, `times` times."""
+    """What to do to matching requests, `times` times.
+
+    A request matches when `action` is the end of its X-Amz-Target (AWS JSON protocol), its query
+    `Action` (STS), or a regular expression that matches "METHOD /path" (Kubernetes).
+    kind: "status" answers `status` with `body`; "slow" waits `delay` seconds, then forwards;
+    "drop" closes the connection without an answer; "hang" waits `delay` seconds, then drops
+    (the request never reaches the emulator, as when a server stalls).
+    """
 
     action: str
     status: int = 400
@@ -57,6 +68,17 @@ class Fault:
         default_factory=lambda: {"__type": "LimitExceededException", "message": "injected by the test proxy"}
     )
     times: int = 1_000_000
+    kind: str = "status"
+    delay: float = 0.0
+
+    def matches(self, action: str, request_line: str) -> bool:
+        if action and action.endswith(self.action):
+            return True
+        return re.fullmatch(self.action, request_line) is not None
+
+
+THROTTLED = {"__type": "ThrottlingException", "message": "Rate exceeded (injected)"}
+SERVER_ERROR = {"__type": "InternalServerError", "message": "injected failure"}
 
 
 class FaultProxy:
@@ -84,7 +106,17 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 action = self.headers.get("X-Amz-Target", "") or _query_action(body)
-                fault = proxy._take_fault(action)
+                fault = proxy._take_fault(action, f"{self.command} {self.path.split('?')[0]}")
+                if fault is not None and fault.kind == "hang":
+                    time.sleep(fault.delay)
+                if fault is not None and fault.kind in ("drop", "hang"):
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault is not None and fault.kind == "slow":
+                    time.sleep(fault.delay)
+                    fault = None
                 if fault is not None:
                     payload = json.dumps(fault.body).encode()
                     self.send_response(fault.status)
@@ -117,14 +149,18 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def _take_fault(self, action: str) -> Fault | None:
+    def _take_fault(self, action: str, request_line: str) -> Fault | None:
         with self._lock:
-            self.log.append(action)
+            self.log.append(action or request_line)
             for fault in self.faults:
-                if action.endswith(fault.action) and fault.times > 0:
+                if fault.times > 0 and fault.matches(action, request_line):
                     fault.times -= 1
                     return fault
         return None
+
+    def count(self, action: str) -> int:
+        with self._lock:
+            return sum(1 for entry in self.log if entry.endswith(action) or re.fullmatch(action, entry))
 
     def fail(self, action: str, **kwargs: Any) -> Fault:
         fault = Fault(action, **kwargs)
@@ -151,8 +187,6 @@ def _query_action(body: bytes) -> str:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -271,7 +271,8 @@ class StepFunctionsBackend(Backend):
                 "no AWS region: set [step_functions] region in the manifest, or AWS_REGION",
             )
         config = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": int(self.env.get("MFPROJ_AWS_MAX_ATTEMPTS", "5"))},
+            # total_max_attempts counts the first attempt too (max_attempts would not).
+            retries={"mode": "standard", "total_max_attempts": int(self.env.get("MFPROJ_AWS_MAX_ATTEMPTS", "5"))},
             connect_timeout=float(self.env.get("MFPROJ_AWS_CONNECT_TIMEOUT", "5")),
             read_timeout=float(self.env.get("MFPROJ_AWS_READ_TIMEOUT", "30")),
             user_agent_extra=f"mfproj/{__version__}",
@@ -350,12 +351,19 @@ class StepFunctionsBackend(Backend):
         """A lock is a state machine of its own: creating one is exclusive on AWS (a second create with
         another definition fails). The definition carries a nonce, checked after the create, which also
         covers emulators that answer a second create with the first one's ARN."""
+        arn = self.state_machine_arn(self.lock_name(names.state_machine))
+        nonce = uuid.uuid4().hex
+        try:
+            with self._errors(f"locking {names.state_machine}"):
+                return self._take_lock(names, arn, nonce, holder)
+        except BackendError:
+            self._drop_if_ours(arn, nonce)  # a lock created just before the failure must not linger
+            raise
+
+    def _take_lock(self, names: FlowNames, arn: str, nonce: str, holder: str) -> str:
         import time
 
         sfn = self.client("stepfunctions")
-        name = self.lock_name(names.state_machine)
-        arn = self.state_machine_arn(name)
-        nonce = uuid.uuid4().hex
         now = _dt.datetime.now(_dt.timezone.utc)
         note = {
             "lock": names.state_machine,
@@ -366,41 +374,41 @@ class StepFunctionsBackend(Backend):
         definition = json.dumps(
             {"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}}
         )
-        with self._errors(f"locking {names.state_machine}"):
-            for _ in range(20):  # bounded: a lock being deleted, or a stale one, is waited for or broken
-                with contextlib.suppress(sfn.exceptions.StateMachineAlreadyExists, sfn.exceptions.StateMachineDeleting):
-                    sfn.create_state_machine(
-                        name=name,
-                        definition=definition,
-                        roleArn=self._role(),
-                        tags=[{"key": TAG_PREFIX + "lock", "value": "true"}],
-                    )
-                try:
-                    described = sfn.describe_state_machine(stateMachineArn=arn)
-                except sfn.exceptions.StateMachineDoesNotExist:
-                    continue
-                text = described["definition"]
-                document = json.loads(text) if isinstance(text, str) else text
-                try:
-                    held = json.loads(document.get("Comment", "{}"))
-                except ValueError:
-                    held = {}
-                if held.get("nonce") == nonce:
-                    return arn
-                if described.get("status") == "DELETING":
-                    time.sleep(0.25)
-                    continue
-                since = _dt.datetime.fromisoformat(held.get("since", now.isoformat()))
-                if (now - since).total_seconds() > LOCK_TTL_SECONDS:
-                    sfn.delete_state_machine(stateMachineArn=arn)  # a crashed deploy's lock
-                    continue
-                raise ConflictError(
-                    f"another deploy of {names.state_machine} is in progress ({held.get('holder', 'unknown')}, "
-                    f"since {held.get('since', '?')})",
-                    hint="wait for it to finish, then run the command again "
-                    f"(a lock older than {LOCK_TTL_SECONDS // 60} minutes is broken automatically)",
+        for _ in range(20):  # bounded: a lock being deleted, or a stale one, is waited for or broken
+            with contextlib.suppress(sfn.exceptions.StateMachineAlreadyExists, sfn.exceptions.StateMachineDeleting):
+                sfn.create_state_machine(
+                    name=arn.rsplit(":", 1)[1],
+                    definition=definition,
+                    roleArn=self._role(),
+                    tags=[{"key": TAG_PREFIX + "lock", "value": "true"}],
                 )
+            try:
+                described = sfn.describe_state_machine(stateMachineArn=arn)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                continue
+            held = _lock_note(described)
+            if held.get("nonce") == nonce:
+                return arn
+            if described.get("status") == "DELETING":
+                time.sleep(0.25)
+                continue
+            since = _dt.datetime.fromisoformat(held.get("since", now.isoformat()))
+            if (now - since).total_seconds() > LOCK_TTL_SECONDS:
+                sfn.delete_state_machine(stateMachineArn=arn)  # a crashed deploy's lock
+                continue
+            raise ConflictError(
+                f"another deploy of {names.state_machine} is in progress ({held.get('holder', 'unknown')}, "
+                f"since {held.get('since', '?')})",
+                hint="wait for it to finish, then run the command again "
+                f"(a lock older than {LOCK_TTL_SECONDS // 60} minutes is broken automatically)",
+            )
         raise ConflictError(f"could not lock {names.state_machine}", hint="run the command again")
+
+    def _drop_if_ours(self, arn: str, nonce: str) -> None:
+        with contextlib.suppress(Exception):
+            sfn = self.client("stepfunctions")
+            if _lock_note(sfn.describe_state_machine(stateMachineArn=arn)).get("nonce") == nonce:
+                sfn.delete_state_machine(stateMachineArn=arn)
 
     def release(self, handle: Any) -> None:
         if handle:
@@ -762,6 +770,17 @@ def _details_of(described: Mapping[str, Any], run_id: str, deployment: str) -> R
         parameters=parameters,
         deployment=deployment,
     )
+
+
+def _lock_note(described: Mapping[str, Any]) -> dict[str, Any]:
+    """The note a lock state machine keeps in its definition's Comment."""
+    text = described.get("definition")
+    try:
+        document = json.loads(text) if isinstance(text, str) else text
+        note = json.loads(document.get("Comment", "{}") if isinstance(document, dict) else "{}")
+    except (ValueError, AttributeError, TypeError):
+        return {}
+    return note if isinstance(note, dict) else {}
 
 
 def _iso(value: Any) -> str | None:

@@ -1,0 +1,196 @@
+"""Faults on the wire: a proxy between the real clients and the emulators throttles, fails, slows and drops.
+
+Retries are bounded; a deploy that finally fails leaves the previous deployment and the keyring as
+they were; every failure ends with exit code 5 and one line that names the endpoint and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfproj import naming
+from tests.conftest import write_manifest
+from tests.emulators import SERVER_ERROR, THROTTLED, FaultProxy
+
+ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.HelloFlow"
+TEMPLATE = "myproj.user.alice.helloflow"
+PREFIX = naming.token_prefix("myproj", "user.alice")
+
+
+def _write(root: Path, version: str) -> None:
+    (root / "hello.asl.json").write_text(
+        json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}})
+    )
+    (root / "hello.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": [{"name": version}]}}))
+
+
+@pytest.fixture
+def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
+    _write(tmp_path, "v1")
+    write_manifest(
+        tmp_path,
+        """
+        [project]
+        name = "myproj"
+        [[flows]]
+        name = "HelloFlow"
+        step_functions = "hello.asl.json"
+        argo_workflows = "hello.json"
+        [step_functions]
+        region = "us-east-1"
+        role_arn = "arn:aws:iam::123456789012:role/sfn-exec"
+        """,
+        templates=False,
+    )
+    return tmp_path
+
+
+@pytest.fixture
+def aws_proxy(aws: Any) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(aws.url)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def kube_proxy(kube: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    from tests.k8s_emulator import kubeconfig_for
+
+    proxy = FaultProxy(kube.url)
+    (tmp_path / "proxied-kubeconfig").write_text(kubeconfig_for(proxy.url))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "proxied-kubeconfig"))
+    yield proxy
+    proxy.stop()
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "METAFLOW_USER": "alice",
+        "METAFLOW_TOKEN_HOME": str(tmp_path / "keyring"),
+        "MFPROJ_AWS_MAX_ATTEMPTS": "3",
+        **extra,
+    }
+
+
+def _snapshot(sfn: Any, kube: Any, tmp_path: Path) -> tuple[Any, ...]:
+    described = sfn.describe_state_machine(stateMachineArn=ARN)
+    tags = sorted((t["key"], t["value"]) for t in sfn.list_tags_for_resource(resourceArn=ARN)["tags"])
+    template = json.loads(json.dumps(kube.objects[("workflowtemplates", "default", TEMPLATE)]))
+    for volatile in ("resourceVersion", "generation"):  # a rollback is a write of its own
+        template["metadata"].pop(volatile)
+    keyring = (tmp_path / "keyring" / PREFIX).read_text()
+    return (str(described["definition"]), tags, json.dumps(template, sort_keys=True), keyring)
+
+
+def _assert_one_line_failure(result: Any, endpoint: str) -> None:
+    assert result.code == 5, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error:") and endpoint in lines[0]
+    assert sum(1 for line in lines if line.startswith("error:")) == 1
+    assert any(line.startswith("hint:") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_throttling_is_retried_a_bounded_number_of_times(
+    cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy
+) -> None:  # type: ignore[no-untyped-def]
+    env = _env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url)
+    aws_proxy.fail("AWSStepFunctions.DescribeStateMachine", status=400, body=THROTTLED, times=2)
+    result = cli("deploy", "--backend", "step-functions", env=env)
+    assert result.code == 0, result.stderr
+    assert aws_proxy.count("AWSStepFunctions.DescribeStateMachine") >= 3  # two throttled, then answered
+
+    aws_proxy.clear()
+    aws_proxy.fail("AWSStepFunctions.DescribeStateMachine", status=400, body=THROTTLED)
+    result = cli("deploy", "--backend", "step-functions", env=env)
+    _assert_one_line_failure(result, aws_proxy.url)
+    assert "wait and run the command again" in result.stderr
+    # Three attempts to read the lock, three more to clean it up, then the deploy stopped: bounded.
+    assert aws_proxy.count("AWSStepFunctions.DescribeStateMachine") == 6, aws_proxy.log
+
+
+@pytest.mark.parametrize(
+    ("action", "fault"),
+    [
+        ("AWSStepFunctions.UpdateStateMachine", {"status": 400, "body": THROTTLED}),
+        ("AWSStepFunctions.TagResource", {"status": 500, "body": SERVER_ERROR}),
+        ("AWSStepFunctions.UpdateStateMachine", {"kind": "drop"}),
+        ("AWSStepFunctions.TagResource", {"kind": "hang", "delay": 2.0}),
+    ],
+    ids=["throttled", "server-error", "dropped", "hanging"],
+)
+def test_a_deploy_that_finally_fails_changes_nothing(  # type: ignore[no-untyped-def]
+    cli, proj: Path, tmp_path: Path, sfn: Any, kube: Any, aws_proxy: FaultProxy, action: str, fault: dict[str, Any]
+) -> None:
+    env = _env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url, MFPROJ_AWS_READ_TIMEOUT="1")
+    assert cli("deploy", env=env).code == 0
+    before = _snapshot(sfn, kube, tmp_path)
+    _write(proj, "v2")
+    aws_proxy.clear()
+    aws_proxy.fail(action, **fault)
+    result = cli("deploy", "--generate-new-token", env=env)
+    _assert_one_line_failure(result, aws_proxy.url)
+    assert "nothing was changed" in result.stderr
+    assert _snapshot(sfn, kube, tmp_path) == before  # both backends rolled back, keyring untouched
+    assert aws_proxy.count(action) <= 3
+    locks = [m["name"] for m in sfn.list_state_machines()["stateMachines"] if m["name"].startswith("mfproj-lock")]
+    assert locks == []
+
+
+def test_slow_answers_within_the_timeout_are_waited_for(cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    aws_proxy.fail("AWSStepFunctions.DescribeStateMachine", kind="slow", delay=0.5)
+    env = _env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url, MFPROJ_AWS_READ_TIMEOUT="5")
+    result = cli("deploy", "--backend", "step-functions", env=env)
+    assert result.code == 0, result.stderr
+
+
+def test_unreachable_sts_names_the_endpoint(cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    aws_proxy.fail("GetCallerIdentity", kind="drop")
+    result = cli("deploy", "--backend", "step-functions", env=_env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url))
+    _assert_one_line_failure(result, aws_proxy.url)
+    assert not (tmp_path / "keyring" / PREFIX).exists()
+
+
+@pytest.mark.parametrize(
+    ("request_line", "fault"),
+    [
+        (r"PUT /apis/argoproj\.io/v1alpha1/namespaces/default/workflowtemplates/.*", {"status": 500, "body": {}}),
+        (r"PUT /apis/argoproj\.io/v1alpha1/namespaces/default/workflowtemplates/.*", {"kind": "drop"}),
+        (r"GET /apis/argoproj\.io/v1alpha1/namespaces/default/workflowtemplates/.*", {"status": 503, "body": {}}),
+    ],
+    ids=["server-error", "dropped", "unavailable"],
+)
+def test_kubernetes_faults(  # type: ignore[no-untyped-def]
+    cli,
+    proj: Path,
+    tmp_path: Path,
+    sfn: Any,
+    kube: Any,
+    kube_proxy: FaultProxy,
+    request_line: str,
+    fault: dict[str, Any],
+) -> None:
+    env = _env(tmp_path)
+    assert cli("deploy", env=env).code == 0
+    before = _snapshot(sfn, kube, tmp_path)
+    _write(proj, "v2")
+    kube_proxy.clear()
+    kube_proxy.fail(request_line, **fault)
+    result = cli("deploy", env=env)
+    _assert_one_line_failure(result, kube_proxy.url)
+    assert _snapshot(sfn, kube, tmp_path) == before
+    assert kube_proxy.count(request_line) <= 4, kube_proxy.log  # reads are retried three times at most, writes never
+
+
+def test_kubernetes_throttling_then_success(cli, proj: Path, tmp_path: Path, kube: Any, kube_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    read = r"GET /apis/argoproj\.io/v1alpha1/namespaces/default/workflowtemplates/.*"
+    kube_proxy.fail(read, status=429, body={"kind": "Status", "code": 429, "reason": "TooManyRequests"}, times=2)
+    result = cli("deploy", "--backend", "argo-workflows", env=_env(tmp_path))
+    assert result.code == 0, result.stderr
+    assert kube_proxy.count(read) >= 3
+    assert ("workflowtemplates", "default", TEMPLATE) in kube.objects
