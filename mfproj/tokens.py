@@ -172,7 +172,7 @@ def decode_share(value: str) -> Share:
         "the share string is damaged or incomplete (its checksum does not match)",
         hint="copy the whole string again from 'mfproj token share'",
     )
-    if not text.startswith(SHARE_PREFIX):
+    if not text.startswith(SHARE_PREFIX) or not text.isascii():
         raise broken
     body, dot, checksum = text[len(SHARE_PREFIX) :].rpartition(".")
     if not dot or not hmac.compare_digest(_checksum(body), checksum):

@@ -92,6 +92,7 @@ class FaultProxy:
         self.upstream = upstream.removeprefix("http://")
         self.faults: list[Fault] = []
         self.log: list[str] = []
+        self.bodies: list[tuple[str, bytes]] = []  # (action or "METHOD /path", body) of every request
         self._lock = threading.Lock()
         proxy = self
 
@@ -106,7 +107,10 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 action = self.headers.get("X-Amz-Target", "") or _query_action(body)
-                fault = proxy._take_fault(action, f"{self.command} {self.path.split('?')[0]}")
+                request_line = f"{self.command} {self.path.split('?')[0]}"
+                with proxy._lock:
+                    proxy.bodies.append((action or request_line, body))
+                fault = proxy._take_fault(action, request_line)
                 if fault is not None and fault.kind == "hang":
                     time.sleep(fault.delay)
                 if fault is not None and fault.kind in ("drop", "hang"):
@@ -172,6 +176,7 @@ class FaultProxy:
         with self._lock:
             self.faults.clear()
             self.log.clear()
+            self.bodies.clear()
 
     def stop(self) -> None:
         self._server.shutdown()
