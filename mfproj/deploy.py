@@ -312,11 +312,30 @@ def deploy(
             _identity_check(existing, pair, session, adopt)
         return existing
 
-    with _locked(session, pairs, enabled=not dry_run):
-        return _deploy_locked(session, pairs, read, tags_by_flow, token_options=token_options, dry_run=dry_run)
+    # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
+    # no lock. A change is planned again under the lock, from a fresh read, and then applied.
+    report, work, token = _plan(session, pairs, read, tags_by_flow, token_options=token_options, dry_run=dry_run)
+    if dry_run:
+        return report
+    if work:
+        with _locked(session, pairs):
+            report, work, token = _plan(session, pairs, read, tags_by_flow, token_options=token_options, dry_run=False)
+            _apply(session, work)
+    for outcome in report.outcomes:
+        if outcome.action == "unchanged":
+            session.progress(outcome.flow, outcome.backend, "unchanged")
+    # Only now, with every change in place, does the keyring learn the token (the reference stores it first).
+    target = session.target
+    keyring = session.get_keyring()
+    if keyring.load_token(target.token_prefix) != token:
+        keyring.store(target.token_prefix, token, project=target.project, branch=target.branch, source="deploy")
+    return report
 
 
-def _deploy_locked(
+_Work = list[tuple[Pair, Existing | None, Desired, Outcome]]
+
+
+def _plan(
     session: Session,
     pairs: list[Pair],
     read: Callable[[Pair], Existing | None],
@@ -324,7 +343,8 @@ def _deploy_locked(
     *,
     token_options: TokenOptions,
     dry_run: bool,
-) -> Report:
+) -> tuple[Report, _Work, str]:
+    """Reads, authorizes and renders; returns the report, the changes to make, and the branch's token."""
     manifest, target = session.manifest, session.target
     existing_list: list[Existing | None] = _parallel(read, pairs)
     offered = tokens.offered_token(
@@ -422,14 +442,16 @@ def _deploy_locked(
         outcomes=outcomes,
         token_changed=any(d.is_new for d in decisions) and bool(deployed_tokens),
     )
-    if dry_run:
-        return report
-
     work = [
         (p, e, d, o)
         for p, e, d, o in zip(pairs, existing_list, desired_list, outcomes, strict=True)
         if o.action != "unchanged"
     ]
+    return report, work, final_token
+
+
+def _apply(session: Session, work: _Work) -> None:
+    """All or nothing: when one change fails, the others are put back before the error is raised."""
     applied: list[tuple[Pair, Existing | None, Desired, Any]] = []
 
     def apply(item: tuple[Pair, Existing | None, Desired, Outcome]) -> None:
@@ -450,14 +472,6 @@ def _deploy_locked(
     except BaseException:
         _undo_all(session, applied)
         raise
-    for pair, outcome in zip(pairs, outcomes, strict=True):
-        if outcome.action == "unchanged":
-            session.progress(pair.flow.name, pair.backend, "unchanged")
-    # Only now, with every change in place, does the keyring learn the token (the reference stores it first).
-    keyring = session.get_keyring()
-    if keyring.load_token(target.token_prefix) != final_token:
-        keyring.store(target.token_prefix, final_token, project=target.project, branch=target.branch, source="deploy")
-    return report
 
 
 def _undo_all(session: Session, applied: list[tuple[Pair, Existing | None, Desired, Any]]) -> list[str]:
