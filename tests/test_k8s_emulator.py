@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ G, V, NS = "argoproj.io", "v1alpha1", "default"
 def api(kube: Any) -> Any:
     from kubernetes import client, config
 
-    return client.CustomObjectsApi(config.new_client_from_config())
+    # Explicitly: the client reads KUBECONFIG once, when it is first imported.
+    return client.CustomObjectsApi(config.new_client_from_config(config_file=os.environ["KUBECONFIG"]))
 
 
 def _template(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

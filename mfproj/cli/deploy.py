@@ -5,12 +5,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mfproj import backends, deploy, manifest
 from mfproj.cli import output
 from mfproj.errors import RunFailedError, UsageError, ValidationError
 
 if TYPE_CHECKING:
     import typer
+
+    from mfproj import deploy
+
+# The core (mfproj.deploy and the backends) is imported inside the functions that run a command, so
+# `mfproj --help` and completion do not pay for it.
 
 
 def _session(
@@ -18,13 +22,19 @@ def _session(
     branch: str | None,
     production: bool | None,
     profile: str | None,
-    progress: deploy.Progress = deploy._quiet,
-) -> deploy.Session:
+    progress: "deploy.Progress | None" = None,
+) -> "deploy.Session":
+    from mfproj import deploy, manifest
+
     loaded = manifest.load(manifest_path)
-    return deploy.open_session(loaded, branch=branch, production=production, profile=profile, progress=progress)
+    return deploy.open_session(
+        loaded, branch=branch, production=production, profile=profile, progress=progress or deploy._quiet
+    )
 
 
-def _summary(report: deploy.Report) -> None:
+def _summary(report: "deploy.Report") -> None:
+    from mfproj import backends
+
     rows = [
         [
             o.flow,
@@ -45,13 +55,15 @@ def run_deploy(
     backend_names: list[str] | None,
     branch: str | None,
     production: bool | None,
-    token_options: deploy.TokenOptions,
+    token_options: "deploy.TokenOptions",
     tags: list[str],
     dry_run: bool,
     adopt: bool,
     profile: str | None,
     output_format: str,
 ) -> int:
+    from mfproj import backends, deploy
+
     with output.ProgressView(enabled=output_format != "json" and not dry_run) as view:
         session = _session(manifest_path, branch, production, profile, view.update)
         report = deploy.deploy(
@@ -93,11 +105,13 @@ def run_delete(
     backend_names: list[str] | None,
     branch: str | None,
     production: bool | None,
-    token_options: deploy.TokenOptions,
+    token_options: "deploy.TokenOptions",
     yes: bool,
     profile: str | None,
     output_format: str,
 ) -> int:
+    from mfproj import backends, deploy
+
     session = _session(manifest_path, branch, production, profile)
     plans = deploy.plan_delete(
         session, flows=flows, backends=backends.normalize(backend_names), token_options=token_options
@@ -154,6 +168,8 @@ def run_trigger(
     profile: str | None,
     output_format: str,
 ) -> int:
+    from mfproj import backends, deploy
+
     session = _session(manifest_path, branch, production, profile)
     normalized = backends.normalize([backend_name] if backend_name else None)
     triggered = deploy.trigger(
@@ -181,6 +197,12 @@ def run_trigger(
     if failure is not None:
         raise failure
     return 0
+
+
+def _token_options(authorize: str | None, authorize_file: Path | None, generate_new: bool) -> "deploy.TokenOptions":
+    from mfproj import deploy
+
+    return deploy.TokenOptions(authorize, authorize_file, generate_new)
 
 
 def register(app: "typer.Typer") -> None:
@@ -214,7 +236,7 @@ def register(app: "typer.Typer") -> None:
                 backend_names=[b.value for b in backend] if backend else None,
                 branch=branch,
                 production=production,
-                token_options=deploy.TokenOptions(authorize, authorize_file, generate_new_token),
+                token_options=_token_options(authorize, authorize_file, generate_new_token),
                 tags=tag,
                 dry_run=dry_run,
                 adopt=adopt,
@@ -244,7 +266,7 @@ def register(app: "typer.Typer") -> None:
                 backend_names=[b.value for b in backend] if backend else None,
                 branch=branch,
                 production=production,
-                token_options=deploy.TokenOptions(authorize, authorize_file),
+                token_options=_token_options(authorize, authorize_file, False),
                 yes=yes,
                 profile=profile,
                 output_format=output_format.value,

@@ -3,13 +3,15 @@
 import datetime as _dt
 from typing import TYPE_CHECKING
 
-from mfproj import backends, deploy, manifest, runs
-from mfproj.backends.base import RunFilter
 from mfproj.cli import output
 from mfproj.errors import UsageError, ValidationError
 
 if TYPE_CHECKING:
     import typer
+
+    from mfproj import runs
+
+# The core is imported inside the functions that run a command: `--help` and completion stay fast.
 
 _LOCAL = "metaflow_local"
 
@@ -22,7 +24,9 @@ def _when(value: _dt.datetime | None) -> str:
     return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _render(rows: list[runs.RunRow], output_format: str) -> None:
+def _render(rows: "list[runs.RunRow]", output_format: str) -> None:
+    from mfproj import backends, runs
+
     if output_format == "json":
         output.emit_json([row.as_json() for row in rows])
         return
@@ -67,6 +71,9 @@ def run_list(
     profile: str | None,
     output_format: str,
 ) -> int:
+    from mfproj import backends, deploy, manifest, runs
+    from mfproj.backends.base import RunFilter
+
     if namespace is not None and all_namespaces:
         raise UsageError("--namespace and --all-namespaces exclude each other")
     if namespace is not None and (":" not in namespace or namespace.startswith(":") or namespace.endswith(":")):
@@ -113,6 +120,8 @@ def run_show(
     profile: str | None,
     output_format: str,
 ) -> int:
+    from mfproj import backends, deploy, manifest, runs
+
     loaded = manifest.load(manifest_path)
     session = deploy.open_session(loaded, branch=branch, production=production, profile=profile)
     row = runs.find_deployment_run(session, run_id, flows=flows, backends=backends.normalize(backend_names))
