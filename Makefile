@@ -33,9 +33,12 @@ lint: $(VENV)/.installed-test
 completions: $(VENV)/.installed
 	$(BIN)/python scripts/gen_completions.py
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/sfn_lookup.py
+	$(BIN)/python bench/deploy.py
+	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/races.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
