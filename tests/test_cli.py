@@ -284,3 +284,17 @@ def test_names_imports_neither_boto3_nor_kubernetes(project: Path, monkeypatch) 
     done = subprocess.run([sys.executable, "-c", script, "names", "--help"], capture_output=True, text=True, timeout=60)
     line = done.stderr.strip().splitlines()[-1]
     assert "boto3" not in line and "kubernetes" not in line and "botocore" not in line
+
+
+def test_the_example_project_from_the_readme(cli) -> None:  # type: ignore[no-untyped-def]
+    example = Path(__file__).resolve().parent.parent / "examples" / "example_project"
+    result = cli("names", "-o", "json", env={"METAFLOW_USER": "alice"}, cwd=example)
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["project"] == "example_project" and document["branch"] == "user.alice"
+    assert [f["flow"] for f in document["flows"]] == ["ProjectFlow", "NightlyReportFlow"]
+    assert document["flows"][0]["argo_workflows"]["workflow_template"] == "exampleproject.user.alice.projectflow"
+    assert document["problems"] == []
+    help_text = cli("--help").stdout
+    for command in ("names", "init", "deploy", "delete", "trigger", "runs", "token", "completion"):
+        assert command in help_text
