@@ -56,13 +56,17 @@ class Context:
         }
 
 
-def load_json_template(path: Path) -> Any:
+def read_template(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TemplateError(f"{path}: cannot read the template: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise TemplateError(f"{path}: the template is not UTF-8 text") from None
+
+
+def load_json_template(path: Path) -> Any:
+    text = read_template(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

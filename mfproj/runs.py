@@ -21,7 +21,7 @@ from typing import Any
 
 from mfproj import tokens
 from mfproj.backends import LABELS
-from mfproj.backends.base import RunDetails, RunFilter
+from mfproj.backends.base import RunDetails, RunFilter, newest_first
 from mfproj.errors import NotFoundError, ValidationError
 from mfproj.tags import TagError, validate_tags
 
@@ -239,23 +239,15 @@ def local_root(path: str | None, env: Mapping[str, str] | None = None, cwd: Path
 def local_runs(root: Path, *, flows: list[str] | None, query: RunFilter) -> Iterator[RunRow]:
     """Runs recorded by Metaflow's local metadata provider, filtered as the reference's client does."""
     names = flows or sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-    newest: list[tuple[float, str, RunRow]] = []
-    for flow in names:
-        flow_dir = root / flow
-        if not flow_dir.is_dir():
-            continue
-        for record_path in flow_dir.glob("*/_meta/_self.json"):
-            row = _local_row(record_path, flow)
-            if row is None or not query.matches(row.details):
-                continue
-            started = row.details.started_at.timestamp() if row.details.started_at else 0.0
-            entry = (started, row.details.run_id, row)
-            if len(newest) < query.limit:
-                heapq.heappush(newest, entry)
-            elif entry[:2] > newest[0][:2]:
-                heapq.heapreplace(newest, entry)
-    for _, _, row in sorted(newest, key=lambda e: e[:2], reverse=True):
-        yield row
+
+    def matching() -> Iterator[RunRow]:
+        for flow in names:
+            for record_path in (root / flow).glob("*/_meta/_self.json"):
+                row = _local_row(record_path, flow)
+                if row is not None and query.matches(row.details):
+                    yield row
+
+    yield from newest_first(matching(), query.limit, lambda row: row.details.started_at)
 
 
 def _local_row(record_path: Path, flow: str) -> RunRow | None:

@@ -19,11 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from mfproj import naming
-from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run, RunDetails, RunFilter
+from mfproj.backends.base import (
+    Backend,
+    DeploymentRecord,
+    Desired,
+    Existing,
+    Run,
+    RunDetails,
+    RunFilter,
+    newest_first,
+)
 from mfproj.errors import BackendError, ConflictError, NotFoundError, UsageError, ValidationError
 from mfproj.manifest import ArgoWorkflowsSettings
 from mfproj.naming import FlowNames
-from mfproj.render import Context, TemplateError, render
+from mfproj.render import Context, TemplateError, read_template, render
 
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 TEMPLATES, CRONS, WORKFLOWS = "workflowtemplates", "cronworkflows", "workflows"
@@ -54,12 +63,7 @@ def load_template(path: Path) -> Any:
     """A WorkflowTemplate in YAML or JSON; a bare `spec` (with `templates`) is accepted too."""
     import yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TemplateError(f"{path}: cannot read the template: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise TemplateError(f"{path}: the template is not UTF-8 text") from None
+    text = read_template(path)
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -476,27 +480,13 @@ class ArgoWorkflowsBackend(Backend):
 
     def running(self, existing: Existing, *, limit: int = 1000) -> int:
         selector = f"{LABEL_TEMPLATE}={naming.label_value(existing.name)},workflows.argoproj.io/completed!=true"
-        count, token = 0, None
+        count = 0
         with self._errors(f"counting the running workflows of {existing.name}"):
-            for _ in range(max(1, limit // 100) + 1):  # bounded: at most `limit` items
-                page = self.api().list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    WORKFLOWS,
-                    label_selector=selector,
-                    limit=100,
-                    _continue=token,
-                    _request_timeout=self._timeout(),
-                )
-                count += sum(
-                    1
-                    for item in page.get("items", [])
-                    if (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Error")
-                )
-                token = (page.get("metadata") or {}).get("continue")
-                if not token or count >= limit:
-                    break
+            for item in self._workflows(selector, page_size=100, max_pages=limit // 100 + 1):
+                if (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Error"):
+                    count += 1
+                    if count >= limit:
+                        break
         return min(count, limit)
 
     def start(self, existing: Existing, payload: dict[str, Any], run_tags: list[str]) -> Run:
@@ -550,42 +540,40 @@ class ArgoWorkflowsBackend(Backend):
     def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[RunDetails]:
         """Selected on the server by labels (template and one label per wanted tag), page by page; the
         newest `limit` are kept in a bounded heap, since the API lists by name, not by time."""
-        import heapq
-
         selector = ",".join(
             [f"{LABEL_TEMPLATE}={naming.label_value(existing.name)}"]
             + [naming.tag_label_key(tag) for tag in query.required_tags()]
         )
-        newest: list[tuple[float, int, RunDetails]] = []
-        token, counter = None, 0
         with self._errors(f"listing the runs of {existing.name}"):
-            for _ in range(100_000):  # bounded: 20 million workflows
-                page = self.api().list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    WORKFLOWS,
-                    label_selector=selector,
-                    limit=200,
-                    _continue=token,
-                    _request_timeout=self._timeout(),
+            matching = (
+                details
+                for details in (
+                    _workflow_details(item, existing.name)
+                    for item in self._workflows(selector, page_size=200, max_pages=100_000)  # 20 million at most
                 )
-                for item in page.get("items", []):
-                    details = _workflow_details(item, existing.name)
-                    if not query.matches(details):
-                        continue
-                    counter += 1
-                    key = details.started_at.timestamp() if details.started_at else 0.0
-                    entry = (key, counter, details)
-                    if len(newest) < query.limit:
-                        heapq.heappush(newest, entry)
-                    elif entry > newest[0]:
-                        heapq.heapreplace(newest, entry)
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    break
-        for _, _, details in sorted(newest, key=lambda e: (e[0], e[1]), reverse=True):
-            yield details
+                if query.matches(details)
+            )
+            newest = newest_first(matching, query.limit, lambda details: details.started_at)
+        yield from newest
+
+    def _workflows(self, selector: str, *, page_size: int, max_pages: int) -> Iterator[dict[str, Any]]:
+        """Workflows matching a label selector, one page at a time (limit/continue), bounded."""
+        token = None
+        for _ in range(max_pages):
+            page = self.api().list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                WORKFLOWS,
+                label_selector=selector,
+                limit=page_size,
+                _continue=token,
+                _request_timeout=self._timeout(),
+            )
+            yield from page.get("items", [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
 
     def find_run(self, existing: Existing, run_id: str) -> RunDetails | None:
         if not run_id.startswith("argo-"):

@@ -7,14 +7,16 @@ allowed (deploy.py does, with the authorization rules) and never imports the CLI
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mfproj.naming import FlowNames
 from mfproj.render import Context
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,21 @@ class RunDetails:
     tags: tuple[str, ...]
     parameters: dict[str, Any] = field(default_factory=dict)
     deployment: str = ""
+
+
+def newest_first(runs: Iterable[T], limit: int, started: Callable[[T], datetime | None]) -> list[T]:
+    """The newest `limit` of `runs`, newest first, keeping at most `limit` in memory (a bounded heap)."""
+    import heapq
+
+    kept: list[tuple[float, int, T]] = []
+    for order, run in enumerate(runs):
+        moment = started(run)
+        entry = (moment.timestamp() if moment else 0.0, -order, run)
+        if len(kept) < limit:
+            heapq.heappush(kept, entry)
+        elif entry[:2] > kept[0][:2]:
+            heapq.heapreplace(kept, entry)
+    return [run for _, _, run in sorted(kept, key=lambda e: e[:2], reverse=True)]
 
 
 class Backend(abc.ABC):
