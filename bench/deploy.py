@@ -16,7 +16,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.runs import _start_moto  # noqa: E402  (after the path is set)
+from bench.common import bench_env, start_moto  # noqa: E402  (after the path is set)
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
@@ -80,18 +79,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "deploy.json")
     args = parser.parse_args()
-    process, url = _start_moto()
-    work = Path(tempfile.mkdtemp(prefix="mfproj-bench-deploy-"))
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "METAFLOW_USER": "bench",
-        "METAFLOW_TOKEN_HOME": str(work / "keyring"),
-        "CI": "1",
-    }
-    os.environ.update(env)
+    process, url = start_moto()
+    work, env = bench_env(url, "deploy")
     try:
         results: dict[str, Any] = {}
         for count in (1, args.flows):

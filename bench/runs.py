@@ -19,14 +19,10 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,32 +30,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import bench_env, start_moto  # noqa: E402  (after the path is set)
+
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
-            return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("moto's server did not start")
 
 
 def _measure(function: Callable[[], int], repeat: int) -> tuple[float, int]:
@@ -88,17 +61,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "runs.json")
     args = parser.parse_args()
 
-    process, url = _start_moto()
-    work = Path(tempfile.mkdtemp(prefix="mfproj-bench-runs-"))
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "METAFLOW_USER": "bench",
-        "METAFLOW_TOKEN_HOME": str(work / "keyring"),
-    }
-    os.environ.update(env)
+    process, url = start_moto()
+    work, env = bench_env(url, "runs")
     try:
         import boto3
 

@@ -100,6 +100,11 @@ def cli(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
     return run
 
 
+def as_user(user: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of one person: their user name and their own keyring."""
+    return {"METAFLOW_USER": user, "METAFLOW_TOKEN_HOME": str(tmp_path / f"keyring-{user}"), **extra}
+
+
 def write_manifest(directory: Path, body: str, *, templates: bool = True) -> Path:
     """Writes mfproj.toml (dedented) and, if asked, empty templates for every referenced file."""
     directory.mkdir(parents=True, exist_ok=True)

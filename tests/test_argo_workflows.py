@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mfproj import naming, tokens
+from tests.conftest import as_user as _as
 from tests.conftest import write_manifest
 
 NS = "default"
@@ -71,10 +72,6 @@ def _write_project(root: Path, *, schedule: str | None = None, version: str = "v
 def proj(tmp_path: Path, kube: Any) -> Path:
     _write_project(tmp_path)
     return tmp_path
-
-
-def _as(user: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"METAFLOW_USER": user, "METAFLOW_TOKEN_HOME": str(tmp_path / f"keyring-{user}"), **extra}
 
 
 def _object(kube: Any, plural: str, name: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mfproj import naming, runs, tokens
+from tests.conftest import as_user as _as
 from tests.conftest import write_manifest
 
 TEMPLATE_ASL = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}}
@@ -46,10 +47,6 @@ def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
         templates=False,
     )
     return tmp_path
-
-
-def _as(user: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"METAFLOW_USER": user, "METAFLOW_TOKEN_HOME": str(tmp_path / f"keyring-{user}"), **extra}
 
 
 def _trigger(cli: Any, env: dict[str, str], flow: str, *args: str) -> str:  # type: ignore[no-untyped-def]

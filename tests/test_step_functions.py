@@ -14,6 +14,7 @@ import pytest
 
 from mfproj import naming, tokens
 from mfproj.backends.step_functions import decode_record
+from tests.conftest import as_user as _as
 from tests.conftest import write_manifest
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
@@ -74,11 +75,6 @@ def proj(tmp_path: Path, aws: Any) -> Path:
 
 def _keyring(home: Path) -> tokens.Keyring:
     return tokens.Keyring(home)
-
-
-def _as(user: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """Each person has their own keyring."""
-    return {"METAFLOW_USER": user, "METAFLOW_TOKEN_HOME": str(tmp_path / f"keyring-{user}"), **extra}
 
 
 def _state(sfn: Any, name: str) -> tuple[Any, dict[str, str]]:

@@ -1,0 +1,57 @@
+"""What the benchmarks share: moto's server in its own process, and an environment pointing at it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's server on 127.0.0.1 and a free port, in its own process (so its memory is not ours)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
+            return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("moto's server did not start")
+
+
+def bench_env(url: str, prefix: str) -> tuple[Path, dict[str, str]]:
+    """A work directory and an environment for user `bench` against the emulator at `url`.
+
+    The process's own environment is updated too, for the clients the benchmark makes itself.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"mfproj-bench-{prefix}-"))
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "METAFLOW_USER": "bench",
+        "METAFLOW_TOKEN_HOME": str(work / "keyring"),
+        "CI": "1",
+    }
+    os.environ.update(env)
+    return work, env
