@@ -149,6 +149,21 @@ def test_argo_runs_are_selected_by_labels_on_the_server(cli, proj: Path, tmp_pat
     assert _ids(cli, alice, *argo, "--status", "pending") == [b]
     assert _ids(cli, alice, *argo, "--latest") == [b]
     assert _ids(cli, alice, *argo, "--namespace", "user:bob") == []
+    # A second branch: its own deployment, namespace and runs.
+    assert cli("deploy", *argo, "--branch", "exp", env=alice).code == 0
+    token = tokens.Keyring(tmp_path / "keyring-alice").load_token(naming.token_prefix("myproj", "test.exp"))
+    bob = _as("bob", tmp_path, MFPROJ_PRODUCTION_TOKEN=token or "")
+    exp_a = cli("trigger", "HelloFlow", *argo, "--branch", "exp", "--tag", "a", "-o", "json", env=alice).json()[
+        "run_id"
+    ]
+    time.sleep(1.05)
+    exp_bob = cli("trigger", "HelloFlow", *argo, "--branch", "exp", "--tag", "c", "-o", "json", env=bob).json()[
+        "run_id"
+    ]
+    assert _ids(cli, alice, *argo, "--branch", "exp") == [exp_bob, exp_a]
+    assert _ids(cli, alice, *argo, "--branch", "exp", "--tag", "a") == [exp_a]
+    assert _ids(cli, alice, *argo, "--branch", "exp", "--namespace", "user:bob") == [exp_bob]
+    assert _ids(cli, alice, *argo, "--tag", "a") == [ab, a]  # the user branch is unchanged
     # Both backends at once, merged newest first.
     assert cli("deploy", "--backend", "step-functions", env=alice).code == 0
     sfn_run = _trigger(cli, alice, "HelloFlow", "--backend", "step-functions", "--tag", "a")
