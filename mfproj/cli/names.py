@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from mfproj import identity, manifest, project, tokens
+from mfproj import identity, manifest, project
 from mfproj.cli import output
 from mfproj.errors import ValidationError
 
@@ -25,6 +25,8 @@ def run(
     plans = project.plan_names(loaded, target, selected, sfn_prefix=loaded.state_machine_prefix())
     sequence = None
     if loaded.token_scheme == "metaflow":
+        from mfproj import tokens  # only here: tokens pulls in secrets, tempfile and friends (hot path)
+
         sequence = [tokens.metaflow_token(target.token_prefix, i) for i in (0, 1)]
     problems = [(plan.flow.name, p) for plan in plans for p in plan.problems]
 
