@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -55,3 +58,20 @@ def bench_env(url: str, prefix: str) -> tuple[Path, dict[str, str]]:
     }
     os.environ.update(env)
     return work, env
+
+
+def report_header(name: str) -> dict[str, Any]:
+    """What every results file starts with: which benchmark, when, and on what."""
+    return {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+    }
+
+
+def write_report(path: Path, report: dict[str, Any], *, echo: bool = True) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    if echo:
+        print(json.dumps(report, indent=2))

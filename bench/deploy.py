@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import bench_env, start_moto  # noqa: E402  (after the path is set)
+from bench.common import bench_env, report_header, start_moto, write_report  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
@@ -108,19 +106,14 @@ def main() -> int:
             for key in ("cli_first_deploy_ms", "cli_redeploy_ms", "core_first_deploy_ms", "core_redeploy_ms")
         }
         report = {
-            "benchmark": "deploy",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+            **report_header("deploy"),
             "emulator": "moto server (own process) over HTTP on 127.0.0.1",
             "results": results,
             f"ratio_{args.flows}_flows_to_1": ratios,
             "target": 3.0,
             "target_met_cli": ratios["cli_first_deploy"] <= 3.0 and ratios["cli_redeploy"] <= 3.0,
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps(report, indent=2))
+        write_report(args.out, report)
     finally:
         process.terminate()
         process.wait(timeout=10)

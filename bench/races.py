@@ -24,6 +24,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import report_header, write_report  # noqa: E402  (after the path is set)
 
 ASL = {
     "Comment": "${mfproj.owner}",
@@ -167,9 +168,7 @@ def main() -> int:
     finally:
         moto.stop()
         kube.stop()
-    report = {"benchmark": "races", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, {**report_header("races"), "results": results}, echo=False)
     ok = all(r["exactly_one_winner"] == r["rounds"] and r["incoherent"] == 0 for r in results.values())
     print("every round had exactly one winner and a coherent deployment" if ok else "RACE FAILURES")
     return 0 if ok else 1

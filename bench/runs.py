@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import bench_env, start_moto  # noqa: E402  (after the path is set)
+from bench.common import bench_env, report_header, start_moto, write_report  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
@@ -143,19 +141,14 @@ def main() -> int:
             print(json.dumps({stage: results[str(stage)]}), flush=True)
         small, full = results[str(args.executions // 10)], results[str(args.executions)]
         report = {
-            "benchmark": "runs",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+            **report_header("runs"),
             "emulator": "moto server (own process) over HTTP on 127.0.0.1",
             "results": results,
             "target_ratio": 1.5,
             "target_met": full["ratio_needle_to_paginator"] <= 1.5,
             "memory_growth_needle": round(full["runs_needle_peak_kib"] / max(small["runs_needle_peak_kib"], 1), 2),
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps(report, indent=2))
+        write_report(args.out, report)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import report_header, write_report  # noqa: E402  (after the path is set)
+
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 DEFINITION = json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}})
 
@@ -148,10 +149,7 @@ def main() -> int:
             }
         full = results["full"]
         report = {
-            "benchmark": "sfn_lookup",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+            **report_header("sfn_lookup"),
             "emulator": "moto server over HTTP on 127.0.0.1",
             "results": results,
             "api_calls_constant": results["empty"]["mfproj_api_calls_first_deploy"]
@@ -160,9 +158,7 @@ def main() -> int:
             "scan_over_mfproj_redeploy": round(full["scan_lookup_ms"] / full["mfproj_redeploy_ms"], 1),
             "scan_over_mfproj_first_deploy": round(full["scan_lookup_ms"] / full["mfproj_first_deploy_ms"], 1),
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps(report, indent=2))
+        write_report(args.out, report)
     finally:
         server.stop()
     return 0

@@ -8,9 +8,7 @@ Usage: python bench/startup.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -18,6 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import report_header, write_report  # noqa: E402  (after the path is set)
+
 EXAMPLE = ROOT / "examples" / "example_project"
 
 
@@ -51,10 +52,7 @@ def main() -> int:
     results = {name: median_ms(argv, args.runs, env) for name, argv in commands.items()}
     baseline = results["python -c pass"]
     report = {
-        "benchmark": "startup",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+        **report_header("startup"),
         "runs_per_command": args.runs,
         "median_ms": {name: round(ms, 1) for name, ms in results.items()},
         "ratio_to_python": {name: round(ms / baseline, 2) for name, ms in results.items()},
@@ -63,8 +61,7 @@ def main() -> int:
     report["targets_met"] = {
         name: report["ratio_to_python"][name] <= limit for name, limit in report["targets"].items()
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report, echo=False)
     width = max(len(n) for n in results)
     for name, ms in results.items():
         print(f"{name:<{width}}  {ms:7.1f} ms  {ms / baseline:5.2f}x")
