@@ -108,6 +108,7 @@ class Session:
     profile: str | None = None
     keyring: tokens.Keyring | None = None
     progress: Progress = _quiet
+    notice: Callable[[str], None] = lambda message: None  # warnings for the person running the command
     _backends: dict[str, Backend] = field(default_factory=dict)
 
     def backend(self, name: str) -> Backend:
@@ -129,11 +130,30 @@ def open_session(
     profile: str | None = None,
     env: Mapping[str, str] | None = None,
     progress: Progress = _quiet,
+    notice: Callable[[str], None] = lambda message: None,
 ) -> Session:
     env = os.environ if env is None else env
     target = identity.select_target(manifest.project, branch=branch, production=production, env=env)
     user = identity.require_user(env)
-    return Session(manifest=manifest, target=target, user=user, env=env, profile=profile, progress=progress)
+    return Session(
+        manifest=manifest, target=target, user=user, env=env, profile=profile, progress=progress, notice=notice
+    )
+
+
+def offer_for(session: Session, options: TokenOptions) -> tokens.OfferedToken | None:
+    """The token the caller offers for the session's branch; another branch's is refused or ignored
+    (see tokens.offered_token). Called before any request."""
+    target = session.target
+    keyring = session.get_keyring()
+    return tokens.offered_token(
+        target=tokens.BranchRef(target.project, target.branch, target.token_prefix),
+        authorize=options.authorize,
+        authorize_file=options.authorize_file,
+        env=session.env,
+        keyring=keyring,
+        owner_of=tokens.branch_finder(target.project, session.user, keyring),
+        warn=session.notice,
+    )
 
 
 # --- selection and checks before any request ----------------------------------------------------
@@ -314,12 +334,17 @@ def deploy(
 
     # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
     # no lock. A change is planned again under the lock, from a fresh read, and then applied.
-    report, work, token = _plan(session, pairs, read, tags_by_flow, token_options=token_options, dry_run=dry_run)
+    offered = offer_for(session, token_options)
+    report, work, token = _plan(
+        session, pairs, read, tags_by_flow, token_options=token_options, offered=offered, dry_run=dry_run
+    )
     if dry_run:
         return report
     if work:
         with _locked(session, pairs):
-            report, work, token = _plan(session, pairs, read, tags_by_flow, token_options=token_options, dry_run=False)
+            report, work, token = _plan(
+                session, pairs, read, tags_by_flow, token_options=token_options, offered=offered, dry_run=False
+            )
             _apply(session, work)
     for outcome in report.outcomes:
         if outcome.action == "unchanged":
@@ -342,20 +367,16 @@ def _plan(
     tags_by_flow: dict[str, tuple[str, ...]],
     *,
     token_options: TokenOptions,
+    offered: tokens.OfferedToken | None,
     dry_run: bool,
 ) -> tuple[Report, _Work, str]:
     """Reads, authorizes and renders; returns the report, the changes to make, and the branch's token."""
     manifest, target = session.manifest, session.target
     existing_list: list[Existing | None] = _parallel(read, pairs)
-    offered = tokens.offered_token(
-        token_prefix=target.token_prefix,
-        authorize=token_options.authorize,
-        authorize_file=token_options.authorize_file,
-        env=session.env,
-        keyring=session.get_keyring(),
-    )
     deployed_tokens = [e.record.production_token for e in existing_list if e and e.record and e.record.production_token]
-    seed = deployed_tokens[0] if deployed_tokens else (offered.token if offered else None)
+    # One branch, one token: flows deployed for the first time join the token already deployed on the
+    # branch; an offered token is only ever compared with a deployed one, never adopted.
+    seed = deployed_tokens[0] if deployed_tokens else None
     branch_token = _BranchToken(
         manifest.token_scheme, target.token_prefix, seed, generate_new=token_options.generate_new_token
     )
@@ -516,6 +537,7 @@ def plan_delete(
 ) -> list[tuple[Pair, Existing, Outcome]]:
     """Reads and authorizes every deletion; changes nothing."""
     pairs = select_pairs(session, flows, backends)
+    offered = offer_for(session, token_options)
 
     def read(pair: Pair) -> Existing | None:
         return session.backend(pair.backend).read(pair.names)
@@ -528,13 +550,6 @@ def plan_delete(
     ]
     if missing:
         raise NotFoundError(f"not deployed in {session.target.branch}: {', '.join(missing)}")
-    offered = tokens.offered_token(
-        token_prefix=session.target.token_prefix,
-        authorize=token_options.authorize,
-        authorize_file=token_options.authorize_file,
-        env=session.env,
-        keyring=session.get_keyring(),
-    )
     plans = []
     for pair, existing in zip(pairs, found, strict=True):
         assert existing is not None

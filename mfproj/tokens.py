@@ -427,37 +427,129 @@ class Decision:
     reason: str
 
 
+@dataclass(frozen=True)
+class BranchRef:
+    """The project branch an offered token must belong to."""
+
+    project: str
+    branch: str
+    token_prefix: str
+
+
+def parse_offer(raw: str, target: BranchRef, *, where: str, owner_of: Callable[[str], str | None]) -> str:
+    """The token in a share string or a bare token (`production:` accepted), for `target` only.
+
+    One branch, one token: a share string for another project or branch, or a token whose prefix is
+    not the branch's, is refused (exit 2) and the message names the branch it belongs to where
+    `owner_of(prefix)` can tell (`"<project> <branch>"`).
+    """
+    from mfproj.identity import branch_options
+
+    text = raw.strip()
+    if not text:
+        raise ValidationError(f"{where}: no token given (the value is empty)")
+    if is_share_string(text):
+        share = decode_share(text)
+        if (share.project, share.branch, share.token_prefix) != (target.project, target.branch, target.token_prefix):
+            options = branch_options(share.branch)
+            raise ValidationError(
+                f"{where}: this share string is for {share.project} {share.branch}, "
+                f"not {target.project} {target.branch}",
+                hint=(
+                    f"select its branch ({options or 'the user branch: no --branch, no --production'}), "
+                    f"for example 'mfproj token authorize{' ' + options if options else ''} -'; "
+                    f"or ask for the share string of {target.branch}"
+                    if share.project == target.project
+                    else f"use it in the {share.project} project, next to its mfproj.toml"
+                ),
+            )
+        return share.token
+    token = validate_token(strip_namespace(text), where=where)
+    if not token.startswith(target.token_prefix + "-"):
+        raise ValidationError(
+            f"{where}: this token belongs to {_belongs(token, owner_of)}, not to {target.project} {target.branch} "
+            f"(whose tokens start with {target.token_prefix}-)",
+            hint="check --branch / --production, or ask for the share string of this branch, which names its branch",
+        )
+    return token
+
+
+def branch_finder(project: str, user: str | None, keyring: Keyring | None) -> Callable[[str], str | None]:
+    """`owner_of` for `parse_offer`: which project branch a token prefix belongs to, where it can be known
+    (a prefix is a hash): the keyring's own notes, then this project's `prod` and the caller's user branch."""
+    from mfproj.naming import token_prefix
+
+    def owner_of(prefix: str) -> str | None:
+        if keyring is not None:
+            with contextlib.suppress(MfprojError):
+                stored = keyring.load(prefix)
+                if stored is not None and stored.project and stored.branch:
+                    return f"{stored.project} {stored.branch}"
+        for branch in ("prod", f"user.{user}" if user else None):
+            if branch and token_prefix(project, branch) == prefix:
+                return f"{project} {branch}"
+        return None
+
+    return owner_of
+
+
+def token_prefix_of(token: str) -> str | None:
+    """`mfprj-<16>` of a project token, or None for a token of another shape."""
+    match = re.match(r"^(mfprj-[a-z2-7]{16})-\d+-", token)
+    return match.group(1) if match else None
+
+
+def _belongs(token: str, owner_of: Callable[[str], str | None]) -> str:
+    prefix = token_prefix_of(token)
+    if prefix is None:
+        return "no project branch (it is not a project token)"
+    known = owner_of(prefix)
+    return known if known else f"another branch or project (token prefix {prefix})"
+
+
 def offered_token(
     *,
-    token_prefix: str,
+    target: BranchRef,
     authorize: str | None = None,
     authorize_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     keyring: Keyring | None = None,
+    owner_of: Callable[[str], str | None] = lambda prefix: None,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> OfferedToken | None:
-    """The token the caller offers, from the first place that has one, in the documented order."""
+    """The token the caller offers for `target`, from the first place that has one, in the documented order.
+
+    An explicit offer (`--authorize`, `--authorize-file`) for another branch is an error; the
+    environment variable is set once for many deploys in CI, so one for another branch is ignored
+    with a warning; a keyring file is per prefix, and a token in it of another prefix is ignored too.
+    """
     env = os.environ if env is None else env
     if authorize is not None:
-        return OfferedToken(validate_token(strip_namespace(authorize), where="--authorize"), "--authorize")
+        return OfferedToken(parse_offer(authorize, target, where="--authorize", owner_of=owner_of), "--authorize")
     if authorize_file is not None:
-        return OfferedToken(read_token_file(authorize_file, where="--authorize-file"), "--authorize-file")
-    if env.get(TOKEN_VARIABLE):
-        return OfferedToken(validate_token(strip_namespace(env[TOKEN_VARIABLE]), where=TOKEN_VARIABLE), TOKEN_VARIABLE)
-    stored = (keyring or Keyring(keyring_home(env))).load_token(token_prefix)
+        text = _read_text(authorize_file, where="--authorize-file")
+        return OfferedToken(parse_offer(text, target, where="--authorize-file", owner_of=owner_of), "--authorize-file")
+    if env.get(TOKEN_VARIABLE, "").strip():
+        try:
+            token = parse_offer(env[TOKEN_VARIABLE], target, where=TOKEN_VARIABLE, owner_of=owner_of)
+        except ValidationError as exc:
+            warn(f"{exc.message}; ignored for {target.branch}")
+        else:
+            return OfferedToken(token, TOKEN_VARIABLE)
+    stored = (keyring or Keyring(keyring_home(env))).load_token(target.token_prefix)
+    if stored and not stored.startswith(target.token_prefix + "-"):
+        warn(f"the keyring file for {target.token_prefix} holds a token of another branch; ignored")
+        return None
     return OfferedToken(stored, "keyring") if stored else None
 
 
-def read_token_file(path: Path, *, where: str) -> str:
+def _read_text(path: Path, *, where: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValidationError(f"{where}: cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ValidationError(f"{where}: {path} is not text") from None
-    value = text.strip()
-    if is_share_string(value):
-        return decode_share(value).token
-    return validate_token(strip_namespace(value), where=where)
 
 
 def authorize(

@@ -281,13 +281,17 @@ def test_no_invalid_name_ever_reaches_an_api(
     env = {**os.environ, "METAFLOW_USER": user, "METAFLOW_TOKEN_HOME": str(root / "keyring")}
     try:
         session = deploy.open_session(manifest.load_manifest(path), branch=None, production=None, env=env)
-        deploy.deploy(session)
+        report = deploy.deploy(session)
     except MfprojError as exc:
         # refused before the first request, a collision, or an earlier example's deployment of these names
         assert exc.exit_code in (2, 3, 6), exc
     else:
-        assert any(a.endswith("CreateStateMachine") for a, _ in aws_proxy.bodies)
-        assert any(line.startswith("POST") for line, _ in kube_proxy.bodies)
+        # An example hypothesis repeats (while shrinking) finds its own earlier deployment unchanged.
+        if any(o.action == "create" for o in report.outcomes if o.backend == "step_functions"):
+            assert any(a.endswith("CreateStateMachine") for a, _ in aws_proxy.bodies)
+        if any(o.action == "create" for o in report.outcomes if o.backend == "argo_workflows"):
+            assert any(line.startswith("POST") for line, _ in kube_proxy.bodies)
+        assert all(o.action in ("create", "unchanged") for o in report.outcomes), report.outcomes
     for action, body in aws_proxy.bodies:
         document = json.loads(body or b"{}") if action.startswith("AWS") else {}
         if action.endswith(("CreateStateMachine", "PutRule")):

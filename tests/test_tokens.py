@@ -303,8 +303,8 @@ def test_authorize_show_share_list_forget(cli, myproj: Path, tmp_path: Path, sec
     ("args", "stdin", "message"),
     [
         (["--branch", "other", "-"], "SHARE", "this share string is for myproj prod, not myproj test.other"),
-        (["-"], "SHARE", "hint: run 'mfproj token authorize --production -' instead"),
-        (["--production", "-"], "mfprj-aaaaaaaaaaaaaaaa-0-abcd", "does not belong to myproj prod"),
+        (["-"], "SHARE", "for example 'mfproj token authorize --production -'"),
+        (["--production", "-"], "mfprj-aaaaaaaaaaaaaaaa-0-abcd", "not to myproj prod"),
         (["--production", "-"], "TRUNCATED", "damaged or incomplete"),
         (["--production", "-"], "", "no token given"),
         (["--production", "-"], "not a token!", "is not a production token"),
@@ -412,7 +412,7 @@ def test_offered_token_comes_from_the_first_source_that_has_one(tmp_path: Path) 
     keyring.store(PREFIX, f"{PREFIX}-0-keyr", project=None, branch=None, source="t")
     (tmp_path / "t.txt").write_text(f"production:{PREFIX}-0-file\n")
     env = {"MFPROJ_PRODUCTION_TOKEN": f"{PREFIX}-0-envv"}
-    full = {"token_prefix": PREFIX, "keyring": keyring}
+    full = {"target": tokens.BranchRef("myproj", "prod", PREFIX), "keyring": keyring}
     assert tokens.offered_token(
         authorize=f"production:{PREFIX}-0-cli", authorize_file=tmp_path / "t.txt", env=env, **full
     ) == (tokens.OfferedToken(f"{PREFIX}-0-cli", "--authorize"))
@@ -421,4 +421,5 @@ def test_offered_token_comes_from_the_first_source_that_has_one(tmp_path: Path) 
     )
     assert tokens.offered_token(env=env, **full) == tokens.OfferedToken(f"{PREFIX}-0-envv", "MFPROJ_PRODUCTION_TOKEN")
     assert tokens.offered_token(env={}, **full) == tokens.OfferedToken(f"{PREFIX}-0-keyr", "keyring")
-    assert tokens.offered_token(env={}, token_prefix="mfprj-none", keyring=keyring) is None
+    other = tokens.BranchRef("myproj", "test.x", naming.token_prefix("myproj", "test.x"))
+    assert tokens.offered_token(env={}, target=other, keyring=keyring) is None

@@ -28,7 +28,12 @@ def _session(
 
     loaded = manifest.load(manifest_path)
     return deploy.open_session(
-        loaded, branch=branch, production=production, profile=profile, progress=progress or deploy._quiet
+        loaded,
+        branch=branch,
+        production=production,
+        profile=profile,
+        progress=progress or deploy._quiet,
+        notice=output.warn,
     )
 
 

@@ -132,33 +132,15 @@ def _read_value(value: str | None, from_env: str | None, from_file: Path | None)
 
 def parse_offer(raw: str, target: identity.Target) -> tuple[str, str]:
     """(token, kind) from a share string or a bare token; refuses tokens of another project or branch."""
-    text = raw.strip()
-    if not text:
-        raise ValidationError("no token given (the input was empty)")
-    if tokens.is_share_string(text):
-        share = tokens.decode_share(text)
-        if (share.project, share.branch) != (
-            target.project,
-            target.branch,
-        ) or share.token_prefix != target.token_prefix:
-            options = branch_options(share.branch)
-            raise ValidationError(
-                f"this share string is for {share.project} {share.branch}, not {target.project} {target.branch}",
-                hint=(
-                    f"run 'mfproj token authorize{' ' + options if options else ''} -' instead"
-                    if share.project == target.project
-                    else f"run it in the {share.project} project, next to its mfproj.toml"
-                ),
-            )
-        return share.token, "share"
-    token = tokens.validate_token(tokens.strip_namespace(text))
-    if not token.startswith(target.token_prefix + "-"):
-        raise ValidationError(
-            f"this token does not belong to {target.project} {target.branch} "
-            f"(its tokens start with {target.token_prefix}-)",
-            hint="check --branch / --production, or ask for a share string, which names its branch",
-        )
-    return token, "token"
+    kind = "share" if tokens.is_share_string(raw.strip()) else "token"
+    keyring = tokens.Keyring()
+    token = tokens.parse_offer(
+        raw,
+        tokens.BranchRef(target.project, target.branch, target.token_prefix),
+        where="the offered value",
+        owner_of=tokens.branch_finder(target.project, target.user, keyring),
+    )
+    return token, kind
 
 
 def run_authorize(
