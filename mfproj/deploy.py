@@ -19,20 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mfproj import __version__, identity, naming, project, render, tokens
+from mfproj import __version__, identity, interrupts, naming, project, render, tokens
 from mfproj.backends import AVAILABLE, LABELS, create
 from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run
 from mfproj.errors import (
     BackendError,
     ConflictError,
+    InterruptedByUser,
     MfprojError,
     NotFoundError,
+    PartiallyAppliedError,
     RunFailedError,
     UsageError,
     ValidationError,
 )
 from mfproj.manifest import Flow, Manifest
 from mfproj.tags import TagError, validate_tags
+from mfproj.transaction import Stopped, UndoLog
 
 Progress = Callable[[str, str, str], None]  # (flow, backend, what is happening)
 MAX_WORKERS = 8
@@ -206,23 +209,46 @@ def _deployment_tags(flow: Flow, extra: list[str]) -> tuple[str, ...]:
         raise ValidationError(f"{exc.key}: {exc.rule}") from None
 
 
-def _parallel(function: Callable[[Pair], Any], pairs: list[Pair]) -> list[Any]:
-    """Runs `function` over pairs concurrently; re-raises the first failure after all have finished."""
-    if len(pairs) <= 1:
+def _parallel(function: Callable[[Pair], Any], pairs: list[Pair], log: UndoLog | None = None) -> list[Any]:
+    """Runs `function` over pairs concurrently; re-raises the first failure after all have finished.
+
+    With a `log`, the first failure (or Ctrl-C / SIGTERM in the main thread) stops the log, so the
+    workers start no new write; the main thread waits for the writes in flight before raising.
+    """
+    if len(pairs) <= 1 and log is None:
         return [function(pair) for pair in pairs]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(pairs))) as pool:
-        futures = [pool.submit(function, pair) for pair in pairs]
-        results: list[Any] = []
-        failure: BaseException | None = None
-        for future in futures:
-            try:
-                results.append(future.result())
-            except BaseException as exc:
-                results.append(exc)
-                failure = failure or exc
-    if failure is not None:
-        raise failure
-    return results
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(pairs))))
+    futures = [pool.submit(function, pair) for pair in pairs]
+    interrupted: BaseException | None = None
+    try:
+        pending = set(futures)
+        while pending:  # short waits, so that Ctrl-C reaches the main thread at once
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            if log is not None and any(f.exception() is not None for f in done):
+                log.stop()
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+        if log is not None:
+            log.stop()
+    with interrupts.deferred(reraise=False) as late:
+        wait(futures)  # the writes in flight land (or fail) before anything is rolled back
+        pool.shutdown()
+    interrupted = interrupted or (KeyboardInterrupt() if late else None)
+    failures = [f.exception() for f in futures if f.exception() is not None]
+    first = next((e for e in failures if not isinstance(e, Stopped)), failures[0] if failures else None)
+    if interrupted is not None and (first is not None or log is None):
+        raise interrupted
+    if first is not None:
+        raise first
+    if interrupted is not None:
+        raise _AllLanded() from interrupted
+    return [f.result() for f in futures]
+
+
+class _AllLanded(KeyboardInterrupt):
+    """Interrupted after every write had landed: finish (the keyring), then report the interrupt."""
 
 
 def run_tags_for(session: Session, backend: Backend, token: str) -> list[str]:
@@ -258,8 +284,9 @@ def _locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Ite
         _parallel(acquire, pairs)
         yield
     finally:
-        for backend, handle in taken:
-            backend.release(handle)
+        with interrupts.deferred():  # a second Ctrl-C must not leave a lock behind
+            for backend, handle in taken:
+                backend.release(handle)
 
 
 def _identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool) -> None:
@@ -340,21 +367,36 @@ def deploy(
     )
     if dry_run:
         return report
+    interrupted = False
     if work:
         with _locked(session, pairs):
             report, work, token = _plan(
                 session, pairs, read, tags_by_flow, token_options=token_options, offered=offered, dry_run=False
             )
-            _apply(session, work)
+            interrupted = _apply(session, work, token)
     for outcome in report.outcomes:
         if outcome.action == "unchanged":
             session.progress(outcome.flow, outcome.backend, "unchanged")
     # Only now, with every change in place, does the keyring learn the token (the reference stores it first).
+    with interrupts.deferred():
+        _remember(session, token, source="deploy")
+    if interrupted:
+        raise InterruptedByUser(
+            "interrupted after every change had landed: "
+            + ", ".join(
+                f"{o.flow} on {LABELS[o.backend]} {o.action}d" for o in report.outcomes if o.action != "unchanged"
+            )
+            + "; the production token is in your keyring",
+            hint="nothing to undo; run 'mfproj deploy --dry-run' to see that all is in place",
+        )
+    return report
+
+
+def _remember(session: Session, token: str, *, source: str) -> None:
     target = session.target
     keyring = session.get_keyring()
     if keyring.load_token(target.token_prefix) != token:
-        keyring.store(target.token_prefix, token, project=target.project, branch=target.branch, source="deploy")
-    return report
+        keyring.store(target.token_prefix, token, project=target.project, branch=target.branch, source=source)
 
 
 _Work = list[tuple[Pair, Existing | None, Desired, Outcome]]
@@ -471,39 +513,108 @@ def _plan(
     return report, work, final_token
 
 
-def _apply(session: Session, work: _Work) -> None:
-    """All or nothing: when one change fails, the others are put back before the error is raised."""
-    applied: list[tuple[Pair, Existing | None, Desired, Any]] = []
+def _key(pair: Pair) -> str:
+    return f"{pair.flow.name} on {LABELS[pair.backend]}"
+
+
+def _apply(session: Session, work: _Work, token: str) -> bool:
+    """All or nothing. When a change fails (or Ctrl-C / SIGTERM comes), the undo log is rolled back,
+    every deployment of the run is read back and compared with what was there before, and the error
+    says exactly what is not back. Returns True when interrupted after every write had landed."""
+    log = UndoLog()
 
     def apply(item: tuple[Pair, Existing | None, Desired, Outcome]) -> None:
         pair, existing, desired, outcome = item
+        log.check()
         session.progress(pair.flow.name, pair.backend, "creating" if existing is None else "updating")
-        undo = session.backend(pair.backend).apply(desired, existing)
-        applied.append((pair, existing, desired, undo))  # list.append is atomic under the GIL
+        session.backend(pair.backend).apply(desired, existing, log, _key(pair))
         session.progress(pair.flow.name, pair.backend, f"{outcome.action}d")
 
     try:
-        _parallel(apply, work)  # type: ignore[arg-type]
-    except MfprojError as exc:
-        rolled = _undo_all(session, applied)
-        raise type(exc)(
-            f"{exc.message}; nothing was changed" + (f" (rolled back {', '.join(rolled)})" if rolled else ""),
-            hint=exc.hint,
-        ) from exc
-    except BaseException:
-        _undo_all(session, applied)
-        raise
+        _parallel(apply, work, log)  # type: ignore[arg-type]
+    except _AllLanded:
+        return True
+    except BaseException as exc:
+        with interrupts.deferred(reraise=False):  # the rollback runs to its end
+            touched = log.keys()
+            states = _roll_back(session, work, log)
+            if any(state.holds(token) for state in states):
+                _remember(session, token, source="deploy (partly applied)")
+        raise _failure(exc, states, session, touched) from exc
+    return False
 
 
-def _undo_all(session: Session, applied: list[tuple[Pair, Existing | None, Desired, Any]]) -> list[str]:
-    rolled = []
-    for pair, existing, desired, undo in reversed(applied):
+@dataclass
+class ReadBack:
+    """A deployment of a failed run, read back after the rollback."""
+
+    pair: Pair
+    name: str
+    state: str  # "put back", "new definition", "old definition", "unknown"
+    detail: str = ""
+    after: Existing | None = None
+    unreadable: bool = False
+
+    def holds(self, token: str) -> bool:
+        """Whether the run's token may be live on it (then the keyring must have it)."""
+        if self.unreadable:
+            return True
+        return bool(self.after and self.after.record and self.after.record.production_token == token)
+
+
+def _roll_back(session: Session, work: _Work, log: UndoLog) -> list[ReadBack]:
+    touched = log.keys()
+    result = log.rollback()
+
+    def read_back(item: tuple[Pair, Existing | None, Desired, Outcome]) -> ReadBack:
+        pair, before, desired, outcome = item
+        backend = session.backend(pair.backend)
+        failed = result.failed.get(_key(pair), [])
         try:
-            session.backend(pair.backend).undo(desired, existing, undo)
-            rolled.append(f"{pair.flow.name} on {LABELS[pair.backend]}")
-        except Exception:
-            pass
-    return rolled
+            after = backend.read(pair.names)
+        except MfprojError as exc:
+            return ReadBack(pair, outcome.name, "unknown", f"reading it back: {exc.message}", unreadable=True)
+        if backend.fingerprint(after) == backend.fingerprint(before):
+            return ReadBack(pair, outcome.name, "put back", after=after)
+        changes = set(backend.changes(after, desired)) if after is not None else {"definition", "record"}
+        if _key(pair) not in touched and changes & {"definition", "record"}:
+            # No write of this run landed here, and what is there is not this run's: someone else changed it.
+            return ReadBack(pair, outcome.name, "put back", after=after)
+        if "definition" not in changes:
+            state = "new definition"
+        elif after is not None and before is not None and backend.definition_of(after) == backend.definition_of(before):
+            state = "old definition"
+        else:
+            state = "unknown"
+        return ReadBack(pair, outcome.name, state, failed[-1] if failed else "", after=after)
+
+    return [read_back(item) for item in work]
+
+
+def _failure(exc: BaseException, states: list[ReadBack], session: Session, touched: list[str]) -> BaseException:
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    cause = "interrupted" if interrupted else (exc.message if isinstance(exc, MfprojError) else str(exc))
+    not_back = [s for s in states if s.state != "put back"]
+    if not not_back:
+        rolled = [key for key in touched if key in {_key(s.pair) for s in states}]
+        text = f"{cause}; nothing was changed" + (f" (rolled back {', '.join(rolled)})" if rolled else "")
+        if interrupted:
+            return InterruptedByUser(text, hint="run the command again when you are ready")
+        if isinstance(exc, MfprojError):
+            return type(exc)(text, hint=exc.hint)
+        return exc
+    listing = "; ".join(f"{_key(s.pair)} ({s.name}): {s.state}" for s in not_back)
+    first_cause = next((s.detail for s in not_back if s.detail), "")
+    if first_cause:
+        listing += f" (first failure of the rollback: {first_cause})"
+    flows = " ".join(dict.fromkeys(s.pair.flow.name for s in not_back))
+    options = identity.branch_options(session.target.branch)
+    fix = f"mfproj deploy {flows}{' ' + options if options else ''}"
+    text = f"{cause}; the rollback could not put everything back: {listing}"
+    hint = f"run '{fix}' to finish the change once the backend answers (or '{fix} --dry-run' to see what differs)"
+    if interrupted:
+        return InterruptedByUser(text, hint=hint)
+    return PartiallyAppliedError(text, hint=hint)
 
 
 def _principal(backend: Backend) -> str | None:

@@ -2,7 +2,8 @@
 
 Exit codes (documented in the README):
     0 ok, 1 unexpected, 2 usage / manifest / validation, 3 authorization (production token),
-    4 not found, 5 backend unreachable or failed, 6 conflict, 7 run failed.
+    4 not found, 5 backend unreachable or failed, 6 conflict, 7 run failed, 8 partially applied,
+    130 interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ EXIT_NOT_FOUND = 4
 EXIT_BACKEND = 5
 EXIT_CONFLICT = 6
 EXIT_RUN_FAILED = 7
+EXIT_PARTIAL = 8
+EXIT_INTERRUPTED = 130
 
 
 class MfprojError(Exception):
@@ -83,3 +86,16 @@ class NameCollisionError(ConflictError):
 
 class RunFailedError(MfprojError):
     exit_code = EXIT_RUN_FAILED
+
+
+class PartiallyAppliedError(MfprojError):
+    """A change failed and could not be put back entirely: the message names each deployment that is
+    not as it was, and the state it was read back in."""
+
+    exit_code = EXIT_PARTIAL
+
+
+class InterruptedByUser(MfprojError):
+    """Ctrl-C or SIGTERM: what had landed was put back (or finished); the message says which."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -70,6 +70,7 @@ class Fault:
     times: int = 1_000_000
     kind: str = "status"
     delay: float = 0.0
+    after: str | None = None  # armed only once a fault for this action has fired (e.g. cut a rollback off)
 
     def matches(self, action: str, request_line: str) -> bool:
         if action and action.endswith(self.action):
@@ -91,6 +92,7 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.faults: list[Fault] = []
+        self._fired: set[str] = set()
         self.log: list[str] = []
         self.bodies: list[tuple[str, bytes]] = []  # (action or "METHOD /path", body) of every request
         self._lock = threading.Lock()
@@ -157,8 +159,10 @@ class FaultProxy:
         with self._lock:
             self.log.append(action or request_line)
             for fault in self.faults:
-                if fault.times > 0 and fault.matches(action, request_line):
+                armed = fault.after is None or fault.after in self._fired
+                if armed and fault.times > 0 and fault.matches(action, request_line):
                     fault.times -= 1
+                    self._fired.add(fault.action)
                     return fault
         return None
 
@@ -175,6 +179,7 @@ class FaultProxy:
     def clear(self) -> None:
         with self._lock:
             self.faults.clear()
+            self._fired.clear()
             self.log.clear()
             self.bodies.clear()
 

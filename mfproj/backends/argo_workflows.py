@@ -33,6 +33,7 @@ from mfproj.errors import BackendError, ConflictError, NotFoundError, UsageError
 from mfproj.manifest import ArgoWorkflowsSettings
 from mfproj.naming import FlowNames
 from mfproj.render import Context, TemplateError, read_template, render
+from mfproj.transaction import UndoLog
 
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 TEMPLATES, CRONS, WORKFLOWS = "workflowtemplates", "cronworkflows", "workflows"
@@ -402,69 +403,71 @@ class ArgoWorkflowsBackend(Backend):
                 found.append("schedule")
         return found
 
-    # --- writing, with rollback -----------------------------------------------------------------
+    # --- writing: every write pushes how to put it back onto the run's undo log ------------------
 
-    def apply(self, desired: Desired, existing: Existing | None) -> Any:
-        undo: list[tuple[str, Any]] = []
+    def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
         name = desired.names.workflow_template
-        try:
-            with self._errors(f"deploying the WorkflowTemplate {name}"):
-                document = self.document(desired)
-                if existing is None:
-                    self._create(TEMPLATES, document)
-                    undo.append(("created", (TEMPLATES, name)))
+        with self._errors(f"deploying the WorkflowTemplate {name}"):
+            document = self.document(desired)
+            log.check()
+            if existing is None:
+                self._create(TEMPLATES, document)
+                log.push(key, f"created the WorkflowTemplate {name}", lambda: self._undo_create(TEMPLATES, name))
+            else:
+                previous = existing.details["template"]
+                # The resourceVersion read at authorization: a change made since then is a conflict.
+                document["metadata"]["resourceVersion"] = previous["metadata"]["resourceVersion"]
+                self._replace(TEMPLATES, name, document)
+                log.push(
+                    key, f"replaced the WorkflowTemplate {name}", lambda: self._undo_replace(TEMPLATES, name, previous)
+                )
+        cron_name = desired.names.cron_workflow
+        with self._errors(f"deploying the CronWorkflow {cron_name}"):
+            cron = existing.details.get("cron") if existing else None
+            if desired.schedule is not None:
+                body = self._cron_document(desired)
+                log.check()
+                if cron is None:
+                    self._create(CRONS, body)
+                    log.push(key, f"created the CronWorkflow {cron_name}", lambda: self._undo_create(CRONS, cron_name))
                 else:
-                    previous = existing.details["template"]
-                    # The resourceVersion read at authorization: a change made since then is a conflict.
-                    document["metadata"]["resourceVersion"] = previous["metadata"]["resourceVersion"]
-                    self._replace(TEMPLATES, name, document)
-                    undo.append(("replaced", (TEMPLATES, name, previous)))
-            with self._errors(f"deploying the CronWorkflow {desired.names.cron_workflow}"):
-                cron = existing.details.get("cron") if existing else None
-                if desired.schedule is not None:
-                    body = self._cron_document(desired)
-                    if cron is None:
-                        self._create(CRONS, body)
-                        undo.append(("created", (CRONS, desired.names.cron_workflow)))
-                    else:
-                        body["metadata"]["resourceVersion"] = cron["metadata"]["resourceVersion"]
-                        self._replace(CRONS, desired.names.cron_workflow, body)
-                        undo.append(("replaced", (CRONS, desired.names.cron_workflow, cron)))
-                elif cron is not None:
-                    self._delete(CRONS, desired.names.cron_workflow, missing_ok=True)
-                    undo.append(("deleted", (CRONS, cron)))
-        except BaseException:
-            self._rollback(undo)
-            raise
-        return undo
+                    body["metadata"]["resourceVersion"] = cron["metadata"]["resourceVersion"]
+                    self._replace(CRONS, cron_name, body)
+                    log.push(
+                        key,
+                        f"replaced the CronWorkflow {cron_name}",
+                        lambda: self._undo_replace(CRONS, cron_name, cron),
+                    )
+            elif cron is not None:
+                log.check()
+                self._delete(CRONS, cron_name, missing_ok=True)
+                log.push(key, f"deleted the CronWorkflow {cron_name}", lambda: self._undo_delete(CRONS, cron))
 
-    def _rollback(self, undo: list[tuple[str, Any]]) -> None:
-        for action, value in reversed(undo):
-            with contextlib.suppress(Exception):
-                if action == "created":
-                    self._delete(value[0], value[1], missing_ok=True)
-                elif action == "replaced":
-                    plural, name, previous = value
-                    current = self._get(plural, name)
-                    restored = copy.deepcopy(previous)
-                    restored.pop("status", None)
-                    meta = restored.setdefault("metadata", {})
-                    for key in _VOLATILE_METADATA:
-                        meta.pop(key, None)
-                    if current is None:
-                        self._create(plural, restored)
-                    else:
-                        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-                        self._replace(plural, name, restored)
-                elif action == "deleted":
-                    plural, previous = value
-                    restored = copy.deepcopy(previous)
-                    for key in _VOLATILE_METADATA:
-                        restored.get("metadata", {}).pop(key, None)
-                    self._create(plural, restored)
+    def _undo_create(self, plural: str, name: str) -> None:
+        with self._errors(f"deleting the {plural} {name} it had created"):
+            self._delete(plural, name, missing_ok=True)
 
-    def undo(self, desired: Desired, existing: Existing | None, applied: Any) -> None:
-        self._rollback(list(applied))
+    def _undo_replace(self, plural: str, name: str, previous: dict[str, Any]) -> None:
+        with self._errors(f"putting back the {plural} {name}"):
+            current = self._get(plural, name)
+            restored = _restorable(previous)
+            if current is None:
+                self._create(plural, restored)
+            else:
+                restored["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                self._replace(plural, name, restored)
+
+    def _undo_delete(self, plural: str, previous: dict[str, Any]) -> None:
+        with self._errors(f"putting back the {plural} {previous['metadata']['name']}"):
+            self._create(plural, _restorable(previous))
+
+    def fingerprint(self, existing: Existing | None) -> Any:
+        if existing is None:
+            return None
+        return {
+            "template": self._comparable(existing.details.get("template")),
+            "cron": self._comparable(existing.details.get("cron")),
+        }
 
     def delete(self, existing: Existing) -> None:
         with self._errors(f"deleting {existing.name}"):
@@ -632,6 +635,16 @@ def _workflow_details(workflow: Mapping[str, Any], deployment: str) -> RunDetail
         parameters=parameters,
         deployment=deployment,
     )
+
+
+def _restorable(previous: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an object as read, fit to be written again (no status, no server-set metadata)."""
+    restored = copy.deepcopy(dict(previous))
+    restored.pop("status", None)
+    metadata = restored.setdefault("metadata", {})
+    for key in _VOLATILE_METADATA:
+        metadata.pop(key, None)
+    return restored
 
 
 def _status_of(exc: Any) -> tuple[str, str]:

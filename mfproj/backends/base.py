@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from mfproj.naming import FlowNames
 from mfproj.render import Context
+from mfproj.transaction import UndoLog
 
 T = TypeVar("T")
 
@@ -179,15 +180,18 @@ class Backend(abc.ABC):
         """What would change (empty: unchanged)."""
 
     @abc.abstractmethod
-    def apply(self, desired: Desired, existing: Existing | None) -> Any:
-        """Create or update, all or nothing: on failure, what was changed is put back before raising.
-
-        Returns an undo token for `undo`, used when another flow of the same run fails later.
-        """
+    def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
+        """Create or update. Every write that lands pushes how to put it back onto `log` (under `key`),
+        and `log.check()` is called before each write, so an interrupted run starts no new one."""
 
     @abc.abstractmethod
-    def undo(self, desired: Desired, existing: Existing | None, applied: Any) -> None:
-        """Puts back what `apply` changed."""
+    def fingerprint(self, existing: Existing | None) -> Any:
+        """What a deployment is, for comparing a read-back with what was there before
+        (without what changes on every write: resource versions, timestamps)."""
+
+    def definition_of(self, existing: Existing) -> Any:
+        """The part of `fingerprint` that is the flow's definition."""
+        return existing.definition
 
     @abc.abstractmethod
     def delete(self, existing: Existing) -> None: ...

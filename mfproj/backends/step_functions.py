@@ -29,6 +29,7 @@ from mfproj.manifest import StepFunctionsSettings
 from mfproj.naming import FlowNames
 from mfproj.render import Context, load_json_template, render
 from mfproj.tags import bloom_may_contain, tag_bloom
+from mfproj.transaction import UndoLog
 
 # --- tags: the deployment record, within AWS limits ---------------------------------------------
 
@@ -516,39 +517,58 @@ class StepFunctionsBackend(Backend):
                 found.append("schedule")
         return found
 
-    # applying, with rollback
+    # applying: every write pushes how to put it back onto the run's undo log
 
-    def apply(self, desired: Desired, existing: Existing | None) -> Any:
+    def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
         tags = self._desired_tags(desired, existing)
         role = self._role()
         schedule = to_eventbridge(desired.schedule) if desired.schedule else None
         sfn = self.client("stepfunctions")
-        undo: list[tuple[str, Any]] = []
-        try:
-            with self._errors(f"deploying {desired.names.state_machine}"):
-                if existing is None:
-                    arn = sfn.create_state_machine(
-                        name=desired.names.state_machine,
-                        definition=json.dumps(desired.definition),
-                        roleArn=role,
-                        type="STANDARD",
-                        tags=[{"key": k, "value": v} for k, v in tags.items()],
-                    )["stateMachineArn"]
-                    undo.append(("created", arn))
-                else:
-                    arn = existing.identifier
-                    if existing.definition != desired.definition or existing.details.get("role") != role:
-                        sfn.update_state_machine(
-                            stateMachineArn=arn, definition=json.dumps(desired.definition), roleArn=role
-                        )
-                        undo.append(("updated", existing))
-                    self._retag(arn, existing.details.get("tags", {}), tags)
-                    undo.append(("tagged", existing))
-                self._apply_rule(desired, arn, schedule, existing, undo)
-        except BaseException:
-            self._rollback(undo)
-            raise
-        return undo
+        name = desired.names.state_machine
+        with self._errors(f"deploying {name}"):
+            if existing is None:
+                log.check()
+                arn = sfn.create_state_machine(
+                    name=name,
+                    definition=json.dumps(desired.definition),
+                    roleArn=role,
+                    type="STANDARD",
+                    tags=[{"key": k, "value": v} for k, v in tags.items()],
+                )["stateMachineArn"]
+                log.push(key, f"created the state machine {name}", lambda: self._undo_create(arn))
+            else:
+                arn = existing.identifier
+                if existing.definition != desired.definition or existing.details.get("role") != role:
+                    log.check()
+                    sfn.update_state_machine(
+                        stateMachineArn=arn, definition=json.dumps(desired.definition), roleArn=role
+                    )
+                    log.push(key, f"updated the definition of {name}", lambda: self._undo_update(existing))
+                log.check()
+                self._retag(arn, existing.details.get("tags", {}), tags)
+                log.push(key, f"re-tagged {name}", lambda: self._undo_tags(existing))
+            self._apply_rule(desired, arn, schedule, existing, log, key)
+
+    def _undo_create(self, arn: str) -> None:
+        with self._errors("deleting a state machine it had created"):
+            self.client("stepfunctions").delete_state_machine(stateMachineArn=arn)
+
+    def _undo_update(self, existing: Existing) -> None:
+        with self._errors(f"putting back the definition of {existing.name}"):
+            self.client("stepfunctions").update_state_machine(
+                stateMachineArn=existing.identifier,
+                definition=json.dumps(existing.definition),
+                roleArn=existing.details["role"],
+            )
+
+    def _undo_tags(self, existing: Existing) -> None:
+        sfn = self.client("stepfunctions")
+        with self._errors(f"putting back the tags of {existing.name}"):
+            current = {
+                t["key"]: t["value"]
+                for t in sfn.list_tags_for_resource(resourceArn=existing.identifier).get("tags", [])
+            }
+            self._retag(existing.identifier, current, existing.details.get("tags", {}))
 
     def _retag(self, arn: str, current: Mapping[str, str], wanted: Mapping[str, str]) -> None:
         sfn = self.client("stepfunctions")
@@ -560,18 +580,21 @@ class StepFunctionsBackend(Backend):
             sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in changed.items()])
 
     def _apply_rule(
-        self, desired: Desired, arn: str, schedule: str | None, existing: Existing | None, undo: list[tuple[str, Any]]
+        self, desired: Desired, arn: str, schedule: str | None, existing: Existing | None, log: UndoLog, key: str
     ) -> None:
         events = self.client("events")
         rule_name = desired.names.eventbridge_rule
         previous = existing.details.get("rule") if existing else None
         if schedule is None:
             if previous is not None:
+                log.check()
                 self._remove_rule(rule_name, previous.get("targets", []))
-                undo.append(("rule-removed", previous))
+                log.push(key, f"removed the schedule {rule_name}", lambda: self._undo_rule(rule_name, previous))
             return
         target = self._desired_target(desired, arn)
-        undo.append(("rule-put", {"name": rule_name, "previous": previous}))
+        log.check()
+        # Pushed first: a put_rule that lands and a put_targets that fails must both be undone.
+        log.push(key, f"put the schedule {rule_name}", lambda: self._undo_rule(rule_name, previous))
         events.put_rule(
             Name=rule_name,
             ScheduleExpression=schedule,
@@ -591,47 +614,40 @@ class StepFunctionsBackend(Backend):
         with contextlib.suppress(events.exceptions.ResourceNotFoundException):
             events.delete_rule(Name=rule_name)
 
-    def _restore_rule(self, rule: dict[str, Any]) -> None:
+    def _undo_rule(self, rule_name: str, previous: dict[str, Any] | None) -> None:
         events = self.client("events")
-        events.put_rule(
-            Name=rule["name"],
-            ScheduleExpression=rule["schedule"],
-            State=rule.get("state") or "ENABLED",
-            **({"Description": rule["description"]} if rule.get("description") else {}),
-        )
-        if rule.get("targets"):
-            events.put_targets(Rule=rule["name"], Targets=rule["targets"])
+        with self._errors(f"putting back the schedule {rule_name}"):
+            if previous is None:
+                try:
+                    targets = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
+                except events.exceptions.ResourceNotFoundException:
+                    return
+                self._remove_rule(rule_name, targets)
+                return
+            events.put_rule(
+                Name=previous["name"],
+                ScheduleExpression=previous["schedule"],
+                State=previous.get("state") or "ENABLED",
+                **({"Description": previous["description"]} if previous.get("description") else {}),
+            )
+            current = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
+            extra = [t["Id"] for t in current if t["Id"] not in {p["Id"] for p in previous.get("targets", [])}]
+            if extra:
+                events.remove_targets(Rule=rule_name, Ids=extra)
+            if previous.get("targets"):
+                events.put_targets(Rule=previous["name"], Targets=previous["targets"])
 
-    def _rollback(self, undo: list[tuple[str, Any]]) -> None:
-        """Best effort, newest first; a failed step does not stop the others."""
-        sfn = self.client("stepfunctions")
-        for action, value in reversed(undo):
-            with contextlib.suppress(Exception):
-                if action == "created":
-                    sfn.delete_state_machine(stateMachineArn=value)
-                elif action == "updated":
-                    sfn.update_state_machine(
-                        stateMachineArn=value.identifier,
-                        definition=json.dumps(value.definition),
-                        roleArn=value.details["role"],
-                    )
-                elif action == "tagged":
-                    current = {
-                        t["key"]: t["value"]
-                        for t in sfn.list_tags_for_resource(resourceArn=value.identifier).get("tags", [])
-                    }
-                    self._retag(value.identifier, current, value.details.get("tags", {}))
-                elif action == "rule-put":
-                    if value["previous"] is None:
-                        targets = self.client("events").list_targets_by_rule(Rule=value["name"]).get("Targets", [])
-                        self._remove_rule(value["name"], targets)
-                    else:
-                        self._restore_rule(value["previous"])
-                elif action == "rule-removed":
-                    self._restore_rule(value)
-
-    def undo(self, desired: Desired, existing: Existing | None, applied: Any) -> None:
-        self._rollback(list(applied))
+    def fingerprint(self, existing: Existing | None) -> Any:
+        if existing is None:
+            return None
+        rule = existing.details.get("rule")
+        return {
+            "definition": existing.definition,
+            "role": existing.details.get("role"),
+            "record": existing.record.comparable() if existing.record else None,
+            "schedule": existing.schedule,
+            "rule": None if rule is None else {k: rule.get(k) for k in ("state", "targets")},
+        }
 
     # deleting
 

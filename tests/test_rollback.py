@@ -1,0 +1,135 @@
+"""All or nothing, or the exact truth: a deploy whose rollback is cut off reports exactly the deployments
+that are not back, in the state the emulator holds them, exits 8, and the keyring follows what is live."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfproj import naming, tokens
+from mfproj.backends.step_functions import decode_record
+from tests.conftest import as_user, write_manifest
+from tests.emulators import THROTTLED, FaultProxy
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.{}"
+PREFIX = naming.token_prefix("myproj", "user.alice")
+FLOWS = ("AFlow", "BFlow", "CFlow")
+REPORTED = re.compile(r"(\w+) on Step Functions \(([^)]+)\): (new definition|old definition|unknown)")
+
+
+def _write(root: Path, version: str) -> None:
+    for flow in FLOWS:
+        (root / f"{flow}.asl.json").write_text(
+            json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}})
+        )
+
+
+@pytest.fixture
+def proj(tmp_path: Path, aws: Any) -> Path:
+    _write(tmp_path, "v1")
+    flows = "\n".join(
+        f'[[flows]]\nname = "{flow}"\nstep_functions = "{flow}.asl.json"\n'
+        + ('schedule = "0 3 * * *"\n' if flow == "CFlow" else "")
+        for flow in FLOWS
+    )
+    write_manifest(
+        tmp_path,
+        f'[project]\nname = "myproj"\n{flows}\n[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
+        templates=False,
+    )
+    return tmp_path
+
+
+@pytest.fixture
+def proxy(aws: Any) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(aws.url)
+    yield proxy
+    proxy.stop()
+
+
+def _state(sfn: Any, flow: str) -> tuple[str, dict[str, str]]:
+    described = sfn.describe_state_machine(stateMachineArn=ARN.format(flow))
+    definition = described["definition"]
+    definition = json.loads(definition) if isinstance(definition, str) else definition
+    tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=ARN.format(flow))["tags"]}
+    return definition["States"]["a"]["Result"], tags
+
+
+def _run(cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
+    assert cli("deploy", env=env).code == 0
+    before = {flow: _state(sfn, flow) for flow in FLOWS}
+    keyring_before = tokens.Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
+    _write(proj, "v2")
+    proxy.fail("AWSEvents.PutTargets", status=400, body=THROTTLED, times=1)  # the change fails here
+    for fault in faults:
+        proxy.fail(**fault)
+    result = cli("deploy", "--generate-new-token", env={**env, "AWS_ENDPOINT_URL": proxy.url})
+    return result, before, keyring_before
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        # The connection is cut under the first update the rollback makes; the rest of it goes through.
+        [
+            {
+                "action": "AWSStepFunctions.UpdateStateMachine",
+                "kind": "drop",
+                "times": 1,
+                "after": "AWSEvents.PutTargets",
+            }
+        ],
+        # Throttled to the end: no definition and no tag can be put back.
+        [
+            {"action": a, "status": 400, "body": THROTTLED, "after": "AWSEvents.PutTargets"}
+            for a in ("AWSStepFunctions.UpdateStateMachine", "AWSStepFunctions.TagResource")
+        ],
+    ],
+    ids=["cut-once", "throttled-to-the-end"],
+)
+def test_a_rollback_cut_off_reports_exactly_what_is_not_back(  # type: ignore[no-untyped-def]
+    cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
+) -> None:
+    result, before, keyring_before = _run(cli, proj, tmp_path, proxy, sfn, faults)
+    assert result.code == 8, result.stderr
+    assert "nothing was changed" not in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error:") and "the rollback could not put everything back" in lines[0]
+    assert lines[1].startswith("hint:") and "mfproj deploy" in lines[1]
+    reported = {flow: state for flow, _, state in REPORTED.findall(lines[0])}
+    assert reported, lines[0]
+    after = {flow: _state(sfn, flow) for flow in FLOWS}
+    for flow in FLOWS:
+        version, tags = after[flow]
+        if flow not in reported:
+            assert after[flow] == before[flow], flow  # not named: really back as it was
+        elif reported[flow] == "new definition":
+            assert version == "v2", flow
+        elif reported[flow] == "old definition":
+            assert version == "v1" and tags != before[flow][1], flow
+    # The keyring follows what is live: the new token is stored exactly when a deployment carries it.
+    live = {decode_record(after[flow][1]).production_token for flow in FLOWS}  # type: ignore[union-attr]
+    stored = tokens.Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
+    assert stored in live
+    if live == {keyring_before}:
+        assert stored == keyring_before
+
+
+def test_a_rollback_that_succeeds_says_nothing_was_changed_only_after_reading_back(  # type: ignore[no-untyped-def]
+    cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
+) -> None:
+    result, before, keyring_before = _run(cli, proj, tmp_path, proxy, sfn, [])
+    assert result.code == 5, result.stderr
+    assert "nothing was changed" in result.stderr
+    assert {flow: _state(sfn, flow) for flow in FLOWS} == before
+    assert tokens.Keyring(tmp_path / "keyring-alice").load_token(PREFIX) == keyring_before
+    # Read back after the rollback: every deployment was described again.
+    assert proxy.count("AWSStepFunctions.DescribeStateMachine") >= 2 * len(FLOWS)
