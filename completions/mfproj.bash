@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy init names runs token trigger' ;;
+        '') echo 'completion delete deploy init names runs token trigger unlock' ;;
         token) echo 'authorize forget list share show' ;;
     esac
 }
@@ -25,6 +25,7 @@ _mfproj_options() {
         'token share') echo '--branch -b --production --no-production --output -o --help -h' ;;
         'token show') echo '--branch -b --production --no-production --reveal --output -o --help -h' ;;
         trigger) echo '--backend --branch -b --production --no-production --tag --param --input-file --wait --timeout --profile --output -o --help -h' ;;
+        unlock) echo '--backend --branch -b --production --no-production --authorize --authorize-file --profile --output -o --help -h' ;;
     esac
 }
 
@@ -78,6 +79,12 @@ _mfproj_takes_value() {
         trigger:--timeout) return 0 ;;
         trigger:--profile) return 0 ;;
         trigger:--output|trigger:-o) return 0 ;;
+        unlock:--backend) return 0 ;;
+        unlock:--branch|unlock:-b) return 0 ;;
+        unlock:--authorize) return 0 ;;
+        unlock:--authorize-file) return 0 ;;
+        unlock:--profile) return 0 ;;
+        unlock:--output|unlock:-o) return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -101,6 +108,8 @@ _mfproj_values() {
         trigger:--backend) echo 'step-functions argo-workflows' ;;
         trigger:--input-file) echo __files__ ;;
         trigger:--output|trigger:-o) echo 'table json' ;;
+        unlock:--authorize-file) echo __files__ ;;
+        unlock:--output|unlock:-o) echo 'table json' ;;
     esac
 }
 
@@ -111,6 +120,7 @@ _mfproj_arguments() {
         names) command mfproj __complete flows 2>/dev/null ;;
         runs) command mfproj __complete flows 2>/dev/null ;;
         trigger) command mfproj __complete flows 2>/dev/null ;;
+        unlock) command mfproj __complete flows 2>/dev/null ;;
         completion) echo 'bash zsh fish' ;;
     esac
 }

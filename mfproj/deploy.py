@@ -33,6 +33,7 @@ from mfproj.errors import (
     UsageError,
     ValidationError,
 )
+from mfproj.holder import Holder
 from mfproj.manifest import Flow, Manifest
 from mfproj.tags import TagError, validate_tags
 from mfproj.transaction import Stopped, UndoLog
@@ -112,6 +113,7 @@ class Session:
     keyring: tokens.Keyring | None = None
     progress: Progress = _quiet
     notice: Callable[[str], None] = lambda message: None  # warnings for the person running the command
+    say: Callable[[str], None] = lambda message: None  # what the command is doing (waiting for a lock)
     _backends: dict[str, Backend] = field(default_factory=dict)
 
     def backend(self, name: str) -> Backend:
@@ -134,12 +136,20 @@ def open_session(
     env: Mapping[str, str] | None = None,
     progress: Progress = _quiet,
     notice: Callable[[str], None] = lambda message: None,
+    say: Callable[[str], None] = lambda message: None,
 ) -> Session:
     env = os.environ if env is None else env
     target = identity.select_target(manifest.project, branch=branch, production=production, env=env)
     user = identity.require_user(env)
     return Session(
-        manifest=manifest, target=target, user=user, env=env, profile=profile, progress=progress, notice=notice
+        manifest=manifest,
+        target=target,
+        user=user,
+        env=env,
+        profile=profile,
+        progress=progress,
+        notice=notice,
+        say=say,
     )
 
 
@@ -220,9 +230,11 @@ def _parallel(function: Callable[[Pair], Any], pairs: list[Pair], log: UndoLog |
     from concurrent.futures import FIRST_EXCEPTION, wait
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(pairs))))
-    futures = [pool.submit(function, pair) for pair in pairs]
+    futures: list[Any] = []
     interrupted: BaseException | None = None
     try:
+        for pair in pairs:
+            futures.append(pool.submit(function, pair))
         pending = set(futures)
         while pending:  # short waits, so that Ctrl-C reaches the main thread at once
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
@@ -261,10 +273,19 @@ def run_tags_for(session: Session, backend: Backend, token: str) -> list[str]:
     ]
 
 
-def _holder(session: Session) -> str:
-    import socket
-
-    return f"{session.user} (pid {os.getpid()} on {socket.gethostname()})"
+def lock_timeout(env: Mapping[str, str]) -> float:
+    """How long a change waits for another holder's lock: MFPROJ_LOCK_TIMEOUT seconds (default 120)."""
+    text = env.get("MFPROJ_LOCK_TIMEOUT", "").strip() or "120"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value <= 86_400):  # also refuses nan
+        raise ValidationError(
+            f"MFPROJ_LOCK_TIMEOUT={text!r} is not a number of seconds from 0 to 86400",
+            hint="for example MFPROJ_LOCK_TIMEOUT=300",
+        )
+    return value
 
 
 @contextlib.contextmanager
@@ -274,10 +295,11 @@ def _locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Ite
         yield
         return
     taken: list[tuple[Backend, Any]] = []
+    holder, timeout = Holder.current(session.user), lock_timeout(session.env)
 
     def acquire(pair: Pair) -> None:
         backend = session.backend(pair.backend)
-        handle = backend.acquire(pair.names, holder=_holder(session))
+        handle = backend.acquire(pair.names, holder=holder, timeout=timeout, waiting=session.say)
         taken.append((backend, handle))  # list.append is atomic under the GIL
 
     try:
@@ -710,6 +732,65 @@ def delete(session: Session, plans: list[tuple[Pair, Existing, Outcome]]) -> Non
             session.progress(pair.flow.name, pair.backend, "deleting")
             session.backend(pair.backend).delete(existing)
             session.progress(pair.flow.name, pair.backend, "deleted")
+
+
+# --- unlock -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Unlocked:
+    flow: str
+    backend: str
+    name: str
+    held_by: str | None  # None: there was no lock
+    authorization: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "backend": self.backend,
+            "name": self.name,
+            "removed": self.held_by is not None,
+            "held_by": self.held_by,
+            "authorization": self.authorization,
+        }
+
+
+def unlock(
+    session: Session,
+    *,
+    flows: list[str],
+    backends: list[str] | None = None,
+    token_options: TokenOptions = TokenOptions(),
+) -> list[Unlocked]:
+    """Removes the write locks of deployments, with the authorization of a deploy: a lock guards a
+    deployment, so only someone who may change the deployment may take its lock away."""
+    pairs = select_pairs(session, flows, backends)
+    offered = offer_for(session, token_options)
+    found = _parallel(lambda pair: session.backend(pair.backend).read(pair.names), pairs)
+    results = []
+    for pair, existing in zip(pairs, found, strict=True):
+        reason = "not deployed: no token guards it"
+        if existing is not None and existing.record is not None and existing.record.production_token is None:
+            reason = "no token guards it"
+        elif existing is not None:
+            _identity_check(existing, pair, session, adopt=False)
+            record = existing.record
+            assert record is not None
+            reason = tokens.authorize(
+                existing=tokens.Deployment(record.owner, record.production_token),
+                caller=session.user,
+                offered=offered,
+                generate_new=False,
+                new=lambda previous: "",  # unlocking never makes a token
+                deployment_name=f"{pair.flow.name} ({existing.name})",
+                branch_options=identity.branch_options(session.target.branch),
+            ).reason
+        backend = session.backend(pair.backend)
+        results.append(Unlocked(pair.flow.name, pair.backend, backend.deployed_name(pair.names), None, reason))
+    for result, pair in zip(results, pairs, strict=True):
+        result.held_by = session.backend(pair.backend).unlock(pair.names)
+    return results
 
 
 # --- trigger ------------------------------------------------------------------------------------

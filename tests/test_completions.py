@@ -65,6 +65,7 @@ def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake
         "runs",
         "token",
         "trigger",
+        "unlock",
     ]
     assert _bash_complete("mfproj token ", tmp_path, fake_path) == ["authorize", "forget", "list", "share", "show"]
     assert "--reveal" in _bash_complete("mfproj token show --", tmp_path, fake_path)
@@ -112,6 +113,6 @@ def test_fish_completes_commands_and_choices() -> None:
         )
         return [row.split("\t")[0] for row in done.stdout.splitlines()]
 
-    assert complete("mfproj ") == ["completion", "delete", "deploy", "init", "names", "runs", "token", "trigger"]
+    assert complete("mfproj ") == ["completion", "delete", "deploy", "init", "names", "runs", "token", "trigger", "unlock"]
     assert complete("mfproj token ") == ["authorize", "forget", "list", "share", "show"]
     assert complete("mfproj names -o ") == ["json", "table"]

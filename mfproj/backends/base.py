@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mfproj.holder import Holder
 from mfproj.naming import FlowNames
 from mfproj.render import Context
 from mfproj.transaction import UndoLog
@@ -152,8 +153,9 @@ class Backend(abc.ABC):
     def render(self, template: Path, context: Context) -> Any:
         """The backend's document for one flow, placeholders filled in."""
 
-    def acquire(self, names: FlowNames, *, holder: str) -> Any:
-        """Takes the deployment's write lock, or raises ConflictError naming who holds it.
+    def acquire(self, names: FlowNames, *, holder: Holder, timeout: float, waiting: Callable[[str], None]) -> Any:
+        """Takes the deployment's write lock, waiting up to `timeout` seconds for another holder (and
+        saying so through `waiting`), or raises ConflictError naming who holds it.
 
         Returns a handle for `release`. The default takes nothing: a backend whose writes are
         compare-and-swap (Argo's resourceVersion) needs no lock.
@@ -161,7 +163,11 @@ class Backend(abc.ABC):
         return None
 
     def release(self, handle: Any) -> None:  # noqa: B027 - deliberately a no-op by default
-        """Gives back a lock taken by `acquire` (best effort)."""
+        """Gives back a lock taken by `acquire`; never one that someone else holds."""
+
+    def unlock(self, names: FlowNames) -> str | None:
+        """Removes the deployment's lock whoever holds it; returns who held it, None if there was none."""
+        return None
 
     def document(self, desired: Desired) -> Any:
         """The whole document that deploying `desired` writes (for dry-run diffs)."""

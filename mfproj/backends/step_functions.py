@@ -18,13 +18,14 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mfproj import cron
 from mfproj.backends.base import Backend, DeploymentRecord, Desired, Existing, Run, RunDetails, RunFilter
 from mfproj.errors import BackendError, ConflictError, NotFoundError, UsageError, ValidationError
+from mfproj.holder import Holder
 from mfproj.manifest import StepFunctionsSettings
 from mfproj.naming import FlowNames
 from mfproj.render import Context, load_json_template, render
@@ -349,34 +350,41 @@ class StepFunctionsBackend(Backend):
         digest = base64.b32encode(hashlib.sha1(state_machine.encode(), usedforsecurity=False).digest())
         return "mfproj-lock-" + digest.decode("ascii").lower()[:24]
 
-    def acquire(self, names: FlowNames, *, holder: str) -> Any:
+    def acquire(self, names: FlowNames, *, holder: Holder, timeout: float, waiting: Callable[[str], None]) -> Any:
         """A lock is a state machine of its own: creating one is exclusive on AWS (a second create with
         another definition fails). The definition carries a nonce, checked after the create, which also
-        covers emulators that answer a second create with the first one's ARN."""
+        covers emulators that answer a second create with the first one's ARN.
+
+        A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS,
+        is broken at once; one held elsewhere is waited for (saying so once) up to `timeout` seconds."""
         arn = self.state_machine_arn(self.lock_name(names.state_machine))
         nonce = uuid.uuid4().hex
         try:
             with self._errors(f"locking {names.state_machine}"):
-                return self._take_lock(names, arn, nonce, holder)
-        except BackendError:
-            self._drop_if_ours(arn, nonce)  # a lock created just before the failure must not linger
+                return self._take_lock(names, arn, nonce, holder, timeout, waiting)
+        except BaseException:
+            self._drop_if_ours(arn, nonce)  # a lock created just before a failure or Ctrl-C must not linger
             raise
 
-    def _take_lock(self, names: FlowNames, arn: str, nonce: str, holder: str) -> str:
+    def _lock_definition(self, names: FlowNames, nonce: str, holder: Holder) -> str:
+        note = {
+            "lock": names.state_machine,
+            "holder": holder.as_json(),
+            "nonce": nonce,
+            "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        return json.dumps({"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}})
+
+    def _take_lock(
+        self, names: FlowNames, arn: str, nonce: str, holder: Holder, timeout: float, waiting: Callable[[str], None]
+    ) -> tuple[str, str]:
         import time
 
         sfn = self.client("stepfunctions")
-        now = _dt.datetime.now(_dt.timezone.utc)
-        note = {
-            "lock": names.state_machine,
-            "holder": holder,
-            "nonce": nonce,
-            "since": now.isoformat(timespec="seconds"),
-        }
-        definition = json.dumps(
-            {"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}}
-        )
-        for _ in range(20):  # bounded: a lock being deleted, or a stale one, is waited for or broken
+        definition = self._lock_definition(names, nonce, holder)
+        deadline = time.monotonic() + timeout
+        said = False
+        for _ in range(100_000):  # bounded in count as well as by the deadline
             with contextlib.suppress(sfn.exceptions.StateMachineAlreadyExists, sfn.exceptions.StateMachineDeleting):
                 sfn.create_state_machine(
                     name=arn.rsplit(":", 1)[1],
@@ -390,32 +398,79 @@ class StepFunctionsBackend(Backend):
                 continue
             held = _lock_note(described)
             if held.get("nonce") == nonce:
-                return arn
-            if described.get("status") == "DELETING":
-                time.sleep(0.25)
+                return (arn, nonce)
+            if described.get("status") != "DELETING" and self._is_stale(held):
+                self._delete_lock(arn, held.get("nonce"))
                 continue
-            since = _dt.datetime.fromisoformat(held.get("since", now.isoformat()))
-            if (now - since).total_seconds() > LOCK_TTL_SECONDS:
-                sfn.delete_state_machine(stateMachineArn=arn)  # a crashed deploy's lock
-                continue
-            raise ConflictError(
-                f"another deploy of {names.state_machine} is in progress ({held.get('holder', 'unknown')}, "
-                f"since {held.get('since', '?')})",
-                hint="wait for it to finish, then run the command again "
-                f"(a lock older than {LOCK_TTL_SECONDS // 60} minutes is broken automatically)",
-            )
+            who = _held_by(held)
+            if time.monotonic() >= deadline:
+                raise ConflictError(
+                    f"another deploy of {names.state_machine} is in progress ({who}); "
+                    f"waited {timeout:g} s for its lock",
+                    hint="wait for it to finish and run the command again; if its holder is gone, "
+                    "'mfproj unlock' removes the lock (MFPROJ_LOCK_TIMEOUT sets how long to wait)",
+                )
+            if not said and described.get("status") != "DELETING":
+                waiting(f"waiting for the lock on {names.state_machine}, held by {who} (up to {timeout:g} s)")
+                said = True
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
         raise ConflictError(f"could not lock {names.state_machine}", hint="run the command again")
+
+    @staticmethod
+    def _is_stale(held: Mapping[str, Any]) -> bool:
+        owner = Holder.from_json(held.get("holder"))
+        if owner is not None and owner.is_gone():
+            return True  # its process on this host no longer exists: broken at once
+        try:
+            since = _dt.datetime.fromisoformat(str(held.get("since")))
+        except ValueError:
+            return True  # not a lock note mfproj can read: not a lock anyone holds
+        return (_dt.datetime.now(_dt.timezone.utc) - since).total_seconds() > LOCK_TTL_SECONDS
+
+    def _delete_lock(self, arn: str, nonce: Any) -> bool:
+        """Deletes the lock only if it is still the one with `nonce` (not a lock taken since)."""
+        sfn = self.client("stepfunctions")
+        try:
+            current = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
+        except sfn.exceptions.StateMachineDoesNotExist:
+            return False
+        if current.get("nonce") != nonce:
+            return False
+        sfn.delete_state_machine(stateMachineArn=arn)
+        return True
 
     def _drop_if_ours(self, arn: str, nonce: str) -> None:
         with contextlib.suppress(Exception):
-            sfn = self.client("stepfunctions")
-            if _lock_note(sfn.describe_state_machine(stateMachineArn=arn)).get("nonce") == nonce:
-                sfn.delete_state_machine(stateMachineArn=arn)
+            self._delete_lock(arn, nonce)
 
     def release(self, handle: Any) -> None:
+        """Gives back a lock taken by `acquire`: only the holder's own (same nonce) is deleted."""
         if handle:
+            arn, nonce = handle
             with contextlib.suppress(Exception):
-                self.client("stepfunctions").delete_state_machine(stateMachineArn=handle)
+                self._delete_lock(arn, nonce)
+
+    def lock_holder(self, names: FlowNames) -> str | None:
+        """Who holds the deployment's lock, or None if nobody does."""
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn(self.lock_name(names.state_machine))
+        with self._errors(f"reading the lock of {names.state_machine}"):
+            try:
+                return _held_by(_lock_note(sfn.describe_state_machine(stateMachineArn=arn)))
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return None
+
+    def unlock(self, names: FlowNames) -> str | None:
+        """Removes the deployment's lock whoever holds it; returns who held it (None: there was none)."""
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn(self.lock_name(names.state_machine))
+        with self._errors(f"removing the lock of {names.state_machine}"):
+            try:
+                held = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
+                sfn.delete_state_machine(stateMachineArn=arn)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return None
+        return _held_by(held)
 
     # reading
 
@@ -798,6 +853,12 @@ def _lock_note(described: Mapping[str, Any]) -> dict[str, Any]:
     except (ValueError, AttributeError, TypeError):
         return {}
     return note if isinstance(note, dict) else {}
+
+
+def _held_by(held: Mapping[str, Any]) -> str:
+    owner = Holder.from_json(held.get("holder"))
+    who = owner.describe() if owner else str(held.get("holder") or "unknown")
+    return f"{who}, since {held.get('since', '?')}"
 
 
 def _iso(value: Any) -> str | None:

@@ -74,12 +74,15 @@ def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
     args = _explicit_optional_values(args)
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
+    from mfproj import interrupts
+
     try:
-        result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
+        with interrupts.terminate_as_interrupt():  # SIGTERM (a cancelled CI job) is handled as Ctrl-C
+            result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except typer.Abort:
-        output.info("aborted")
+    except (typer.Abort, KeyboardInterrupt):
+        output.info("interrupted")
         return 130
     except Exception as exc:
         # Typer's (vendored) click usage errors know how to show themselves, with exit code 2.

@@ -2,6 +2,7 @@
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ def _session(
     production: bool | None,
     profile: str | None,
     progress: "deploy.Progress | None" = None,
+    say: "Callable[[str], None] | None" = None,
 ) -> "deploy.Session":
     from mfproj import deploy, manifest
 
@@ -34,6 +36,7 @@ def _session(
         profile=profile,
         progress=progress or deploy._quiet,
         notice=output.warn,
+        say=say or output.info,
     )
 
 
@@ -70,7 +73,7 @@ def run_deploy(
     from mfproj import backends, deploy
 
     with output.ProgressView(enabled=output_format != "json" and not dry_run) as view:
-        session = _session(manifest_path, branch, production, profile, view.update)
+        session = _session(manifest_path, branch, production, profile, view.update, view.say)
         report = deploy.deploy(
             session,
             flows=flows,
@@ -141,6 +144,37 @@ def run_delete(
         for _, _, outcome in plans:
             output.info(f"deleted {outcome.name} from {backends.LABELS[outcome.backend]}")
         output.info("the production token stays in your keyring (mfproj token forget removes it)")
+    return 0
+
+
+def run_unlock(
+    *,
+    manifest_path: str | None,
+    flows: list[str],
+    backend_names: list[str] | None,
+    branch: str | None,
+    production: bool | None,
+    token_options: "deploy.TokenOptions",
+    profile: str | None,
+    output_format: str,
+) -> int:
+    from mfproj import backends, deploy
+
+    session = _session(manifest_path, branch, production, profile)
+    results = deploy.unlock(
+        session, flows=flows, backends=backends.normalize(backend_names), token_options=token_options
+    )
+    if output_format == "json":
+        output.emit_json({"unlocked": [r.as_json() for r in results]})
+        return 0
+    for result in results:
+        where = f"{result.name} ({backends.LABELS[result.backend]})"
+        if result.held_by is not None:
+            output.info(f"removed the lock on {where}, held by {result.held_by}")
+        elif result.backend == "argo_workflows":
+            output.info(f"{where}: Argo Workflows takes no lock (its writes are compare-and-swap)")
+        else:
+            output.info(f"{where}: not locked")
     return 0
 
 
@@ -273,6 +307,32 @@ def register(app: "typer.Typer") -> None:
                 production=production,
                 token_options=_token_options(authorize, authorize_file, False),
                 yes=yes,
+                profile=profile,
+                output_format=output_format.value,
+            )
+        )
+
+    @app.command("unlock")
+    def unlock_command(
+        ctx: typer.Context,
+        flows: list[str] = typer.Argument(..., metavar="FLOW...", help="Flows whose deployment lock to remove."),
+        backend: options.Backends = None,
+        branch: options.Branch = None,
+        production: options.Production = None,
+        authorize: options.Authorize = None,
+        authorize_file: options.AuthorizeFile = None,
+        profile: options.Profile = None,
+        output_format: options.Output = options.OutputFormat.table,
+    ) -> None:
+        """Remove a deployment's write lock left by a deploy that is gone (same authorization as deploy)."""
+        raise typer.Exit(
+            run_unlock(
+                manifest_path=options.manifest_path(ctx),
+                flows=flows,
+                backend_names=[b.value for b in backend] if backend else None,
+                branch=branch,
+                production=production,
+                token_options=_token_options(authorize, authorize_file, False),
                 profile=profile,
                 output_format=output_format.value,
             )

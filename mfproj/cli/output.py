@@ -128,6 +128,14 @@ class ProgressView:
             grid.add_row(flow, backend.replace("_", " "), state)
         return grid
 
+    def say(self, message: str) -> None:
+        """A line for the person watching, above the live view (which would otherwise overwrite it)."""
+        with self._lock:
+            if self._live is not None:
+                self._live.console.print(message, markup=False, highlight=False)
+                return
+        info(message)
+
     def update(self, flow: str, backend: str, state: str) -> None:
         if not self.enabled:
             return

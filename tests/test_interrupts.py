@@ -1,0 +1,129 @@
+"""Ctrl-C, SIGTERM and kill -9 during a deploy: what landed is put back, no lock stays behind, and the
+next deploy on the same host goes ahead at once. Real processes, real signals, moto behind a proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import as_user, write_manifest
+from tests.emulators import FaultProxy
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.{}"
+FLOWS = ("AFlow", "BFlow", "CFlow")
+
+
+def _write(root: Path, version: str) -> None:
+    for flow in FLOWS:
+        (root / f"{flow}.asl.json").write_text(
+            json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}})
+        )
+
+
+@pytest.fixture
+def proj(tmp_path: Path, aws: Any) -> Path:
+    _write(tmp_path, "v1")
+    flows = "\n".join(f'[[flows]]\nname = "{flow}"\nstep_functions = "{flow}.asl.json"\n' for flow in FLOWS)
+    write_manifest(
+        tmp_path,
+        f'[project]\nname = "myproj"\n{flows}\n[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
+        templates=False,
+    )
+    return tmp_path
+
+
+@pytest.fixture
+def proxy(aws: Any) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(aws.url)
+    yield proxy
+    proxy.stop()
+
+
+def _versions(sfn: Any) -> dict[str, str]:
+    found = {}
+    for flow in FLOWS:
+        definition = sfn.describe_state_machine(stateMachineArn=ARN.format(flow))["definition"]
+        definition = json.loads(definition) if isinstance(definition, str) else definition
+        found[flow] = definition["States"]["a"]["Result"]
+    return found
+
+
+def _locks(sfn: Any) -> list[str]:
+    return [m["name"] for m in sfn.list_state_machines()["stateMachines"] if m["name"].startswith("mfproj-lock-")]
+
+
+def _start_deploy(tmp_path: Path, proxy: FaultProxy) -> subprocess.Popen[str]:
+    env = {**os.environ, **as_user("alice", tmp_path), "AWS_ENDPOINT_URL": proxy.url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mfproj", "deploy"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A child of a test runner may inherit an ignored SIGINT; a person's shell never does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def _wait_for(proxy: FaultProxy, action: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while proxy.count(action) == 0:
+        assert time.monotonic() < deadline, f"{action} never came: {proxy.log}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(  # type: ignore[no-untyped-def]
+    cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy, signum: int
+) -> None:
+    assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
+    _write(proj, "v2")
+    # The definition updates are slow (as against a distant region): the signal comes while they fly.
+    proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="slow", delay=1.0, times=len(FLOWS))
+    process = _start_deploy(tmp_path, proxy)
+    try:
+        _wait_for(proxy, "AWSStepFunctions.UpdateStateMachine")
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.startswith("error: interrupted; nothing was changed (rolled back "), stderr
+    assert _versions(sfn) == dict.fromkeys(FLOWS, "v1")  # the writes in flight landed, then were put back
+    assert _locks(sfn) == []
+
+
+def test_after_kill_9_the_next_deploy_goes_ahead_at_once(  # type: ignore[no-untyped-def]
+    cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy
+) -> None:
+    assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
+    _write(proj, "v2")
+    # The update hangs (it never reaches the emulator), so the process is killed while it holds its locks.
+    proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="hang", delay=30.0)
+    process = _start_deploy(tmp_path, proxy)
+    try:
+        _wait_for(proxy, "AWSStepFunctions.UpdateStateMachine")
+        process.kill()
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert len(_locks(sfn)) == len(FLOWS)  # left behind by the killed process
+    started = time.monotonic()
+    result = cli("deploy", env=as_user("alice", tmp_path, MFPROJ_LOCK_TIMEOUT="60"))
+    assert result.code == 0, result.stderr
+    assert "waiting for the lock" not in result.stderr  # its holder is gone: broken at once
+    assert time.monotonic() - started < 20
+    assert _versions(sfn) == dict.fromkeys(FLOWS, "v2")
+    assert _locks(sfn) == []

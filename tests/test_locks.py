@@ -1,0 +1,206 @@
+"""The Step Functions write lock: its contract, against moto's server through the real boto3 client.
+
+Exactly one of two concurrent acquirers wins; a lock whose process is gone (on this host) or that is
+older than the time-to-live is broken at once; a live one elsewhere is waited for, visibly, then
+refused; only its holder releases it; `mfproj unlock` removes it with the authorization of a deploy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfproj import naming
+from mfproj.backends.step_functions import LOCK_TTL_SECONDS, StepFunctionsBackend
+from mfproj.errors import ConflictError
+from mfproj.holder import Holder
+from mfproj.manifest import StepFunctionsSettings
+from tests.conftest import as_user, write_manifest
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+NAMES = naming.flow_names("myproj", "user.alice", "HelloFlow")
+
+
+def _backend() -> StepFunctionsBackend:
+    return StepFunctionsBackend(StepFunctionsSettings(region="us-east-1", role_arn=ROLE), env=os.environ)
+
+
+def _plant(sfn: Any, holder: Holder, *, age: float = 0.0, nonce: str = "planted") -> str:
+    """A lock as another process would have left it."""
+    backend = _backend()
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=age)
+    note = {"lock": NAMES.state_machine, "holder": holder.as_json(), "nonce": nonce, "since": since.isoformat()}
+    definition = {"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}}
+    name = backend.lock_name(NAMES.state_machine)
+    return str(sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"])
+
+
+def _locks(sfn: Any) -> list[str]:
+    return [m["name"] for m in sfn.list_state_machines()["stateMachines"] if m["name"].startswith("mfproj-lock-")]
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+ELSEWHERE = Holder(user="bob", host="build-agent-7", pid=4242, started="1")
+
+
+def test_two_concurrent_acquirers_exactly_one_wins(sfn: Any) -> None:
+    for _ in range(5):
+        barrier = threading.Barrier(2)
+        outcomes: list[Any] = []
+
+        def contend(user: str, barrier: threading.Barrier = barrier, outcomes: list[Any] = outcomes) -> None:
+            backend = _backend()
+            backend.identity()  # the STS call happens before the race
+            barrier.wait()
+            try:
+                handle = backend.acquire(NAMES, holder=Holder.current(user), timeout=0.3, waiting=lambda m: None)
+                outcomes.append((backend, handle))
+            except ConflictError as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=contend, args=(u,)) for u in ("alice", "bob")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        winners = [o for o in outcomes if isinstance(o, tuple)]
+        assert len(winners) == 1, outcomes
+        assert any(isinstance(o, ConflictError) and "in progress" in str(o) for o in outcomes)
+        backend, handle = winners[0]
+        backend.release(handle)
+        assert _locks(sfn) == []
+
+
+def test_a_lock_whose_process_is_gone_is_broken_at_once(sfn: Any) -> None:
+    gone = Holder.current("alice")
+    gone = Holder(user="alice", host=gone.host, pid=_dead_pid(), started=gone.started)
+    _plant(sfn, gone)
+    said: list[str] = []
+    started = time.monotonic()
+    handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
+    assert time.monotonic() - started < 5 and said == []  # broken at once, not waited for
+    _backend().release(handle)
+    assert _locks(sfn) == []
+
+
+def test_a_lock_of_a_reused_pid_is_broken(sfn: Any) -> None:
+    # This very process, but with another start time: the pid was reused by someone else.
+    me = Holder.current("alice")
+    if me.started is None:
+        pytest.skip("no /proc on this machine: start times are unknown")
+    _plant(sfn, Holder(user="alice", host=me.host, pid=me.pid, started=str(int(me.started) + 1)))
+    handle = _backend().acquire(NAMES, holder=me, timeout=0.5, waiting=lambda m: None)
+    _backend().release(handle)
+
+
+def test_an_old_lock_from_another_host_is_broken(sfn: Any) -> None:
+    _plant(sfn, ELSEWHERE, age=LOCK_TTL_SECONDS + 60)
+    said: list[str] = []
+    handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
+    assert said == []
+    _backend().release(handle)
+
+
+def test_a_live_lock_elsewhere_is_waited_for_visibly_then_refused(sfn: Any) -> None:
+    _plant(sfn, ELSEWHERE)
+    said: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(ConflictError) as caught:
+        _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=said.append)
+    assert 1.0 <= time.monotonic() - started < 10
+    assert len(said) == 1 and said[0].startswith("waiting for the lock on myproj.user.alice.HelloFlow")
+    assert "bob (pid 4242 on build-agent-7)" in said[0]
+    assert "bob (pid 4242 on build-agent-7), since" in str(caught.value)
+    assert "mfproj unlock" in (caught.value.hint or "")
+    assert len(_locks(sfn)) == 1  # the holder's lock is untouched
+
+
+def test_a_lock_is_taken_as_soon_as_its_holder_releases_it(sfn: Any) -> None:
+    arn = _plant(sfn, ELSEWHERE)
+    timer = threading.Timer(0.5, lambda: sfn.delete_state_machine(stateMachineArn=arn))
+    timer.start()
+    try:
+        handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=20, waiting=lambda m: None)
+    finally:
+        timer.join()
+    _backend().release(handle)
+    assert _locks(sfn) == []
+
+
+def test_only_the_holder_releases_a_lock(sfn: Any) -> None:
+    holder = _backend()
+    handle = holder.acquire(NAMES, holder=Holder.current("alice"), timeout=1, waiting=lambda m: None)
+    arn, _ = handle
+    _backend().release((arn, "someone-elses-nonce"))
+    assert len(_locks(sfn)) == 1
+    holder.release(handle)
+    assert _locks(sfn) == []
+
+
+# --- through the CLI -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proj(tmp_path: Path, aws: Any) -> Path:
+    (tmp_path / "hello.asl.json").write_text(
+        json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "v1", "End": True}}})
+    )
+    write_manifest(
+        tmp_path,
+        f"""
+        [project]
+        name = "myproj"
+        [[flows]]
+        name = "HelloFlow"
+        step_functions = "hello.asl.json"
+        [step_functions]
+        region = "us-east-1"
+        role_arn = "{ROLE}"
+        """,
+        templates=False,
+    )
+    return tmp_path
+
+
+def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(  # type: ignore[no-untyped-def]
+    cli, proj: Path, sfn: Any, tmp_path: Path
+) -> None:
+    _plant(sfn, ELSEWHERE)
+    result = cli("deploy", env=as_user("alice", tmp_path, MFPROJ_LOCK_TIMEOUT="1"))
+    assert result.code == 6, result.stderr
+    assert "waiting for the lock on myproj.user.alice.HelloFlow, held by bob (pid 4242 on build-agent-7)" in (
+        result.stderr
+    )
+    assert "another deploy of myproj.user.alice.HelloFlow is in progress" in result.stderr
+    assert [m["name"] for m in sfn.list_state_machines()["stateMachines"]] == _locks(sfn)  # nothing deployed
+    assert not (tmp_path / "keyring-alice").exists() or not list((tmp_path / "keyring-alice").glob("mfprj-*"))
+
+
+def test_unlock_needs_the_authorization_of_a_deploy(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
+    _plant(sfn, ELSEWHERE)
+    # Bob on Alice's user branch (METAFLOW_OWNER), without its token.
+    refused = cli("unlock", "HelloFlow", env=as_user("bob", tmp_path, METAFLOW_OWNER="alice"))
+    assert refused.code == 3, refused.stderr
+    assert len(_locks(sfn)) == 1
+    done = cli("unlock", "HelloFlow", "-o", "json", env=as_user("alice", tmp_path))
+    assert done.code == 0, done.stderr
+    [entry] = done.json()["unlocked"]
+    assert entry["removed"] is True and entry["held_by"].startswith("bob (pid 4242 on build-agent-7)")
+    assert _locks(sfn) == []
+    again = cli("unlock", "HelloFlow", env=as_user("alice", tmp_path))
+    assert again.code == 0 and "not locked" in again.stderr
+    assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
