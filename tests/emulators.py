@@ -16,14 +16,50 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+_STRICT = threading.Lock()
+
+
+def make_moto_strict() -> None:
+    """Makes moto's CreateStateMachine behave as AWS's: atomic, and an existing name with another
+    definition or role is `StateMachineAlreadyExists` naming the ARN in quotes (the reference parses it),
+    instead of silently answering with the existing machine."""
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions import models
+    from moto.stepfunctions.exceptions import StateMachineDoesNotExist
+
+    if getattr(models.StepFunctionBackend.create_state_machine, "strict", False):
+        return
+    original = models.StepFunctionBackend.create_state_machine
+
+    class StateMachineAlreadyExists(AWSError):
+        TYPE = "StateMachineAlreadyExists"
+        STATUS = 400
+
+    def create_state_machine(self: Any, name: str, definition: str, roleArn: str, *args: Any, **kwargs: Any) -> Any:
+        with _STRICT:
+            arn = f"arn:aws:states:{self.region_name}:{self.account_id}:stateMachine:{name}"
+            try:
+                existing = self.describe_state_machine(arn)
+            except StateMachineDoesNotExist:
+                return original(self, name, definition, roleArn, *args, **kwargs)
+            if existing.definition != definition or existing.roleArn != roleArn:
+                raise StateMachineAlreadyExists(f"State Machine Already Exists: '{arn}'")
+            return existing
+
+    create_state_machine.strict = True  # type: ignore[attr-defined]
+    models.StepFunctionBackend.create_state_machine = create_state_machine
+
 
 class MotoServer:
-    """moto's server (Step Functions, EventBridge, STS) in a thread, with its state-machine interpreter on."""
+    """moto's server (Step Functions, EventBridge, STS, S3, Batch …) in a thread, with its state-machine
+    interpreter on, and CreateStateMachine as strict as AWS's."""
 
     def __init__(self) -> None:
         import logging
 
         from moto.server import ThreadedMotoServer
+
+        make_moto_strict()
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -113,6 +113,16 @@ def test_fish_completes_commands_and_choices() -> None:
         )
         return [row.split("\t")[0] for row in done.stdout.splitlines()]
 
-    assert complete("mfproj ") == ["completion", "delete", "deploy", "init", "names", "runs", "token", "trigger", "unlock"]
+    assert complete("mfproj ") == [
+        "completion",
+        "delete",
+        "deploy",
+        "init",
+        "names",
+        "runs",
+        "token",
+        "trigger",
+        "unlock",
+    ]
     assert complete("mfproj token ") == ["authorize", "forget", "list", "share", "show"]
     assert complete("mfproj names -o ") == ["json", "table"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -116,13 +117,53 @@ def test_reference_definitions_are_recognised() -> None:
     assert reference_record({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}) is None
     none_owner = reference_record(
         {
-            "StartAt": "s",
+            "StartAt": "start",
             "States": {
-                "s": {"Parameters": {"Parameters": {"metaflow.owner": "None", "metaflow.production_token": "t"}}}
+                "start": {"Parameters": {"Parameters": {"metaflow.owner": "None", "metaflow.production_token": "t"}}}
             },
         }
     )
     assert none_owner is not None and none_owner.owner is None
+    # The reference reads the state named `start`, wherever the definition starts.
+    elsewhere = {"StartAt": "s", "States": {"s": {"Parameters": {"Parameters": {"metaflow.owner": "x"}}}}}
+    assert reference_record(elsewhere) is None
+
+
+def _task(parameters: dict[str, str]) -> dict[str, object]:
+    return {"StartAt": "start", "States": {"start": {"Type": "Task", "Parameters": {"Parameters": parameters}}}}
+
+
+def test_mfproj_writes_its_owner_and_token_where_the_reference_reads_them() -> None:
+    from mfproj.backends.step_functions import guard_for_reference
+
+    guarded = guard_for_reference(_task({"keep": "me"}), owner="alice", token="t-0-abcd")
+    assert guarded["States"]["start"]["Parameters"]["Parameters"] == {
+        "keep": "me",
+        "metaflow.owner": "alice",
+        "metaflow.production_token": "t-0-abcd",
+    }
+    assert reference_record(guarded) is not None
+    # No such place: the definition is left as it is (the tags carry the record).
+    plain = {"StartAt": "start", "States": {"start": {"Type": "Pass", "End": True}}}
+    assert guard_for_reference(json.loads(json.dumps(plain)), owner="a", token="t") == plain
+
+
+def test_the_definition_wins_over_stale_tags() -> None:
+    from mfproj.backends.base import DeploymentRecord
+    from mfproj.backends.step_functions import merge_records
+
+    tagged = DeploymentRecord(owner="alice", production_token="t-0-abcd", project="p", branch="prod", flow="F")
+    same = _task({"metaflow.owner": "alice", "metaflow.production_token": "t-0-abcd"})
+    assert merge_records(tagged, same) == tagged
+    # Someone deployed with the reference since: its owner and token are in the definition only.
+    redeployed = _task({"metaflow.owner": "bob", "metaflow.production_token": "t-1-wxyz"})
+    merged = merge_records(tagged, redeployed)
+    assert merged is not None
+    assert (merged.owner, merged.production_token, merged.managed_by) == ("bob", "t-1-wxyz", "metaflow")
+    assert merged.identity() == ("p", "prod", "F")
+    # A definition without the reference's keys says nothing: the tags stand.
+    assert merge_records(tagged, _task({})) == tagged
+    assert merge_records(None, redeployed) is not None
 
 
 @pytest.mark.parametrize(

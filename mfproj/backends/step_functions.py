@@ -19,6 +19,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -140,25 +141,40 @@ def decode_record(tags: Mapping[str, str]) -> DeploymentRecord | None:
     )
 
 
-def reference_record(definition: Any) -> DeploymentRecord | None:
-    """Owner and token where the reference keeps them: the start state of the definition."""
+def _start_parameters(definition: Any) -> dict[str, Any] | None:
+    """`States.start.Parameters.Parameters`: where the reference keeps a deployment's owner and token."""
     if not isinstance(definition, dict):
         return None
-    state = definition.get("States", {}).get(definition.get("StartAt", ""), {})
-    if not isinstance(state, dict):
-        return None
-    parameters = state.get("Parameters", {})
-    owner = token = None
-    if isinstance(parameters, dict):
-        inner = parameters.get("Parameters", {})
-        if isinstance(inner, dict):
-            owner = inner.get("metaflow.owner")
-            token = inner.get("metaflow.production_token")
-        environment = parameters.get("ContainerOverrides", {}).get("Environment", [])
+    states = definition.get("States")
+    start = states.get("start") if isinstance(states, dict) else None
+    parameters = start.get("Parameters") if isinstance(start, dict) else None
+    inner = parameters.get("Parameters") if isinstance(parameters, dict) else None
+    return inner if isinstance(inner, dict) else None
+
+
+def guard_for_reference(definition: Any, *, owner: str, token: str) -> Any:
+    """Writes the owner and token where the reference reads them, when the definition has that place
+    (a `start` state with a `Parameters.Parameters` map): then Metaflow guards mfproj's deployment."""
+    inner = _start_parameters(definition)
+    if inner is not None:
+        inner["metaflow.owner"] = owner
+        inner["metaflow.production_token"] = token
+    return definition
+
+
+def reference_record(definition: Any) -> DeploymentRecord | None:
+    """Owner and token as the reference reads them: from `States.start.Parameters.Parameters`, or (for
+    its older definitions) from the start task's container environment."""
+    inner = _start_parameters(definition) or {}
+    owner, token = inner.get("metaflow.owner"), inner.get("metaflow.production_token")
+    if owner is None and token is None and isinstance(definition, dict):
+        state = (definition.get("States") or {}).get("start")
+        parameters = state.get("Parameters") if isinstance(state, dict) else None
+        overrides = parameters.get("ContainerOverrides") if isinstance(parameters, dict) else None
+        environment = overrides.get("Environment") if isinstance(overrides, dict) else None
         if isinstance(environment, list):
             env = {e.get("Name"): e.get("Value") for e in environment if isinstance(e, dict)}
-            owner = owner or env.get("METAFLOW_OWNER")
-            token = token or env.get("METAFLOW_PRODUCTION_TOKEN")
+            owner, token = env.get("METAFLOW_OWNER"), env.get("METAFLOW_PRODUCTION_TOKEN")
     if owner is None and token is None:
         return None
     return DeploymentRecord(
@@ -166,6 +182,20 @@ def reference_record(definition: Any) -> DeploymentRecord | None:
         production_token=str(token) if token not in (None, "None") else None,
         managed_by="metaflow",
     )
+
+
+def merge_records(tagged: DeploymentRecord | None, definition: Any) -> DeploymentRecord | None:
+    """mfproj's tags, unless the definition says otherwise: the reference writes only the definition, so
+    when its owner or token differ from the tags, someone deployed with Metaflow since, and it wins."""
+    found = reference_record(definition)
+    if tagged is None:
+        return found
+    inner = _start_parameters(definition)
+    if found is None or inner is None or not ({"metaflow.owner", "metaflow.production_token"} & inner.keys()):
+        return tagged
+    if (found.owner, found.production_token) == (tagged.owner, tagged.production_token):
+        return tagged
+    return replace(tagged, owner=found.owner, production_token=found.production_token, managed_by="metaflow")
 
 
 # --- schedules ----------------------------------------------------------------------------------
@@ -481,7 +511,8 @@ class StepFunctionsBackend(Backend):
         document = render(load_json_template(template), context, source=template)
         if not isinstance(document, dict) or "StartAt" not in document or "States" not in document:
             raise ValidationError(f"{template}: not an Amazon States Language document (needs StartAt and States)")
-        return document
+        token = context.namespace.removeprefix("production:")
+        return guard_for_reference(document, owner=context.owner, token=token)
 
     def read(self, names: FlowNames) -> Existing | None:
         sfn = self.client("stepfunctions")
@@ -497,7 +528,7 @@ class StepFunctionsBackend(Backend):
         if isinstance(definition, str):  # AWS returns text; moto sometimes an object
             with contextlib.suppress(ValueError):
                 definition = json.loads(definition)
-        record = decode_record(tags) or reference_record(definition)
+        record = merge_records(decode_record(tags), definition)
         rule = self._read_rule(names.eventbridge_rule)
         return Existing(
             backend=self.name,
