@@ -196,9 +196,7 @@ def select_pairs(session: Session, flows: list[str] | None, backends: list[str] 
             )
         names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=prefix)
         for backend in wanted:
-            problems = naming.name_problems(
-                names, branch=target.branch, backends=[backend], scheduled=flow.schedule is not None
-            )
+            problems = project.flow_problems(manifest, flow, names, branch=target.branch, backends=[backend])
             if problems:
                 first = problems[0]
                 raise ValidationError(f"{flow.name}: {first.message()}", hint=first.hint)
@@ -346,12 +344,6 @@ class _BranchToken:
             return self.seed
         self.fresh = tokens.new_token(self.scheme, self.prefix, previous)
         return self.fresh
-
-
-def _mask_all(text: str, secrets: set[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, tokens.mask(secret))
-    return text
 
 
 # --- deploy -------------------------------------------------------------------------------------
@@ -503,7 +495,8 @@ def _plan(
         if dry_run and "definition" in changes:
             before = render.canonical(backend.deployed_document(existing)).splitlines() if existing else []
             after = render.canonical(backend.document(desired)).splitlines()
-            diff = _mask_all("\n".join(difflib.unified_diff(before, after, "deployed", "new", lineterm="")), secrets)
+            diff_lines = difflib.unified_diff(before, after, "deployed", "new", lineterm="")
+            diff = tokens.mask_text("\n".join(diff_lines), secrets)
         outcomes.append(
             Outcome(
                 flow=pair.flow.name,

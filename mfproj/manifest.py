@@ -312,6 +312,11 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
             schedule = cron.validate_cron(schedule)
         except ValidationError as exc:
             raise read.fail(f"{where}.schedule", exc.message, hint='for example "0 * * * *" (hourly)') from None
+        problem = cron.eventbridge_problem(schedule) if templates["step_functions"] is not None else None
+        if problem:
+            raise read.fail(
+                f"{where}.schedule", f"{schedule!r} {problem}", hint="use '*' for the day of month or the day of week"
+            )
 
     raw_tags = raw.get("tags", [])
     if not isinstance(raw_tags, list):

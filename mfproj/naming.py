@@ -218,6 +218,8 @@ class NameProblem:
     hint: str | None = None
 
     def message(self) -> str:
+        if self.kind == "setting":
+            return f"{self.name} {self.rule}"
         return f"{self.kind.replace('_', ' ')} name {self.name!r} is invalid: {self.rule}"
 
 

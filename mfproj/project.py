@@ -27,13 +27,29 @@ def plan_names(manifest: Manifest, target: Target, flows: list[Flow], *, sfn_pre
     plans = []
     for flow in flows:
         names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=sfn_prefix)
-        backends = flow.backends or BACKENDS
-        problems = naming.name_problems(
-            names, branch=target.branch, backends=backends, scheduled=flow.schedule is not None
-        )
+        problems = flow_problems(manifest, flow, names, branch=target.branch, backends=flow.backends or BACKENDS)
         plans.append(FlowPlan(flow, names, tuple(problems)))
     check_collisions(manifest, target, sfn_prefix=sfn_prefix)
     return plans
+
+
+def flow_problems(
+    manifest: Manifest, flow: Flow, names: naming.FlowNames, *, branch: str, backends: tuple[str, ...] | list[str]
+) -> list[naming.NameProblem]:
+    """What a backend would refuse, found without a request: names that break its rules, and settings
+    that deploying needs (the same list for `names`, `deploy --dry-run` and `deploy`)."""
+    problems = naming.name_problems(names, branch=branch, backends=backends, scheduled=flow.schedule is not None)
+    if "step_functions" in backends and "step_functions" in flow.backends and not manifest.step_functions.role_arn:
+        problems.append(
+            naming.NameProblem(
+                backend="step_functions",
+                kind="setting",
+                name="step_functions.role_arn",
+                rule="is required to deploy to Step Functions (the IAM role its executions run as)",
+                hint='set [step_functions] role_arn = "arn:aws:iam::<account>:role/<name>" in the manifest',
+            )
+        )
+    return problems
 
 
 def check_collisions(manifest: Manifest, target: Target, *, sfn_prefix: str | None) -> None:

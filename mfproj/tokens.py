@@ -24,7 +24,7 @@ import stat
 import string
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,17 @@ def mask(token: str | None) -> str:
     if dash and head:
         return f"{head}-****"
     return token[:4] + "****"
+
+
+_PROJECT_TOKEN = re.compile(r"\b(mfprj-[a-z2-7]{16}-\d+)-[A-Za-z0-9]+")
+
+
+def mask_text(text: str, known: Iterable[str] = ()) -> str:
+    """Every production token in `text` masked: any project token (`mfprj-…-<n>-…`, whoever's it is)
+    and each `known` token of another shape."""
+    for secret in sorted({k for k in known if k}, key=len, reverse=True):
+        text = text.replace(secret, mask(secret))
+    return _PROJECT_TOKEN.sub(lambda match: f"{match.group(1)}-****", text)
 
 
 def tokens_equal(a: str | None, b: str | None) -> bool:

@@ -84,3 +84,62 @@ def test_the_token_is_never_printed_unless_asked(cli, tmp_path: Path, aws: Any, 
     for path in tmp_path.rglob("*"):
         if path.is_file() and "kr-" not in str(path.relative_to(tmp_path)):
             assert known not in path.read_text(errors="ignore"), path
+
+
+FOREIGN = "mfprj-aaaaaaaaaaaaaaaa-3-notmineatallnotmineatall12"
+
+
+def test_every_token_is_masked_in_dry_run_diffs_not_only_the_callers(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, aws: Any, secrets: set[str]
+) -> None:
+    secrets.add(FOREIGN)
+    template = {
+        "Comment": "copied from " + FOREIGN,
+        "StartAt": "a",
+        "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}},
+    }
+    (tmp_path / "a.asl.json").write_text(json.dumps({**template, "Comment": "v1"}))
+    write_manifest(
+        tmp_path,
+        """
+        [project]
+        name = "myproj"
+        [[flows]]
+        name = "HelloFlow"
+        step_functions = "a.asl.json"
+        [step_functions]
+        region = "us-east-1"
+        role_arn = "arn:aws:iam::123456789012:role/r"
+        """,
+        templates=False,
+    )
+    alice = {"METAFLOW_USER": "alice", "METAFLOW_TOKEN_HOME": str(tmp_path / "kr-alice")}
+    assert cli("deploy", "--production", env=alice).code == 0
+    deployed = tokens.Keyring(tmp_path / "kr-alice").load_token(PREFIX)
+    assert deployed
+    secrets.add(deployed)
+    (tmp_path / "a.asl.json").write_text(json.dumps(template))
+    # Bob, with the token, plans a move to a fresh token: the diff shows the deployed token, the new one and
+    # a token copied into the template by hand; none of them in clear.
+    bob = {"METAFLOW_USER": "bob", "METAFLOW_TOKEN_HOME": str(tmp_path / "kr-bob"), "MFPROJ_PRODUCTION_TOKEN": deployed}
+    for output in ("table", "json"):
+        result = cli("deploy", "--production", "--dry-run", "--generate-new-token", "-o", output, env=bob)
+        assert result.code == 0, result.stderr
+        text = result.stdout + result.stderr
+        assert "mfprj-aaaaaaaaaaaaaaaa-3-****" in text
+        assert f"{PREFIX}-0-****" in text and f"{PREFIX}-1-****" in text
+
+
+def test_errors_and_tracebacks_mask_every_token(capsys: Any) -> None:
+    from mfproj.cli import output
+    from mfproj.errors import BackendError
+
+    error = BackendError(f"the server said: bad annotation {FOREIGN}", hint=f"remove {FOREIGN}")
+    try:
+        raise error
+    except BackendError as exc:
+        assert output.report_error(exc, debug=True) == 5
+    written = capsys.readouterr().err
+    assert FOREIGN not in written
+    assert written.count("mfprj-aaaaaaaaaaaaaaaa-3-****") >= 3  # message, hint and the traceback's own line
+    assert "Traceback" in written

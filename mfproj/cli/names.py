@@ -52,9 +52,7 @@ def run(
     for flow_name, problem in problems:
         output.warn(f"{flow_name}: {problem.message()}" + (f" ({problem.hint})" if problem.hint else ""))
     if strict and problems:
-        raise ValidationError(
-            f"{len(problems)} name(s) would be rejected by the backend", hint="see the warnings above"
-        )
+        raise ValidationError(f"{len(problems)} problem(s) the backend would refuse", hint="see the warnings above")
     return 0
 
 

@@ -52,17 +52,23 @@ def warn(message: str) -> None:
 
 
 def report_error(exc: BaseException, *, debug: bool) -> int:
-    """The one place errors are shown. Expected errors: one line and a hint; others: say how to debug."""
+    """The one place errors are shown. Expected errors: one line and a hint; others: say how to debug.
+
+    Every production token is masked here (a backend's message or a traceback may quote one)."""
+    from mfproj.tokens import mask_text
+
     if debug:
         import traceback
 
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(mask_text(text))
     if isinstance(exc, MfprojError):
-        print(_paint("error:", "31;1", sys.stderr), exc.message, file=sys.stderr)
+        print(_paint("error:", "31;1", sys.stderr), mask_text(exc.message), file=sys.stderr)
         if exc.hint:
-            print(_paint("hint:", "36", sys.stderr), exc.hint, file=sys.stderr)
+            print(_paint("hint:", "36", sys.stderr), mask_text(exc.hint), file=sys.stderr)
         return exc.exit_code
-    print(_paint("error:", "31;1", sys.stderr), f"unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+    message = mask_text(f"unexpected {type(exc).__name__}: {exc}")
+    print(_paint("error:", "31;1", sys.stderr), message, file=sys.stderr)
     if not debug:
         print(_paint("hint:", "36", sys.stderr), "run again with --debug to see the traceback", file=sys.stderr)
     return EXIT_UNEXPECTED

@@ -1,0 +1,83 @@
+"""What the real run would refuse, found offline: by `names`, by `deploy --dry-run` (before any request),
+and at manifest load where the manifest itself is wrong."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import as_user, write_manifest
+from tests.emulators import FaultProxy
+
+
+def _project(root: Path, *, role: bool = True, schedule: str | None = None) -> None:
+    (root / "a.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
+    (root / "a.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": []}}))
+    write_manifest(
+        root,
+        '[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "a.asl.json"\n'
+        + (f'schedule = "{schedule}"\n' if schedule else "")
+        + '[[flows]]\nname = "ArgoFlow"\nargo_workflows = "a.json"\nschedule = "0 3 1 * MON"\n'
+        + '[step_functions]\nregion = "us-east-1"\n'
+        + ('role_arn = "arn:aws:iam::123456789012:role/r"\n' if role else ""),
+        templates=False,
+    )
+
+
+@pytest.fixture
+def proxy(aws: Any) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(aws.url)
+    yield proxy
+    proxy.stop()
+
+
+def test_a_missing_role_is_found_by_names_and_by_dry_run_before_any_request(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    _project(tmp_path, role=False)
+    env = as_user("alice", tmp_path, AWS_ENDPOINT_URL=proxy.url)
+    names = cli("names", env=env)
+    assert names.code == 0
+    assert "warning: HelloFlow: step_functions.role_arn is required to deploy to Step Functions" in names.stderr
+    problems = cli("names", "-o", "json", env=env).json()["problems"]
+    assert [(p["flow"], p["kind"], p["name"]) for p in problems] == [
+        ("HelloFlow", "setting", "step_functions.role_arn")
+    ]
+    assert cli("names", "--strict", env=env).code == 2
+    for args in (["deploy", "--dry-run"], ["deploy"], ["deploy", "HelloFlow", "--dry-run", "-o", "json"]):
+        result = cli(*args, env=env)
+        assert result.code == 2, result.stderr
+        assert "step_functions.role_arn is required" in result.stderr and "hint:" in result.stderr
+    assert proxy.log == []  # all of it offline
+    # A flow without a Step Functions template needs no role.
+    assert "role_arn" not in cli("deploy", "ArgoFlow", "--dry-run", env=env).stderr
+
+
+def test_a_schedule_eventbridge_cannot_express_is_a_manifest_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _project(tmp_path, schedule="0 3 1 * MON")
+    env = as_user("alice", tmp_path)
+    for args in (["names"], ["deploy", "--dry-run"]):
+        result = cli(*args, env=env)
+        assert result.code == 2, result.stderr
+        first = result.stderr.splitlines()[0]
+        assert first.startswith("error:") and "mfproj.toml: flows[0].schedule:" in first
+        assert "day of month and day of week" in first
+        assert "hint:" in result.stderr
+    # Argo's cron has no such limit: the same schedule on an Argo-only flow (flows[1] above) is fine.
+    _project(tmp_path)
+    assert cli("names", env=env).code == 0
+
+
+def test_a_name_a_backend_would_refuse_is_found_by_dry_run_before_any_request(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    _project(tmp_path)
+    env = as_user("john doe", tmp_path, AWS_ENDPOINT_URL=proxy.url)
+    result = cli("deploy", "HelloFlow", "--dry-run", env=env)
+    assert result.code == 2, result.stderr
+    assert "must not contain white space" in result.stderr and "METAFLOW_USER" in result.stderr
+    assert proxy.log == []
