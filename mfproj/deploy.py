@@ -306,7 +306,13 @@ def _locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Ite
     finally:
         with interrupts.deferred():  # a second Ctrl-C must not leave a lock behind
             for backend, handle in taken:
-                backend.release(handle)
+                try:
+                    backend.release(handle)
+                except MfprojError as exc:
+                    session.notice(
+                        f"{exc.message}; the next mfproj run on this host breaks it at once "
+                        "(elsewhere: 'mfproj unlock FLOW')"
+                    )
 
 
 def _identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool) -> None:
@@ -721,10 +727,25 @@ def delete(session: Session, plans: list[tuple[Pair, Existing, Outcome]]) -> Non
                     f"{existing.name} changed while you were confirming the deletion",
                     hint="run the command again to see the new state",
                 )
-        for pair, existing, _ in plans:
-            session.progress(pair.flow.name, pair.backend, "deleting")
-            session.backend(pair.backend).delete(existing)
-            session.progress(pair.flow.name, pair.backend, "deleted")
+        deleted: list[str] = []
+        try:
+            for pair, existing, _ in plans:
+                session.progress(pair.flow.name, pair.backend, "deleting")
+                session.backend(pair.backend).delete(existing)
+                deleted.append(f"{pair.flow.name} on {LABELS[pair.backend]}")
+                session.progress(pair.flow.name, pair.backend, "deleted")
+        except BaseException as exc:
+            if not deleted:
+                raise
+            # A deletion cannot be undone: say exactly what is gone and what is left.
+            left = [_key(pair) for pair, _, _ in plans if _key(pair) not in deleted]
+            cause = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            flows = " ".join(dict.fromkeys(pair.flow.name for pair, _, _ in plans if _key(pair) in left))
+            options = identity.branch_options(session.target.branch)
+            text = f"{cause}; deleted {', '.join(deleted)}, but not {', '.join(left)}"
+            hint = f"run 'mfproj delete {flows}{' ' + options if options else ''} --yes' to delete the rest"
+            error = InterruptedByUser if isinstance(exc, KeyboardInterrupt) else PartiallyAppliedError
+            raise error(text, hint=hint) from exc
 
 
 # --- unlock -------------------------------------------------------------------------------------

@@ -133,3 +133,30 @@ def test_a_rollback_that_succeeds_says_nothing_was_changed_only_after_reading_ba
     assert tokens.Keyring(tmp_path / "keyring-alice").load_token(PREFIX) == keyring_before
     # Read back after the rollback: every deployment was described again.
     assert proxy.count("AWSStepFunctions.DescribeStateMachine") >= 2 * len(FLOWS)
+
+
+def test_a_delete_cut_off_part_way_says_what_is_gone_and_what_is_left(  # type: ignore[no-untyped-def]
+    cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
+) -> None:
+    from tests.emulators import SERVER_ERROR
+
+    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
+    assert cli("deploy", env=env).code == 0
+    # The first deletion goes through; the next ones fail.
+    proxy.fail("AWSStepFunctions.DeleteStateMachine", kind="slow", delay=0.0, times=1)
+    proxy.fail(
+        "AWSStepFunctions.DeleteStateMachine",
+        status=500,
+        body=SERVER_ERROR,
+        after="AWSStepFunctions.DeleteStateMachine",
+    )
+    result = cli("delete", "AFlow", "BFlow", "--yes", env={**env, "AWS_ENDPOINT_URL": proxy.url})
+    assert result.code == 8, result.stderr
+    assert "deleted AFlow on Step Functions, but not BFlow on Step Functions" in result.stderr
+    assert "mfproj delete BFlow --yes" in result.stderr
+    left = {m["name"] for m in sfn.list_state_machines()["stateMachines"] if not m["name"].startswith("mfproj-lock")}
+    assert left == {"myproj.user.alice.BFlow", "myproj.user.alice.CFlow"}
+    # The service refused to delete the locks too: said, not hidden; and the next run breaks them at once.
+    assert "warning: Step Functions at" in result.stderr and "releasing the lock" in result.stderr
+    proxy.clear()
+    assert cli("delete", "BFlow", "--yes", env=env).code == 0

@@ -474,10 +474,11 @@ class StepFunctionsBackend(Backend):
             self._delete_lock(arn, nonce)
 
     def release(self, handle: Any) -> None:
-        """Gives back a lock taken by `acquire`: only the holder's own (same nonce) is deleted."""
+        """Gives back a lock taken by `acquire`: only the holder's own (same nonce) is deleted. Raises
+        BackendError when the service refuses (the lock is then broken by the next run on this host)."""
         if handle:
             arn, nonce = handle
-            with contextlib.suppress(Exception):
+            with self._errors(f"releasing the lock {arn.rsplit(':', 1)[1]}"):
                 self._delete_lock(arn, nonce)
 
     def lock_holder(self, names: FlowNames) -> str | None:
