@@ -141,6 +141,9 @@ def project(tmp_path: Path) -> Path:
         name = "NightlyFlow"
         step_functions = "flows/nightly.asl.json"
         schedule = "0 3 * * *"
+
+        [step_functions]
+        role_arn = "arn:aws:iam::123456789012:role/sfn-exec"
         """,
     )
 

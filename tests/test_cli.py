@@ -189,6 +189,8 @@ def test_invalid_backend_names_warn_and_strict_fails(cli, tmp_path: Path) -> Non
         name = "HelloFlow"
         step_functions = "a.json"
         schedule = "0 * * * *"
+        [step_functions]
+        role_arn = "arn:aws:iam::123456789012:role/r"
         """,
     )
     env = {"METAFLOW_USER": "john.doe+ci@example.com"}
