@@ -24,8 +24,13 @@ def free_port() -> int:
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     """moto's server on 127.0.0.1 and a free port, in its own process (so its memory is not ours)."""
     port = free_port()
+    # moto made as strict as AWS about existing state machine names (see tests/emulators.py).
+    start = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from tests.emulators import make_moto_strict; "
+        "make_moto_strict(); from moto.server import main; main(['-H', '127.0.0.1', '-p', sys.argv[2]])"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", start, str(Path(__file__).resolve().parent.parent), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -103,6 +103,9 @@ def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(  # type
     assert stderr.startswith("error: interrupted; nothing was changed (rolled back "), stderr
     assert _versions(sfn) == dict.fromkeys(FLOWS, "v1")  # the writes in flight landed, then were put back
     assert _locks(sfn) == []
+    again = cli("deploy", env=as_user("alice", tmp_path, MFPROJ_LOCK_TIMEOUT="0"))  # no manual step
+    assert again.code == 0, again.stderr
+    assert _versions(sfn) == dict.fromkeys(FLOWS, "v2")
 
 
 def test_after_kill_9_the_next_deploy_goes_ahead_at_once(  # type: ignore[no-untyped-def]
