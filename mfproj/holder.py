@@ -49,6 +49,10 @@ class Holder:
     def describe(self) -> str:
         return f"{self.user} (pid {self.pid} on {self.host})"
 
+    def is_this_process(self) -> bool:
+        me = Holder.current(self.user)
+        return (self.host, self.pid, self.started) == (me.host, me.pid, me.started)
+
     def is_gone(self) -> bool:
         """True only when this host can tell for sure: same host, and no such process (or another one
         with the same pid). A holder on another host is never declared gone here."""

@@ -62,14 +62,59 @@ class Result:
         return json.loads(self.stdout)
 
 
-@pytest.fixture
-def cli(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
-    """Runs `python -m mfproj ARGS` in a subprocess with the test's environment plus `env`.
+def _guard(args: tuple[str, ...], known: set[str], result: Result, reveal: bool) -> Result:
+    if not reveal:
+        for token in known:
+            for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+                if token in text:
+                    pytest.fail(f"mfproj {' '.join(args)} printed a production token on {stream}: {text!r}")
+    return result
 
-    The secrets guard: no token known to the test, or stored in the keyring before or after the
-    command, may appear in stdout or stderr unless the call says `reveal=True`.
-    """
 
+def run_in_process(args: tuple[str, ...], env: dict[str, str], cwd: Path, stdin: str | None) -> Result:
+    """`mfproj ARGS` in this process: the same entry point as the console script, with its own
+    environment, working directory, standard streams and exit code (about 20x cheaper than a process)."""
+    import contextlib
+    import io
+
+    from mfproj.cli import main, output
+
+    saved_env, saved_cwd, saved_stdin = dict(os.environ), os.getcwd(), sys.stdin
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code: int = 0
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.stdin = io.StringIO(stdin or "")
+    output.set_no_color(False)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.stdin = saved_stdin
+    return Result(code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_subprocess(args: tuple[str, ...], env: dict[str, str], cwd: Path, stdin: str | None) -> Result:
+    done = subprocess.run(
+        [sys.executable, "-m", "mfproj", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        timeout=60,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def _runner(tmp_path: Path, secrets: set[str], execute: Any) -> Any:
     def run(
         *args: str,
         env: dict[str, str] | None = None,
@@ -81,23 +126,27 @@ def cli(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
         full_env.update(env or {})
         keyring = Path(full_env.get("METAFLOW_TOKEN_HOME") or full_env.get("METAFLOW_HOME") or tmp_path / "none")
         known = secrets | stored_tokens(keyring)
-        done = subprocess.run(
-            [sys.executable, "-m", "mfproj", *args],
-            capture_output=True,
-            text=True,
-            env=full_env,
-            cwd=cwd or tmp_path,
-            input=stdin,
-            timeout=60,
-        )
-        if not reveal:
-            for token in known | stored_tokens(keyring):
-                for stream, text in (("stdout", done.stdout), ("stderr", done.stderr)):
-                    if token in text:
-                        pytest.fail(f"mfproj {' '.join(args)} printed a production token on {stream}: {text!r}")
-        return Result(done.returncode, done.stdout, done.stderr)
+        result = execute(args, full_env, cwd or tmp_path, stdin)
+        return _guard(args, known | stored_tokens(keyring), result, reveal)
 
     return run
+
+
+@pytest.fixture
+def cli(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
+    """Runs `mfproj ARGS` in-process with the test's environment plus `env`.
+
+    The secrets guard: no token known to the test, or stored in the keyring before or after the
+    command, may appear in stdout or stderr unless the call says `reveal=True`.
+    """
+    return _runner(tmp_path, secrets, run_in_process)
+
+
+@pytest.fixture
+def cli_process(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
+    """As `cli`, in a real `python -m mfproj` process: for what only a process shows (imports, start-up,
+    signals, the console entry point)."""
+    return _runner(tmp_path, secrets, run_subprocess)
 
 
 def as_user(user: str, tmp_path: Path, **extra: str) -> dict[str, str]:

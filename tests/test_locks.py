@@ -204,3 +204,16 @@ def test_unlock_needs_the_authorization_of_a_deploy(cli, proj: Path, sfn: Any, t
     again = cli("unlock", "HelloFlow", env=as_user("alice", tmp_path))
     assert again.code == 0 and "not locked" in again.stderr
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
+
+
+def test_a_lock_left_by_this_very_process_is_broken_when_it_no_longer_holds_it(sfn: Any) -> None:
+    # A library user whose earlier call could not release its lock calls again in the same process.
+    _plant(sfn, Holder.current("alice"), nonce="released-long-ago")
+    said: list[str] = []
+    handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
+    assert said == []
+    # While this process holds it, a second acquisition in the same process waits and is refused.
+    with pytest.raises(ConflictError):
+        _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=0.5, waiting=said.append)
+    _backend().release(handle)
+    assert _locks(sfn) == []

@@ -36,6 +36,10 @@ from mfproj.transaction import UndoLog
 # --- tags: the deployment record, within AWS limits ---------------------------------------------
 
 TAG_PREFIX = "mfproj:"
+# Nonces of the locks this process holds right now: a lock recorded as held by this very process but
+# not among them was left by an earlier call that failed to release it (a library user calls again).
+_HELD: set[str] = set()
+_HELD_LOCK = threading.Lock()
 LOCK_TTL_SECONDS = 600
 MAX_TAGS = 50
 MAX_TAG_VALUE = 256
@@ -428,6 +432,8 @@ class StepFunctionsBackend(Backend):
                 continue
             held = _lock_note(described)
             if held.get("nonce") == nonce:
+                with _HELD_LOCK:
+                    _HELD.add(nonce)
                 return (arn, nonce)
             if described.get("status") != "DELETING" and self._is_stale(held):
                 self._delete_lock(arn, held.get("nonce"))
@@ -451,6 +457,9 @@ class StepFunctionsBackend(Backend):
         owner = Holder.from_json(held.get("holder"))
         if owner is not None and owner.is_gone():
             return True  # its process on this host no longer exists: broken at once
+        if owner is not None and owner.is_this_process():
+            with _HELD_LOCK:
+                return held.get("nonce") not in _HELD
         try:
             since = _dt.datetime.fromisoformat(str(held.get("since")))
         except ValueError:
@@ -478,6 +487,8 @@ class StepFunctionsBackend(Backend):
         BackendError when the service refuses (the lock is then broken by the next run on this host)."""
         if handle:
             arn, nonce = handle
+            with _HELD_LOCK:
+                _HELD.discard(nonce)
             with self._errors(f"releasing the lock {arn.rsplit(':', 1)[1]}"):
                 self._delete_lock(arn, nonce)
 
