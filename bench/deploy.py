@@ -55,9 +55,11 @@ def _cli(directory: Path, branch: str, env: dict[str, str]) -> float:
 
 
 def _in_process(directory: Path, branch: str, env: dict[str, str]) -> tuple[float, int]:
-    from mfproj import deploy, manifest
+    from mfproj import manifest
+    from mfproj.usecases import deploy
+    from mfproj.usecases import session as sessions
 
-    session = deploy.open_session(
+    session = sessions.open_session(
         manifest.load_manifest(directory / "mfproj.toml"), branch=branch, production=None, env=env
     )
     backend = session.backend("step_functions")

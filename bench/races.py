@@ -53,7 +53,7 @@ def _project(directory: Path, backend: str) -> None:
 def _coherent_sfn(url: str) -> bool:
     import boto3
 
-    from mfproj.backends.step_functions import decode_record
+    from mfproj.backends.step_functions.record import decode_record
 
     client = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:race.test.shared.RaceFlow"

@@ -64,8 +64,10 @@ def main() -> int:
     try:
         import boto3
 
-        from mfproj import deploy, manifest, naming, runs
+        from mfproj import manifest, naming
         from mfproj.backends.base import RunFilter
+        from mfproj.usecases import deploy, runs
+        from mfproj.usecases import session as sessions
 
         (work / "flow.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
         (work / "mfproj.toml").write_text(
@@ -73,7 +75,7 @@ def main() -> int:
             f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n'
         )
         loaded = manifest.load_manifest(work / "mfproj.toml")
-        session = deploy.open_session(loaded, branch=None, production=False, env=env)
+        session = sessions.open_session(loaded, branch=None, production=False, env=env)
         deploy.deploy(session)
         backend = session.backend("step_functions")
         names = naming.flow_names("bench", session.target.branch, "BenchFlow")

@@ -41,9 +41,11 @@ def _project(directory: Path) -> Path:
 
 
 def _deploy_once(manifest_path: Path, branch: str, env: dict[str, str]) -> tuple[float, Counter[str]]:
-    from mfproj import deploy, manifest
+    from mfproj import manifest
+    from mfproj.usecases import deploy
+    from mfproj.usecases import session as sessions
 
-    session = deploy.open_session(manifest.load_manifest(manifest_path), branch=branch, production=False, env=env)
+    session = sessions.open_session(manifest.load_manifest(manifest_path), branch=branch, production=False, env=env)
     backend = session.backend("step_functions")
     calls: Counter[str] = Counter()
     for service in ("stepfunctions", "events", "sts"):
@@ -56,9 +58,10 @@ def _deploy_once(manifest_path: Path, branch: str, env: dict[str, str]) -> tuple
 
 def _lookup(manifest_path: Path, branch: str, env: dict[str, str]) -> float:
     """mfproj's lookup alone: build the ARN, describe it, read its tags and schedule."""
-    from mfproj import deploy, manifest, naming
+    from mfproj import manifest, naming
+    from mfproj.usecases import session as sessions
 
-    session = deploy.open_session(manifest.load_manifest(manifest_path), branch=branch, production=False, env=env)
+    session = sessions.open_session(manifest.load_manifest(manifest_path), branch=branch, production=False, env=env)
     backend = session.backend("step_functions")
     # Client creation and the one STS call per process stay outside the timing, as in _deploy_once.
     backend.identity()  # type: ignore[attr-defined]

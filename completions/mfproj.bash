@@ -5,6 +5,7 @@
 _mfproj_commands() {
     case "$1" in
         '') echo 'completion delete deploy init names runs token trigger unlock' ;;
+        runs) echo 'list show' ;;
         token) echo 'authorize forget list share show' ;;
     esac
 }
@@ -17,7 +18,9 @@ _mfproj_options() {
         deploy) echo '--backend --branch -b --production --no-production --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--branch -b --production --no-production --output -o --strict --help -h' ;;
-        runs) echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --profile --output -o --help -h' ;;
+        runs) echo '--help -h' ;;
+        'runs list') echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;
+        'runs show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         token) echo '--help -h' ;;
         'token authorize') echo '--branch -b --production --no-production --from-env --from-file --output -o --help -h' ;;
         'token forget') echo '--branch -b --production --no-production --all --yes -y --output -o --help -h' ;;
@@ -50,16 +53,20 @@ _mfproj_takes_value() {
         init:--dir) return 0 ;;
         names:--branch|names:-b) return 0 ;;
         names:--output|names:-o) return 0 ;;
-        runs:--backend) return 0 ;;
-        runs:--branch|runs:-b) return 0 ;;
-        runs:--namespace) return 0 ;;
-        runs:--tag) return 0 ;;
-        runs:--status) return 0 ;;
-        runs:--since) return 0 ;;
-        runs:--limit) return 0 ;;
-        runs:--metaflow-local) return 0 ;;
-        runs:--profile) return 0 ;;
-        runs:--output|runs:-o) return 0 ;;
+        'runs list:--backend') return 0 ;;
+        'runs list:--branch'|'runs list:-b') return 0 ;;
+        'runs list:--namespace') return 0 ;;
+        'runs list:--tag') return 0 ;;
+        'runs list:--status') return 0 ;;
+        'runs list:--since') return 0 ;;
+        'runs list:--limit') return 0 ;;
+        'runs list:--metaflow-root') return 0 ;;
+        'runs list:--profile') return 0 ;;
+        'runs list:--output'|'runs list:-o') return 0 ;;
+        'runs show:--backend') return 0 ;;
+        'runs show:--branch'|'runs show:-b') return 0 ;;
+        'runs show:--profile') return 0 ;;
+        'runs show:--output'|'runs show:-o') return 0 ;;
         'token authorize:--branch'|'token authorize:-b') return 0 ;;
         'token authorize:--from-env') return 0 ;;
         'token authorize:--from-file') return 0 ;;
@@ -98,7 +105,8 @@ _mfproj_values() {
         deploy:--output|deploy:-o) echo 'table json' ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
-        runs:--output|runs:-o) echo 'table json' ;;
+        'runs list:--output'|'runs list:-o') echo 'table json' ;;
+        'runs show:--output'|'runs show:-o') echo 'table json' ;;
         'token authorize:--from-file') echo __files__ ;;
         'token authorize:--output'|'token authorize:-o') echo 'table json' ;;
         'token forget:--output'|'token forget:-o') echo 'table json' ;;
@@ -118,7 +126,8 @@ _mfproj_arguments() {
         delete) command mfproj __complete flows 2>/dev/null ;;
         deploy) command mfproj __complete flows 2>/dev/null ;;
         names) command mfproj __complete flows 2>/dev/null ;;
-        runs) command mfproj __complete flows 2>/dev/null ;;
+        'runs list') command mfproj __complete flows 2>/dev/null ;;
+        'runs show') command mfproj __complete flows 2>/dev/null ;;
         trigger) command mfproj __complete flows 2>/dev/null ;;
         unlock) command mfproj __complete flows 2>/dev/null ;;
         completion) echo 'bash zsh fish' ;;

@@ -48,15 +48,3 @@ def validate_cron(expression: str) -> str:
                 if len(ends) == 2 and ends[0] > ends[1]:
                     raise ValidationError(f"cron {field}: range {span!r} runs backwards")
     return " ".join(parts)
-
-
-def eventbridge_problem(expression: str) -> str | None:
-    """Why EventBridge cannot run this (valid) expression, or None: its cron needs one of day of month
-    and day of week to be `?`, so both cannot be restricted at once."""
-    _, _, day_of_month, _, day_of_week = expression.split()
-    if day_of_month != "*" and day_of_week != "*":
-        return (
-            "restricts both day of month and day of week, which EventBridge (Step Functions schedules) "
-            "cannot express: it needs one of them to be '*'"
-        )
-    return None

@@ -24,6 +24,7 @@ class MfprojError(Exception):
     """An expected failure: shown as one line (plus a hint), never as a traceback."""
 
     exit_code: int = EXIT_UNEXPECTED
+    code: str = "error"  # stable, for scripts: {"error": {"code": …}} under -o json
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -37,11 +38,15 @@ class MfprojError(Exception):
 class UsageError(MfprojError):
     """Bad command-line input."""
 
+    code = "usage"
+
     exit_code = EXIT_USAGE
 
 
 class ManifestError(UsageError):
     """mfproj.toml is missing, unreadable or invalid. Always names the file and, if known, the key."""
+
+    code = "manifest"
 
     def __init__(self, source: str, message: str, *, key: str | None = None, hint: str | None = None) -> None:
         where = f"{source}: {key}: " if key else f"{source}: "
@@ -53,23 +58,32 @@ class ManifestError(UsageError):
 class ValidationError(UsageError):
     """A value breaks a rule (a name, a tag, an environment variable)."""
 
+    code = "validation"
+
 
 class IdentityError(UsageError):
     """The user cannot be determined."""
+
+    code = "identity"
 
 
 class AuthorizationError(MfprojError):
     """The production token does not allow this change."""
 
+    code = "authorization"
+
     exit_code = EXIT_AUTHORIZATION
 
 
 class NotFoundError(MfprojError):
+    code = "not_found"
     exit_code = EXIT_NOT_FOUND
 
 
 class BackendError(MfprojError):
     """The backend could not be reached or refused the request."""
+
+    code = "backend"
 
     exit_code = EXIT_BACKEND
 
@@ -77,14 +91,19 @@ class BackendError(MfprojError):
 class ConflictError(MfprojError):
     """A concurrent change, a name collision, or an object that mfproj does not own."""
 
+    code = "conflict"
+
     exit_code = EXIT_CONFLICT
 
 
 class NameCollisionError(ConflictError):
     """Two different inputs map to the same backend name."""
 
+    code = "name_collision"
+
 
 class RunFailedError(MfprojError):
+    code = "run_failed"
     exit_code = EXIT_RUN_FAILED
 
 
@@ -92,10 +111,14 @@ class PartiallyAppliedError(MfprojError):
     """A change failed and could not be put back entirely: the message names each deployment that is
     not as it was, and the state it was read back in."""
 
+    code = "partially_applied"
+
     exit_code = EXIT_PARTIAL
 
 
 class InterruptedByUser(MfprojError):
     """Ctrl-C or SIGTERM: what had landed was put back (or finished); the message says which."""
+
+    code = "interrupted"
 
     exit_code = EXIT_INTERRUPTED

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mfproj import cron, naming
+from mfproj.backends import registry
 from mfproj.errors import ManifestError, ValidationError
 from mfproj.tags import TagError, validate_tags
 
@@ -27,45 +27,27 @@ MANIFEST_NAME = "mfproj.toml"
 PYPROJECT_NAME = "pyproject.toml"
 MANIFEST_VARIABLE = "MFPROJ_MANIFEST"
 TOKEN_SCHEMES = ("random", "metaflow")
-BACKENDS = ("step_functions", "argo_workflows")
+BACKENDS = registry.NAMES
 
-_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-_TOP_KEYS = ("project", "flows", "step_functions", "argo_workflows")
+_TOP_KEYS = ("project", "flows", *BACKENDS)
 _PROJECT_KEYS = ("name", "token_scheme")
-_FLOW_KEYS = ("name", "step_functions", "argo_workflows", "schedule", "tags")
-_SFN_KEYS = ("region", "role_arn", "state_machine_prefix")
-_ARGO_KEYS = ("namespace", "context", "kubeconfig")
+_FLOW_KEYS = ("name", *BACKENDS, "schedule", "tags")
 
 
 @dataclass(frozen=True)
 class Flow:
     name: str
-    step_functions: Path | None = None
-    argo_workflows: Path | None = None
+    templates: Mapping[str, Path] = field(default_factory=dict)  # backend name -> template path
     schedule: str | None = None
     tags: tuple[str, ...] = ()
 
     @property
     def backends(self) -> tuple[str, ...]:
-        """The backends this flow has a template for."""
-        return tuple(b for b in BACKENDS if getattr(self, b) is not None)
+        """The backends this flow has a template for, in the registry's order."""
+        return tuple(b for b in BACKENDS if b in self.templates)
 
-
-@dataclass(frozen=True)
-class StepFunctionsSettings:
-    region: str | None = None
-    role_arn: str | None = None
-    state_machine_prefix: str | None = None
-
-
-@dataclass(frozen=True)
-class ArgoWorkflowsSettings:
-    namespace: str = "default"
-    context: str | None = None
-    kubeconfig: Path | None = None
+    def template(self, backend: str) -> Path:
+        return self.templates[backend]
 
 
 @dataclass(frozen=True)
@@ -74,8 +56,12 @@ class Manifest:
     project: str
     flows: tuple[Flow, ...]
     token_scheme: str = "random"
-    step_functions: StepFunctionsSettings = StepFunctionsSettings()
-    argo_workflows: ArgoWorkflowsSettings = ArgoWorkflowsSettings()
+    settings: Mapping[str, Any] = field(default_factory=dict)  # backend name -> its settings object
+
+    def settings_for(self, backend: str) -> Any:
+        """The [<backend>] table, parsed by the backend's own settings class."""
+        found = self.settings.get(backend)
+        return found if found is not None else registry.spec(backend).settings_class()()
 
     @property
     def root(self) -> Path:
@@ -97,9 +83,9 @@ class Manifest:
         return [self.flow(name) for name in dict.fromkeys(names)]
 
     def state_machine_prefix(self, env: Mapping[str, str] | None = None) -> str | None:
-        """METAFLOW_SFN_STATE_MACHINE_PREFIX overrides the manifest, as in Metaflow."""
-        env = os.environ if env is None else env
-        return env.get("METAFLOW_SFN_STATE_MACHINE_PREFIX") or self.step_functions.state_machine_prefix or None
+        """The Step Functions name prefix, an input of Metaflow's naming (see naming.flow_names)."""
+        prefix: str | None = self.settings_for("step_functions").name_prefix(env)
+        return prefix
 
 
 # --- discovery ----------------------------------------------------------------------------------
@@ -251,39 +237,19 @@ def parse_manifest(data: Mapping[str, Any], *, path: Path, key_prefix: str = "")
         seen[flow.name] = index
         flows.append(flow)
 
-    sfn = read.table(data, "step_functions", _SFN_KEYS)
-    region = read.string(sfn, "region", "step_functions")
-    if region is not None and not _REGION.match(region):
-        raise read.fail("step_functions.region", f"{region!r} is not an AWS region name such as 'us-east-1'")
-    role_arn = read.string(sfn, "role_arn", "step_functions")
-    if role_arn is not None and not _ROLE_ARN.match(role_arn):
-        raise read.fail(
-            "step_functions.role_arn",
-            f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)",
-        )
-    prefix = read.string(sfn, "state_machine_prefix", "step_functions")
+    settings = {}
+    for spec in registry.SPECS:
+        settings_class = spec.settings_class()
+        table = read.table(data, spec.name, settings_class.KEYS)
+        for key in table:
+            read.string(table, key, spec.name)  # every setting is a string
 
-    argo = read.table(data, "argo_workflows", _ARGO_KEYS)
-    namespace = read.string(argo, "namespace", "argo_workflows") or "default"
-    if len(namespace) > 63 or not _K8S_NAMESPACE.match(namespace):
-        raise read.fail(
-            "argo_workflows.namespace",
-            f"{namespace!r} is not a Kubernetes namespace (DNS-1123 label: a-z, 0-9, '-', at most 63)",
-        )
-    kubeconfig = read.string(argo, "kubeconfig", "argo_workflows")
+        def fail(key: str, message: str, *, section: str = spec.name) -> ManifestError:
+            return read.fail(f"{section}.{key}", message)
 
-    return Manifest(
-        path=path,
-        project=project,
-        flows=tuple(flows),
-        token_scheme=scheme,
-        step_functions=StepFunctionsSettings(region=region, role_arn=role_arn, state_machine_prefix=prefix or None),
-        argo_workflows=ArgoWorkflowsSettings(
-            namespace=namespace,
-            context=read.string(argo, "context", "argo_workflows") or None,
-            kubeconfig=(path.parent / Path(kubeconfig).expanduser()) if kubeconfig else None,
-        ),
-    )
+        settings[spec.name] = settings_class.parse(table, base=path.parent, fail=fail)
+
+    return Manifest(path=path, project=project, flows=tuple(flows), token_scheme=scheme, settings=settings)
 
 
 def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -> Flow:
@@ -295,11 +261,10 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
     except ValidationError as exc:
         raise read.fail(f"{where}.name", exc.message) from None
 
-    templates: dict[str, Path | None] = {}
+    templates: dict[str, Path] = {}
     for backend in BACKENDS:
         value = read.string(raw, backend, where)
         if value is None:
-            templates[backend] = None
             continue
         template = base / value
         if not template.is_file():
@@ -312,11 +277,14 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
             schedule = cron.validate_cron(schedule)
         except ValidationError as exc:
             raise read.fail(f"{where}.schedule", exc.message, hint='for example "0 * * * *" (hourly)') from None
-        problem = cron.eventbridge_problem(schedule) if templates["step_functions"] is not None else None
-        if problem:
-            raise read.fail(
-                f"{where}.schedule", f"{schedule!r} {problem}", hint="use '*' for the day of month or the day of week"
-            )
+        for backend in templates:
+            problem = registry.spec(backend).settings_class().schedule_problem(schedule)
+            if problem:
+                raise read.fail(
+                    f"{where}.schedule",
+                    f"{schedule!r} {problem}",
+                    hint="use '*' for the day of month or the day of week",
+                )
 
     raw_tags = raw.get("tags", [])
     if not isinstance(raw_tags, list):
@@ -326,10 +294,4 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
     except TagError as exc:
         raise read.fail(f"{where}.{exc.key}", exc.rule) from None
 
-    return Flow(
-        name=name,
-        step_functions=templates["step_functions"],
-        argo_workflows=templates["argo_workflows"],
-        schedule=schedule,
-        tags=tags,
-    )
+    return Flow(name=name, templates=templates, schedule=schedule, tags=tags)

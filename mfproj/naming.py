@@ -335,28 +335,3 @@ def check_same_deployment(
             f"not {'.'.join(wanted)}: the two map to the same name",
             hint="rename the project, branch or flow so the names differ",
         )
-
-
-# --- Kubernetes labels --------------------------------------------------------------------------
-
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-TAG_LABEL_PREFIX = "tags.mfproj.io/"
-
-
-def label_value(text: str) -> str:
-    """`text` as a valid label value (at most 63, [A-Za-z0-9._-], alphanumeric at both ends).
-
-    Kept as is when already valid; otherwise made valid and suffixed with a hash of the original,
-    so distinct texts stay distinct. The exact text always travels in an annotation beside it.
-    """
-    if len(text) <= K8S_LABEL_VALUE_MAX and _LABEL_VALUE_RE.match(text):
-        return text
-    digest = _b32_sha1(text)[:10]
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:52].strip("._-")
-    return f"{cleaned}-{digest}" if cleaned else f"h-{digest}"
-
-
-def tag_label_key(tag: str) -> str:
-    """A label key per run tag, for server-side selection: `tags.mfproj.io/<hash of the tag>`."""
-    digest = base64.b32encode(hashlib.sha256(tag.encode("utf-8")).digest()).decode("ascii").lower()
-    return TAG_LABEL_PREFIX + "t" + digest[:40]

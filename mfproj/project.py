@@ -39,16 +39,11 @@ def flow_problems(
     """What a backend would refuse, found without a request: names that break its rules, and settings
     that deploying needs (the same list for `names`, `deploy --dry-run` and `deploy`)."""
     problems = naming.name_problems(names, branch=branch, backends=backends, scheduled=flow.schedule is not None)
-    if "step_functions" in backends and "step_functions" in flow.backends and not manifest.step_functions.role_arn:
-        problems.append(
-            naming.NameProblem(
-                backend="step_functions",
-                kind="setting",
-                name="step_functions.role_arn",
-                rule="is required to deploy to Step Functions (the IAM role its executions run as)",
-                hint='set [step_functions] role_arn = "arn:aws:iam::<account>:role/<name>" in the manifest',
-            )
-        )
+    for backend in backends:
+        if backend not in flow.backends:
+            continue  # names are checked for every backend; settings only where the flow will deploy
+        for key, rule, hint in manifest.settings_for(backend).problems():
+            problems.append(naming.NameProblem(backend, "setting", f"{backend}.{key}", rule, hint))
     return problems
 
 

@@ -50,39 +50,3 @@ def validate_tags(tags: Iterable[object], *, where: str = "tag", user_tags: bool
     if len(unique) > MAX_USER_TAGS:
         raise TagError(where, f"{len(unique)} distinct tags; at most {MAX_USER_TAGS} are allowed")
     return tuple(unique)
-
-
-# --- a Bloom filter of a run's tags, small enough for a Step Functions execution name --------------
-#
-# Step Functions lists executions without their input, where mfproj keeps a run's tags. The name is
-# listed, so it carries a 200-bit Bloom filter of the tags: a run whose filter lacks a wanted tag is
-# skipped without reading it; the others are read and checked exactly.
-
-BLOOM_BITS = 200  # 40 base32 characters
-_BLOOM_HASHES = 3
-_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
-
-
-def _positions(tag: str) -> list[int]:
-    import hashlib
-
-    digest = hashlib.sha256(tag.encode("utf-8")).digest()
-    return [int.from_bytes(digest[4 * i : 4 * i + 4], "big") % BLOOM_BITS for i in range(_BLOOM_HASHES)]
-
-
-def tag_bloom(tags: Iterable[str]) -> str:
-    bits = 0
-    for tag in tags:
-        for position in _positions(tag):
-            bits |= 1 << position
-    return "".join(_BASE32[(bits >> (5 * i)) & 31] for i in range(BLOOM_BITS // 5))
-
-
-def bloom_may_contain(bloom: str, tag: str) -> bool:
-    """False: the tag is certainly absent. True: it may be present (read the run to be sure)."""
-    if len(bloom) != BLOOM_BITS // 5 or any(c not in _BASE32 for c in bloom):
-        return True  # not a filter of ours: nothing can be ruled out
-    bits = 0
-    for i, char in enumerate(bloom):
-        bits |= _BASE32.index(char) << (5 * i)
-    return all(bits >> position & 1 for position in _positions(tag))

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from mfproj import naming, tokens
+from mfproj import naming
+from mfproj.backends.argo_workflows.labels import tag_label_key
+from mfproj.keyring import Keyring
 from tests.conftest import as_user as _as
 from tests.conftest import write_manifest
 
@@ -90,7 +92,7 @@ def test_first_deploy_writes_the_reference_annotations_and_labels(cli, proj: Pat
     template = _object(kube, "workflowtemplates", PROD_TEMPLATE)
     assert template is not None
     annotations, labels = template["metadata"]["annotations"], template["metadata"]["labels"]
-    token = tokens.Keyring(tmp_path / "keyring-alice").load_token(PROD)
+    token = Keyring(tmp_path / "keyring-alice").load_token(PROD)
     assert token and token.startswith(f"{PROD}-0-")
     assert annotations["metaflow/owner"] == "alice"
     assert annotations["metaflow/production_token"] == token
@@ -119,7 +121,7 @@ def test_first_deploy_writes_the_reference_annotations_and_labels(cli, proj: Pat
         "team:ml",
         "release:1",
     } <= set(run_tags)
-    assert naming.tag_label_key("release:1") in run_meta["labels"]
+    assert tag_label_key("release:1") in run_meta["labels"]
     assert token not in json.dumps(run_meta["labels"]), "labels must never carry the token"
     args = template["spec"]["templates"][0]["container"]["args"]
     assert args[0] == f"myproj.prod.HelloFlow {{{{workflow.name}}}} production:{token}"
@@ -146,7 +148,7 @@ def test_refused_without_the_token_and_nothing_changes(cli, proj: Path, kube: An
     assert refused.code == 3
     assert "was deployed by alice" in refused.stderr and "mfproj token authorize --production -" in refused.stderr
     assert json.dumps(_object(kube, "workflowtemplates", PROD_TEMPLATE), sort_keys=True) == before
-    token = tokens.Keyring(tmp_path / "keyring-alice").load_token(PROD)
+    token = Keyring(tmp_path / "keyring-alice").load_token(PROD)
     allowed = cli("deploy", "--production", env=_as("bob", tmp_path, MFPROJ_PRODUCTION_TOKEN=token or ""))
     assert allowed.code == 0, allowed.stderr
     assert _object(kube, "workflowtemplates", PROD_TEMPLATE)["metadata"]["annotations"]["metaflow/owner"] == "bob"  # type: ignore[index]
@@ -158,7 +160,7 @@ def test_generate_new_token(cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     assert cli("deploy", "--production", "--generate-new-token", env=env).code == 0
     token = _object(kube, "workflowtemplates", PROD_TEMPLATE)["metadata"]["annotations"]["metaflow/production_token"]  # type: ignore[index]
     assert token.startswith(f"{PROD}-1-")
-    assert tokens.Keyring(tmp_path / "keyring-alice").load_token(PROD) == token
+    assert Keyring(tmp_path / "keyring-alice").load_token(PROD) == token
 
 
 def test_reference_deployed_template_is_guarded(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -299,8 +301,8 @@ def test_delete_and_trigger(cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     assert workflow is not None
     assert workflow["spec"]["workflowTemplateRef"] == {"name": USER_TEMPLATE}
     assert {"name": "alpha", "value": "0.5"} in workflow["spec"]["arguments"]["parameters"]
-    assert naming.tag_label_key("run:1") in workflow["metadata"]["labels"]
-    assert naming.tag_label_key("user:alice") in workflow["metadata"]["labels"]
+    assert tag_label_key("run:1") in workflow["metadata"]["labels"]
+    assert tag_label_key("user:alice") in workflow["metadata"]["labels"]
     assert json.loads(workflow["metadata"]["annotations"]["metaflow/triggered_by_user"]) == {
         "type": "user",
         "name": "alice",

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mfproj import identity, manifest, naming, tags, tokens
+from mfproj import identity, manifest, naming, tags
 from mfproj.errors import EXIT_UNEXPECTED, ManifestError, MfprojError, ValidationError
+from mfproj.share import SHARE_PREFIX, decode_share
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -143,9 +144,9 @@ def test_any_tag_list_validates_or_names_the_tag(values: list[Any]) -> None:
 @SETTINGS
 @given(text=st.text(max_size=400))
 def test_any_share_string_decodes_or_is_refused(text: str) -> None:
-    for candidate in (text, tokens.SHARE_PREFIX + text):
+    for candidate in (text, SHARE_PREFIX + text):
         try:
-            tokens.decode_share(candidate)
+            decode_share(candidate)
         except ValidationError as exc:
             assert exc.exit_code == 2
             assert "damaged or incomplete" in exc.message or "not a production token" in exc.message
@@ -269,7 +270,7 @@ def proxied(tmp_path: Path, aws: Any, kube: Any, monkeypatch: pytest.MonkeyPatch
 def test_no_invalid_name_ever_reaches_an_api(
     proxied: tuple[Any, Any, Path], user: str, project: str, flow: str
 ) -> None:
-    from mfproj import deploy
+    from mfproj.usecases import deploy, session
 
     aws_proxy, kube_proxy, root = proxied
     path = root / "mfproj.toml"
@@ -280,8 +281,8 @@ def test_no_invalid_name_ever_reaches_an_api(
     )
     env = {**os.environ, "METAFLOW_USER": user, "METAFLOW_TOKEN_HOME": str(root / "keyring")}
     try:
-        session = deploy.open_session(manifest.load_manifest(path), branch=None, production=None, env=env)
-        report = deploy.deploy(session)
+        opened = session.open_session(manifest.load_manifest(path), branch=None, production=None, env=env)
+        report = deploy.deploy(opened)
     except MfprojError as exc:
         # refused before the first request, a collision, or an earlier example's deployment of these names
         assert exc.exit_code in (2, 3, 6), exc

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 
 from mfproj import naming
-from mfproj.backends.step_functions import LOCK_TTL_SECONDS, StepFunctionsBackend
+from mfproj.backends.step_functions.backend import StepFunctionsBackend
+from mfproj.backends.step_functions.lock import LOCK_TTL_SECONDS
+from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
-from mfproj.manifest import StepFunctionsSettings
 from tests.conftest import as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"

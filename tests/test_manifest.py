@@ -33,7 +33,7 @@ def test_minimal_manifest_loads(tmp_path: Path) -> None:
     assert loaded.project == "myproj"
     assert [f.name for f in loaded.flows] == ["HelloFlow"]
     assert loaded.token_scheme == "random"
-    assert loaded.argo_workflows.namespace == "default"
+    assert loaded.settings_for("argo_workflows").namespace == "default"
 
 
 @pytest.mark.parametrize(

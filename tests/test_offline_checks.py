@@ -48,10 +48,14 @@ def test_a_missing_role_is_found_by_names_and_by_dry_run_before_any_request(  # 
         ("HelloFlow", "setting", "step_functions.role_arn")
     ]
     assert cli("names", "--strict", env=env).code == 2
-    for args in (["deploy", "--dry-run"], ["deploy"], ["deploy", "HelloFlow", "--dry-run", "-o", "json"]):
+    for args in (["deploy", "--dry-run"], ["deploy"]):
         result = cli(*args, env=env)
         assert result.code == 2, result.stderr
         assert "step_functions.role_arn is required" in result.stderr and "hint:" in result.stderr
+    as_json = cli("deploy", "HelloFlow", "--dry-run", "-o", "json", env=env)
+    error = json.loads(as_json.stderr)["error"]
+    assert as_json.code == error["exit_code"] == 2 and error["code"] == "validation"
+    assert "step_functions.role_arn is required" in error["message"] and error["hint"]
     assert proxy.log == []  # all of it offline
     # A flow without a Step Functions template needs no role.
     assert "role_arn" not in cli("deploy", "ArgoFlow", "--dry-run", env=env).stderr

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from mfproj import naming, tokens
+from mfproj import naming
+from mfproj.keyring import Keyring
 from tests.conftest import as_user, write_manifest
 
 pytestmark = pytest.mark.slow
@@ -171,7 +172,7 @@ def test_each_tool_refuses_the_others_production_deployment_without_the_token(  
     read = (lambda: _sfn_owner_and_token(sfn)) if backend == "step-functions" else (lambda: _argo_owner_and_token(kube))
     # 1. Alice deploys production with mfproj.
     assert cli("deploy", "--production", "--backend", backend, env=as_user("alice", tmp_path)).code == 0
-    token = tokens.Keyring(tmp_path / "keyring-alice").load_token(PROD)
+    token = Keyring(tmp_path / "keyring-alice").load_token(PROD)
     assert token is not None
     secrets.add(token)
     assert read() == ("alice", token)  # where the reference looks

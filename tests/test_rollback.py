@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from mfproj import naming, tokens
-from mfproj.backends.step_functions import decode_record
+from mfproj import naming
+from mfproj.backends.step_functions.record import decode_record
+from mfproj.keyring import Keyring
 from tests.conftest import as_user, write_manifest
 from tests.emulators import THROTTLED, FaultProxy
 
@@ -65,7 +66,7 @@ def _run(cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: l
     env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
     assert cli("deploy", env=env).code == 0
     before = {flow: _state(sfn, flow) for flow in FLOWS}
-    keyring_before = tokens.Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
+    keyring_before = Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
     _write(proj, "v2")
     proxy.fail("AWSEvents.PutTargets", status=400, body=THROTTLED, times=1)  # the change fails here
     for fault in faults:
@@ -117,7 +118,7 @@ def test_a_rollback_cut_off_reports_exactly_what_is_not_back(  # type: ignore[no
             assert version == "v1" and tags != before[flow][1], flow
     # The keyring follows what is live: the new token is stored exactly when a deployment carries it.
     live = {decode_record(after[flow][1]).production_token for flow in FLOWS}  # type: ignore[union-attr]
-    stored = tokens.Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
+    stored = Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
     assert stored in live
     if live == {keyring_before}:
         assert stored == keyring_before
@@ -130,7 +131,7 @@ def test_a_rollback_that_succeeds_says_nothing_was_changed_only_after_reading_ba
     assert result.code == 5, result.stderr
     assert "nothing was changed" in result.stderr
     assert {flow: _state(sfn, flow) for flow in FLOWS} == before
-    assert tokens.Keyring(tmp_path / "keyring-alice").load_token(PREFIX) == keyring_before
+    assert Keyring(tmp_path / "keyring-alice").load_token(PREFIX) == keyring_before
     # Read back after the rollback: every deployment was described again.
     assert proxy.count("AWSStepFunctions.DescribeStateMachine") >= 2 * len(FLOWS)
 

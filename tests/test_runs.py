@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from mfproj import naming, runs, tokens
+from mfproj import naming, tokens
+from mfproj.backends.argo_workflows.labels import tag_label_key
+from mfproj.keyring import Keyring
+from mfproj.usecases import runs
 from tests.conftest import as_user as _as
 from tests.conftest import write_manifest
 
@@ -66,7 +69,7 @@ def test_namespaces_and_tags_on_step_functions(cli, proj: Path, tmp_path: Path) 
     alice, sfn = _as("alice", tmp_path), ("--backend", "step-functions")
     assert cli("deploy", *sfn, env=alice).code == 0
     assert cli("deploy", *sfn, "--branch", "exp", env=alice).code == 0
-    token = tokens.Keyring(tmp_path / "keyring-alice").load_token(naming.token_prefix("myproj", "test.exp"))
+    token = Keyring(tmp_path / "keyring-alice").load_token(naming.token_prefix("myproj", "test.exp"))
     bob = _as("bob", tmp_path, MFPROJ_PRODUCTION_TOKEN=token or "")
 
     a = _trigger(cli, alice, "HelloFlow", *sfn, "--tag", "a")
@@ -94,7 +97,7 @@ def test_namespaces_and_tags_on_step_functions(cli, proj: Path, tmp_path: Path) 
     assert _ids(cli, alice, *sfn, "--since", future) == []
 
     # A new token is a new namespace: old runs leave the default namespace but can still be named.
-    old = tokens.Keyring(tmp_path / "keyring-alice").load_token(naming.token_prefix("myproj", "user.alice"))
+    old = Keyring(tmp_path / "keyring-alice").load_token(naming.token_prefix("myproj", "user.alice"))
     assert cli("deploy", *sfn, "--generate-new-token", env=alice).code == 0
     newer = _trigger(cli, alice, "HelloFlow", *sfn)
     assert _ids(cli, alice, *sfn) == [newer]
@@ -143,7 +146,7 @@ def test_argo_runs_are_selected_by_labels_on_the_server(cli, proj: Path, tmp_pat
         for method, path, query in kube.requests
         if method == "GET" and path.endswith("/workflows")
     ]
-    assert selectors and naming.tag_label_key("a") in selectors[0]
+    assert selectors and tag_label_key("a") in selectors[0]
     assert _ids(cli, alice, *argo, "--tag", "a", "--tag", "b") == [ab]
     assert _ids(cli, alice, *argo, "--status", "succeeded") == [a]
     assert _ids(cli, alice, *argo, "--status", "pending") == [b]
@@ -151,7 +154,7 @@ def test_argo_runs_are_selected_by_labels_on_the_server(cli, proj: Path, tmp_pat
     assert _ids(cli, alice, *argo, "--namespace", "user:bob") == []
     # A second branch: its own deployment, namespace and runs.
     assert cli("deploy", *argo, "--branch", "exp", env=alice).code == 0
-    token = tokens.Keyring(tmp_path / "keyring-alice").load_token(naming.token_prefix("myproj", "test.exp"))
+    token = Keyring(tmp_path / "keyring-alice").load_token(naming.token_prefix("myproj", "test.exp"))
     bob = _as("bob", tmp_path, MFPROJ_PRODUCTION_TOKEN=token or "")
     exp_a = cli("trigger", "HelloFlow", *argo, "--branch", "exp", "--tag", "a", "-o", "json", env=alice).json()[
         "run_id"
@@ -241,7 +244,7 @@ def test_local_metaflow_runs(cli, tmp_path: Path) -> None:  # type: ignore[no-un
         root, "OtherFlow", "2001", ts=1_795_304_176_000, tags=["mytag"], system=[*system, "user:alice"], success=True
     )
     env = {"METAFLOW_USER": "alice"}
-    local = ["runs", "--metaflow-local", str(tmp_path / "work"), "-o", "json"]
+    local = ["runs", "--metaflow-root", str(tmp_path / "work"), "-o", "json"]
 
     def ids(*args: str, cwd: Path | None = None) -> list[str]:
         result = cli(*local, *args, env=env, cwd=cwd)

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mfproj import naming, tokens
+from mfproj import naming
+from mfproj.keyring import Keyring
 from tests.conftest import write_manifest
 
 PREFIX = naming.token_prefix("myproj", "prod")
@@ -39,7 +40,7 @@ def test_the_token_is_never_printed_unless_asked(cli, tmp_path: Path, aws: Any, 
     sfn = ("--backend", "step-functions")
 
     assert cli("deploy", p, env=alice).code == 0  # the branch's first deployment makes its token
-    known = tokens.Keyring(tmp_path / "kr-alice").load_token(PREFIX)
+    known = Keyring(tmp_path / "kr-alice").load_token(PREFIX)
     assert known is not None
     secrets.add(known)  # the `cli` fixture fails on any output with it, unless reveal=True
     commands: list[tuple[tuple[str, ...], dict[str, str], int]] = [
@@ -115,7 +116,7 @@ def test_every_token_is_masked_in_dry_run_diffs_not_only_the_callers(  # type: i
     )
     alice = {"METAFLOW_USER": "alice", "METAFLOW_TOKEN_HOME": str(tmp_path / "kr-alice")}
     assert cli("deploy", "--production", env=alice).code == 0
-    deployed = tokens.Keyring(tmp_path / "kr-alice").load_token(PREFIX)
+    deployed = Keyring(tmp_path / "kr-alice").load_token(PREFIX)
     assert deployed
     secrets.add(deployed)
     (tmp_path / "a.asl.json").write_text(json.dumps(template))

@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfproj.backends.base import DeploymentRecord
-from mfproj.backends.step_functions import (
+from mfproj.backends.step_functions.record import (
     MAX_TAG_VALUE,
     MAX_TAGS,
     TagLimitError,
     decode_record,
     encode_record,
     reference_record,
-    to_eventbridge,
 )
+from mfproj.backends.step_functions.schedule import to_eventbridge
 from mfproj.errors import ValidationError
 
 # What AWS accepts in a tag (Step Functions): keys <= 128, values <= 256, letters, digits, spaces, _.:/=+-@
@@ -134,7 +134,7 @@ def _task(parameters: dict[str, str]) -> dict[str, object]:
 
 
 def test_mfproj_writes_its_owner_and_token_where_the_reference_reads_them() -> None:
-    from mfproj.backends.step_functions import guard_for_reference
+    from mfproj.backends.step_functions.record import guard_for_reference
 
     guarded = guard_for_reference(_task({"keep": "me"}), owner="alice", token="t-0-abcd")
     assert guarded["States"]["start"]["Parameters"]["Parameters"] == {
@@ -150,7 +150,7 @@ def test_mfproj_writes_its_owner_and_token_where_the_reference_reads_them() -> N
 
 def test_the_definition_wins_over_stale_tags() -> None:
     from mfproj.backends.base import DeploymentRecord
-    from mfproj.backends.step_functions import merge_records
+    from mfproj.backends.step_functions.record import merge_records
 
     tagged = DeploymentRecord(owner="alice", production_token="t-0-abcd", project="p", branch="prod", flow="F")
     same = _task({"metaflow.owner": "alice", "metaflow.production_token": "t-0-abcd"})

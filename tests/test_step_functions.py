@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from mfproj import naming, tokens
-from mfproj.backends.step_functions import decode_record
+from mfproj import naming
+from mfproj.backends.step_functions.record import decode_record
+from mfproj.keyring import Keyring
 from tests.conftest import as_user as _as
 from tests.conftest import write_manifest
 
@@ -73,8 +74,8 @@ def proj(tmp_path: Path, aws: Any) -> Path:
     return tmp_path
 
 
-def _keyring(home: Path) -> tokens.Keyring:
-    return tokens.Keyring(home)
+def _keyring(home: Path) -> Keyring:
+    return Keyring(home)
 
 
 def _state(sfn: Any, name: str) -> tuple[Any, dict[str, str]]:

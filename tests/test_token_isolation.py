@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from mfproj import naming, tokens
-from mfproj.backends.step_functions import decode_record
+from mfproj.backends.step_functions.record import decode_record
+from mfproj.keyring import Keyring
 from tests.conftest import as_user, write_manifest
 from tests.emulators import FaultProxy
 
@@ -66,7 +67,7 @@ def _deployed_token(sfn: Any, name: str) -> str | None:
 @pytest.fixture
 def prod_token(cli, proj: Path, tmp_path: Path, secrets: set[str]) -> str:  # type: ignore[no-untyped-def]
     assert cli("deploy", "--production", env=as_user("ci", tmp_path)).code == 0
-    token = tokens.Keyring(tmp_path / "keyring-ci").load_token(PROD)
+    token = Keyring(tmp_path / "keyring-ci").load_token(PROD)
     assert token
     secrets.add(token)
     return token
@@ -83,7 +84,7 @@ def test_production_token_in_the_environment_is_ignored_for_a_user_branch(  # ty
     assert "MFPROJ_PRODUCTION_TOKEN" in warnings[0] and "myproj prod" in warnings[0] and "ignored" in warnings[0]
     token = _deployed_token(sfn, "myproj.user.alice.HelloFlow")
     assert token is not None and token.startswith(ALICE + "-0-")
-    assert tokens.Keyring(tmp_path / "keyring-alice").load_token(ALICE) == token
+    assert Keyring(tmp_path / "keyring-alice").load_token(ALICE) == token
     # The production token is in production's deployment only.
     written = _everything_written(sfn, [tmp_path / "keyring-alice"])
     assert written.count(prod_token) == _everything_written(sfn, []).count(prod_token) > 0
@@ -157,7 +158,7 @@ def test_a_keyring_file_holding_another_branchs_token_is_ignored(  # type: ignor
     assert "warning:" in result.stderr and "another branch" in result.stderr
     deployed = _deployed_token(sfn, "myproj.test.exp.HelloFlow")
     assert deployed is not None and deployed.startswith(EXP + "-0-")
-    assert tokens.Keyring(home).load_token(EXP) == deployed
+    assert Keyring(home).load_token(EXP) == deployed
 
 
 def test_this_branchs_share_string_authorizes_a_deploy(  # type: ignore[no-untyped-def]

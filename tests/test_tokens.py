@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from mfproj import naming, tokens
 from mfproj.errors import EXIT_AUTHORIZATION, AuthorizationError, ValidationError
+from mfproj.keyring import Keyring, KeyringError, keyring_home
+from mfproj.share import SHARE_PREFIX, Share, decode_share, encode_share
 from tests.conftest import write_manifest
 
 PREFIX = naming.token_prefix("myproj", "prod")  # mfprj-wirqh2gc3chugnvb
@@ -50,41 +52,41 @@ def test_masking_hides_the_secret_part() -> None:
 
 
 def test_share_strings_round_trip_and_survive_line_wrapping() -> None:
-    share = tokens.Share("myproj", "prod", PREFIX, tokens.random_token(PREFIX, None))
-    text = tokens.encode_share(share)
-    assert tokens.decode_share(text) == share
+    share = Share("myproj", "prod", PREFIX, tokens.random_token(PREFIX, None))
+    text = encode_share(share)
+    assert decode_share(text) == share
     wrapped = "\n".join(text[i : i + 30] for i in range(0, len(text), 30))
-    assert tokens.decode_share("  " + wrapped + "\n") == share
+    assert decode_share("  " + wrapped + "\n") == share
 
 
 @settings(max_examples=200, deadline=None)
 @given(cut=st.integers(min_value=1, max_value=200), position=st.integers(min_value=0, max_value=400))
 def test_truncated_or_altered_share_strings_are_detected(cut: int, position: int) -> None:
-    text = tokens.encode_share(tokens.Share("myproj", "prod", PREFIX, tokens.metaflow_token(PREFIX, 0)))
+    text = encode_share(Share("myproj", "prod", PREFIX, tokens.metaflow_token(PREFIX, 0)))
     truncated = text[: max(0, len(text) - cut)]
     with pytest.raises(ValidationError, match="damaged or incomplete"):
-        tokens.decode_share(truncated)
+        decode_share(truncated)
     index = position % len(text)
     replacement = "A" if text[index] != "A" else "B"
     altered = text[:index] + replacement + text[index + 1 :]
     with pytest.raises(ValidationError):
-        tokens.decode_share(altered)
+        decode_share(altered)
 
 
 # --- keyring ------------------------------------------------------------------------------------
 
 
 def test_keyring_home_follows_metaflow() -> None:
-    assert tokens.keyring_home({"METAFLOW_TOKEN_HOME": "/a", "METAFLOW_HOME": "/b"}) == Path("/a")
-    assert tokens.keyring_home({"METAFLOW_TOKEN_HOME": "", "METAFLOW_HOME": "/b"}) == Path("/b")
-    assert tokens.keyring_home({}) == Path("~/.metaflowconfig").expanduser()
+    assert keyring_home({"METAFLOW_TOKEN_HOME": "/a", "METAFLOW_HOME": "/b"}) == Path("/a")
+    assert keyring_home({"METAFLOW_TOKEN_HOME": "", "METAFLOW_HOME": "/b"}) == Path("/b")
+    assert keyring_home({}) == Path("~/.metaflowconfig").expanduser()
     # Metaflow would write to "/<prefix>" here; mfproj treats the empty variable as unset.
-    assert tokens.keyring_home({"METAFLOW_HOME": ""}) == Path("~/.metaflowconfig").expanduser()
+    assert keyring_home({"METAFLOW_HOME": ""}) == Path("~/.metaflowconfig").expanduser()
 
 
 def test_store_is_private_keeps_other_keys_and_records_where_from(tmp_path: Path) -> None:
     home = tmp_path / "kr"
-    keyring = tokens.Keyring(home)
+    keyring = Keyring(home)
     path = home / PREFIX
     home.mkdir(mode=0o755)
     path.write_text(json.dumps({"production_token": "old", "someone_elses": {"x": 1}}))
@@ -104,10 +106,10 @@ def test_symlinked_token_file_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     target.write_text(json.dumps({"production_token": "x"}))
     (home / PREFIX).symlink_to(target)
-    keyring = tokens.Keyring(home)
-    with pytest.raises(tokens.KeyringError, match="symbolic link"):
+    keyring = Keyring(home)
+    with pytest.raises(KeyringError, match="symbolic link"):
         keyring.load(PREFIX)
-    with pytest.raises(tokens.KeyringError, match="symbolic link"):
+    with pytest.raises(KeyringError, match="symbolic link"):
         keyring.store(PREFIX, f"{PREFIX}-0-abcd", project=None, branch=None, source="test")
     assert json.loads(target.read_text()) == {"production_token": "x"}
 
@@ -116,8 +118,8 @@ def test_corrupt_file_is_reported_with_its_path_and_never_overwritten(tmp_path: 
     home = tmp_path / "kr"
     home.mkdir()
     (home / PREFIX).write_text('{"production_token": "trunc')
-    keyring = tokens.Keyring(home)
-    with pytest.raises(tokens.KeyringError, match=str(home / PREFIX)):
+    keyring = Keyring(home)
+    with pytest.raises(KeyringError, match=str(home / PREFIX)):
         keyring.store(PREFIX, f"{PREFIX}-0-abcd", project=None, branch=None, source="test")
     assert (home / PREFIX).read_text() == '{"production_token": "trunc'
     assert keyring.forget(PREFIX)  # an explicit forget may remove it
@@ -126,7 +128,7 @@ def test_corrupt_file_is_reported_with_its_path_and_never_overwritten(tmp_path: 
 
 def test_forget_keeps_other_keys(tmp_path: Path) -> None:
     home = tmp_path / "kr"
-    keyring = tokens.Keyring(home)
+    keyring = Keyring(home)
     keyring.store(PREFIX, f"{PREFIX}-0-abcd", project="myproj", branch="prod", source="test")
     data = json.loads((home / PREFIX).read_text())
     data["other"] = 1
@@ -161,16 +163,16 @@ def _reference(tmp_path: Path, *args: str) -> str:
 
 def test_reference_reads_what_mfproj_stores(tmp_path: Path) -> None:
     token = tokens.random_token(PREFIX, None)
-    tokens.Keyring(tmp_path / "kr").store(PREFIX, token, project="myproj", branch="prod", source="test")
+    Keyring(tmp_path / "kr").store(PREFIX, token, project="myproj", branch="prod", source="test")
     assert json.loads(_reference(tmp_path, "load", PREFIX)) == token
 
 
 def test_mfproj_reads_what_the_reference_stores(tmp_path: Path) -> None:
     _reference(tmp_path, "store", PREFIX, "mfprj-wirqh2gc3chugnvb-0-olpw")
-    stored = tokens.Keyring(tmp_path / "kr").load(PREFIX)
+    stored = Keyring(tmp_path / "kr").load(PREFIX)
     assert stored is not None and stored.token == "mfprj-wirqh2gc3chugnvb-0-olpw"
     # And the reference keeps mfproj's own key when it rewrites the file.
-    tokens.Keyring(tmp_path / "kr").store(PREFIX, "mfprj-wirqh2gc3chugnvb-1-cqey", project="p", branch="b", source="t")
+    Keyring(tmp_path / "kr").store(PREFIX, "mfprj-wirqh2gc3chugnvb-1-cqey", project="p", branch="b", source="t")
     _reference(tmp_path, "store", PREFIX, "mfprj-wirqh2gc3chugnvb-2-xxxx")
     data = json.loads((tmp_path / "kr" / PREFIX).read_text())
     assert data["production_token"] == "mfprj-wirqh2gc3chugnvb-2-xxxx" and data["mfproj"]["project"] == "p"
@@ -205,7 +207,7 @@ def test_fifty_processes_authorizing_different_branches(cli, tmp_path: Path) -> 
         process.stdin.close()
     for process in processes:
         assert process.wait(timeout=120) == 0, process.stderr.read() if process.stderr else ""
-    keyring = tokens.Keyring(tmp_path / "keyring")
+    keyring = Keyring(tmp_path / "keyring")
     for prefix, token in expected.items():
         stored = keyring.load(prefix)
         assert stored is not None and stored.token == token
@@ -215,7 +217,7 @@ def test_fifty_processes_authorizing_different_branches(cli, tmp_path: Path) -> 
 _WRITER = """
 import sys
 from pathlib import Path
-from mfproj.tokens import Keyring
+from mfproj.keyring import Keyring
 keyring, prefix, name = Keyring(Path(sys.argv[1])), sys.argv[2], sys.argv[3]
 for i in range(int(sys.argv[4])):
     keyring.store(prefix, f"{prefix}-{i}-{name}", project="p", branch="b", source=name)
@@ -227,14 +229,14 @@ def test_concurrent_writers_on_one_prefix_leave_one_intact_file(tmp_path: Path) 
     writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(home), PREFIX, f"w{n}", "40"]) for n in range(8)]
     for writer in writers:
         assert writer.wait(timeout=120) == 0
-    stored = tokens.Keyring(home).load(PREFIX)
+    stored = Keyring(home).load(PREFIX)
     assert stored is not None and re.fullmatch(rf"{PREFIX}-39-w\d", stored.token or "")
     assert stored.source == stored.token.rsplit("-", 1)[1]  # token and metadata from the same write
 
 
 def test_sigkill_mid_write_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
     home = tmp_path / "kr"
-    keyring = tokens.Keyring(home)
+    keyring = Keyring(home)
     keyring.store(PREFIX, f"{PREFIX}-0-initial", project="p", branch="b", source="seed")
     # A large extra key makes every write long, so kills land in the middle of writes.
     data = json.loads((home / PREFIX).read_text())
@@ -285,7 +287,7 @@ def test_authorize_show_share_list_forget(cli, myproj: Path, tmp_path: Path, sec
     assert [(e["token_prefix"], e["project"], e["branch"]) for e in listed] == [(PREFIX, "myproj", "prod")]
 
     share = cli("token", "share", "--production", env=env, reveal=True).stdout.strip()
-    assert share.startswith(tokens.SHARE_PREFIX) and "\n" not in share
+    assert share.startswith(SHARE_PREFIX) and "\n" not in share
 
     assert cli("token", "forget", "--production", env=env).code == 0
     assert not (tmp_path / "keyring" / PREFIX).exists()
@@ -296,7 +298,7 @@ def test_authorize_show_share_list_forget(cli, myproj: Path, tmp_path: Path, sec
     (tmp_path / "share.txt").write_text(share)
     assert cli("token", "authorize", "--production", "--from-file", "share.txt", env=env).code == 0
     assert cli("token", "authorize", "--production", "--from-env", "S", env={**env, "S": share}).code == 0
-    assert tokens.Keyring(tmp_path / "keyring").load_token(PREFIX) == token
+    assert Keyring(tmp_path / "keyring").load_token(PREFIX) == token
 
 
 @pytest.mark.parametrize(
@@ -313,7 +315,7 @@ def test_authorize_show_share_list_forget(cli, myproj: Path, tmp_path: Path, sec
     ],
 )
 def test_authorize_refusals(cli, myproj: Path, args: list[str], stdin: str | None, message: str) -> None:  # type: ignore[no-untyped-def]
-    share = tokens.encode_share(tokens.Share("myproj", "prod", PREFIX, tokens.metaflow_token(PREFIX, 0)))
+    share = encode_share(Share("myproj", "prod", PREFIX, tokens.metaflow_token(PREFIX, 0)))
     text = {"SHARE": share, "TRUNCATED": share[:-12]}.get(stdin or "", stdin)
     result = cli("token", "authorize", *args, stdin=text, env={"METAFLOW_USER": "alice"})
     assert result.code == 2
@@ -408,7 +410,7 @@ def test_refusals_say_who_deployed_and_how_to_get_authorized(
 
 
 def test_offered_token_comes_from_the_first_source_that_has_one(tmp_path: Path) -> None:
-    keyring = tokens.Keyring(tmp_path / "kr")
+    keyring = Keyring(tmp_path / "kr")
     keyring.store(PREFIX, f"{PREFIX}-0-keyr", project=None, branch=None, source="t")
     (tmp_path / "t.txt").write_text(f"production:{PREFIX}-0-file\n")
     env = {"MFPROJ_PRODUCTION_TOKEN": f"{PREFIX}-0-envv"}

@@ -1,17 +1,19 @@
 """The protocol every backend implements, and the records that cross it.
 
-A backend turns a rendered deployment into API calls. It never decides *whether* a change is
-allowed (deploy.py does, with the authorization rules) and never imports the CLI.
+Two concerns, two small interfaces: `Deployer` (read, plan, apply under an undo log, delete, lock) and
+`Runner` (start, get and list runs). A backend turns what the use-cases decided into API calls; it never
+decides *whether* a change is allowed (the use-cases do, with the authorization rules) and never
+imports the CLI or the use-cases.
 """
 
 from __future__ import annotations
 
 import abc
+import datetime as _dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mfproj.holder import Holder
 from mfproj.naming import FlowNames
@@ -19,6 +21,7 @@ from mfproj.render import Context
 from mfproj.transaction import UndoLog
 
 T = TypeVar("T")
+LockHandle = TypeVar("LockHandle")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class DeploymentRecord:
     mfproj_version: str | None = None
     principal: str | None = None
     tags: tuple[str, ...] = ()
-    managed_by: str = "mfproj"  # "metaflow" for deployments made by the reference
+    managed_by: str = "mfproj"  # "metaflow" for deployments made (or last changed) by the reference
 
     def identity(self) -> tuple[str, str, str] | None:
         if self.project and self.branch and self.flow:
@@ -57,7 +60,33 @@ class Existing:
     definition: Any
     record: DeploymentRecord | None  # None: the object carries no owner or token (not ours)
     schedule: str | None = None  # backend form, as deployed
-    details: dict[str, Any] = field(default_factory=dict)  # backend-specific, for updates and rollback
+    details: dict[str, Any] = field(default_factory=dict)  # the backend's own, for updates and rollback
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run is started with, whoever starts it (a person, or a schedule); each backend puts it in
+    its own form (the Step Functions execution input, an Argo Workflow's arguments and labels)."""
+
+    flow: str
+    project: str
+    branch: str
+    namespace: str  # production:<token>
+    tags: tuple[str, ...]
+    triggered_by: dict[str, Any]  # {"type": "user", "name": …} or {"type": "schedule"}
+    parameters: dict[str, str] = field(default_factory=dict)  # --param K=V
+    extra_input: dict[str, Any] = field(default_factory=dict)  # --input-file
+
+    def metadata(self) -> dict[str, Any]:
+        """The run metadata mfproj writes with every run (and reads back for `mfproj runs`)."""
+        return {
+            "namespace": self.namespace,
+            "project": self.project,
+            "branch": self.branch,
+            "flow": self.flow,
+            "tags": list(self.tags),
+            "triggered_by": self.triggered_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -69,17 +98,21 @@ class Desired:
     definition: Any
     record: DeploymentRecord
     schedule: str | None  # 5-field cron, or None
-    run_metadata: dict[str, Any]  # what scheduled runs carry in their input
+    scheduled_run: RunRequest  # what runs started by the schedule carry
 
 
 @dataclass(frozen=True)
 class Run:
+    """One run of a deployment (or a local Metaflow run), the same shape from every backend."""
+
     run_id: str  # the reference's form: sfn-<execution name>, argo-<workflow name>
-    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING
-    identifier: str
-    started_at: str | None = None
-    finished_at: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING, UNKNOWN
+    started_at: _dt.datetime | None = None
+    finished_at: _dt.datetime | None = None
+    tags: tuple[str, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    deployment: str = ""
+    error: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -93,13 +126,13 @@ class RunFilter:
     namespace: str | None = None
     tags: tuple[str, ...] = ()
     statuses: frozenset[str] | None = None
-    since: datetime | None = None
+    since: _dt.datetime | None = None
     limit: int = 20
 
     def required_tags(self) -> tuple[str, ...]:
         return (self.namespace, *self.tags) if self.namespace else self.tags
 
-    def matches(self, run: RunDetails) -> bool:
+    def matches(self, run: Run) -> bool:
         """The reference's rule: a run is in namespace N when N is among its tags; tags combine with AND."""
         present = set(run.tags)
         if not all(tag in present for tag in self.required_tags()):
@@ -109,18 +142,16 @@ class RunFilter:
         return not (self.since and run.started_at and run.started_at < self.since)
 
 
-@dataclass(frozen=True)
-class RunDetails:
-    run_id: str
-    status: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    tags: tuple[str, ...]
-    parameters: dict[str, Any] = field(default_factory=dict)
-    deployment: str = ""
+def iso(value: _dt.datetime | None) -> str | None:
+    """A moment as shown in JSON: ISO 8601 in UTC, to the second."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value.astimezone(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def newest_first(runs: Iterable[T], limit: int, started: Callable[[T], datetime | None]) -> list[T]:
+def newest_first(runs: Iterable[T], limit: int, started: Callable[[T], _dt.datetime | None]) -> list[T]:
     """The newest `limit` of `runs`, newest first, keeping at most `limit` in memory (a bounded heap)."""
     import heapq
 
@@ -135,16 +166,20 @@ def newest_first(runs: Iterable[T], limit: int, started: Callable[[T], datetime 
     return [run for _, _, run in sorted(kept, key=lambda e: e[:2], reverse=True)]
 
 
-class Backend(abc.ABC):
-    """One workflow service. Implementations: step_functions.py, argo_workflows.py."""
+class Deployer(abc.ABC, Generic[LockHandle]):
+    """Deploying: read a deployment, say what would change, apply it under an undo log, delete it, and
+    (where the service has no compare-and-swap) lock it."""
 
-    name: str  # "step_functions"
-    label: str  # "Step Functions"
-    runtime: str  # the run tag: runtime:<runtime>
+    name: str  # the registry's name, e.g. "step_functions"
+    locks: bool = False  # whether changes take a lock (a backend without compare-and-swap)
 
     @abc.abstractmethod
     def endpoint(self) -> str:
         """Where requests go, for error messages."""
+
+    @abc.abstractmethod
+    def principal(self) -> str | None:
+        """Who the service says the caller is (an ARN, a kubeconfig user), recorded for audit."""
 
     @abc.abstractmethod
     def deployed_name(self, names: FlowNames) -> str: ...
@@ -152,30 +187,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def render(self, template: Path, context: Context) -> Any:
         """The backend's document for one flow, placeholders filled in."""
-
-    def acquire(self, names: FlowNames, *, holder: Holder, timeout: float, waiting: Callable[[str], None]) -> Any:
-        """Takes the deployment's write lock, waiting up to `timeout` seconds for another holder (and
-        saying so through `waiting`), or raises ConflictError naming who holds it.
-
-        Returns a handle for `release`. The default takes nothing: a backend whose writes are
-        compare-and-swap (Argo's resourceVersion) needs no lock.
-        """
-        return None
-
-    def release(self, handle: Any) -> None:  # noqa: B027 - deliberately a no-op by default
-        """Gives back a lock taken by `acquire`; never one that someone else holds."""
-
-    def unlock(self, names: FlowNames) -> str | None:
-        """Removes the deployment's lock whoever holds it; returns who held it, None if there was none."""
-        return None
-
-    def document(self, desired: Desired) -> Any:
-        """The whole document that deploying `desired` writes (for dry-run diffs)."""
-        return desired.definition
-
-    def deployed_document(self, existing: Existing) -> Any:
-        """The deployed counterpart of `document`."""
-        return existing.definition
 
     @abc.abstractmethod
     def read(self, names: FlowNames) -> Existing | None:
@@ -195,27 +206,55 @@ class Backend(abc.ABC):
         """What a deployment is, for comparing a read-back with what was there before
         (without what changes on every write: resource versions, timestamps)."""
 
+    @abc.abstractmethod
+    def delete(self, existing: Existing) -> None: ...
+
+    def document(self, desired: Desired) -> Any:
+        """The whole document that deploying `desired` writes (for dry-run diffs)."""
+        return desired.definition
+
+    def deployed_document(self, existing: Existing) -> Any:
+        """The deployed counterpart of `document`."""
+        return existing.definition
+
     def definition_of(self, existing: Existing) -> Any:
         """The part of `fingerprint` that is the flow's definition."""
         return existing.definition
 
+    def acquire(
+        self, names: FlowNames, *, holder: Holder, timeout: float, waiting: Callable[[str], None]
+    ) -> LockHandle | None:
+        """Takes the deployment's write lock, waiting up to `timeout` seconds for another holder (and
+        saying so through `waiting`), or raises ConflictError naming who holds it. The default takes
+        nothing: a backend whose writes are compare-and-swap (Argo's resourceVersion) needs no lock."""
+        return None
+
+    def release(self, handle: LockHandle | None) -> None:
+        """Gives back a lock taken by `acquire`; never one that someone else holds."""
+
+    def unlock(self, names: FlowNames) -> str | None:
+        """Removes the deployment's lock whoever holds it; returns who held it, None if there was none."""
+        return None
+
+
+class Runner(abc.ABC):
+    """Running: start a run of a deployment, follow one, list them."""
+
     @abc.abstractmethod
-    def delete(self, existing: Existing) -> None: ...
+    def start(self, existing: Existing, request: RunRequest) -> Run: ...
+
+    @abc.abstractmethod
+    def get_run(self, existing: Existing, run_id: str) -> Run | None:
+        """One run with its status, tags and parameters; None if it is not a run of this deployment."""
+
+    @abc.abstractmethod
+    def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[Run]:
+        """Runs of a deployment matching `query`, newest first, read lazily page by page."""
 
     @abc.abstractmethod
     def running(self, existing: Existing, *, limit: int = 1000) -> int:
         """How many runs of this deployment are still running (counted up to `limit`)."""
 
-    @abc.abstractmethod
-    def start(self, existing: Existing, payload: dict[str, Any], run_tags: list[str]) -> Run: ...
 
-    @abc.abstractmethod
-    def run(self, existing: Existing, run_id: str) -> Run: ...
-
-    @abc.abstractmethod
-    def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[RunDetails]:
-        """Runs of a deployment matching `query`, newest first, read lazily page by page."""
-
-    @abc.abstractmethod
-    def find_run(self, existing: Existing, run_id: str) -> RunDetails | None:
-        """One run with its tags and parameters, or None if it is not a run of this deployment."""
+class Backend(Deployer[Any], Runner):
+    """A workflow service: both concerns. Implementations live in `mfproj/backends/<name>/`."""

@@ -57,22 +57,9 @@ def command() -> Any:
     return typer.main.get_command(app)
 
 
-# Options whose value is optional (`--metaflow-local [PATH]`). Typer's click would take the next
-# option (`-o`) as the value, so a bare occurrence is rewritten to the explicit empty form.
-_OPTIONAL_VALUE = ("--metaflow-local",)
-
-
-def _explicit_optional_values(args: list[str]) -> list[str]:
-    result = []
-    for index, word in enumerate(args):
-        bare = index + 1 == len(args) or args[index + 1].startswith("-")
-        result.append(f"{word}=" if word in _OPTIONAL_VALUE and bare else word)
-    return result
-
-
 def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
-    args = _explicit_optional_values(args)
+    output.set_format("table")
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     from mfproj import interrupts
 
@@ -88,7 +75,11 @@ def run(args: list[str]) -> int:
         # Typer's (vendored) click usage errors know how to show themselves, with exit code 2.
         show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
         if callable(show) and isinstance(exit_code, int):
+            if output.wants_json(args):
+                from mfproj.errors import UsageError
+
+                return output.report_error(UsageError(exc.format_message()), debug=False, as_json=True)  # type: ignore[attr-defined]
             show()
             return exit_code
-        return output.report_error(exc, debug=debug)
+        return output.report_error(exc, debug=debug, as_json=output.wants_json(args))
     return int(result or 0)

@@ -1,180 +1,139 @@
-"""`mfproj deploy`, `mfproj delete` and `mfproj trigger`: the Typer face of mfproj.deploy."""
+"""`mfproj deploy`, `delete`, `unlock` and `trigger`: parse, call the use-case, render its result.
+
+The use-cases (and the backends' libraries) are imported inside the functions that run a command, so
+`mfproj --help` and completion do not pay for them.
+"""
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mfproj.cli import output
-from mfproj.errors import RunFailedError, UsageError, ValidationError
+from mfproj.cli.selection import Selection, select
+from mfproj.errors import RunFailedError, ValidationError
 
 if TYPE_CHECKING:
     import typer
 
-    from mfproj import deploy
-
-# The core (mfproj.deploy and the backends) is imported inside the functions that run a command, so
-# `mfproj --help` and completion do not pay for it.
+    from mfproj.usecases.plan import Report
+    from mfproj.usecases.session import TokenOptions
 
 
-def _session(
-    manifest_path: str | None,
-    branch: str | None,
-    production: bool | None,
-    profile: str | None,
-    progress: "deploy.Progress | None" = None,
-    say: "Callable[[str], None] | None" = None,
-) -> "deploy.Session":
-    from mfproj import deploy, manifest
+def _label(backend: str) -> str:
+    from mfproj.backends import registry
 
-    loaded = manifest.load(manifest_path)
-    return deploy.open_session(
-        loaded,
-        branch=branch,
-        production=production,
-        profile=profile,
-        progress=progress or deploy._quiet,
-        notice=output.warn,
-        say=say or output.info,
-    )
+    return registry.label(backend)
 
 
-def _summary(report: "deploy.Report") -> None:
-    from mfproj import backends
+def _backends(values: list[Any] | None) -> list[str] | None:
+    from mfproj.backends import registry
 
+    return registry.normalize([str(getattr(v, "value", v)) for v in values]) if values else None
+
+
+def deploy_view(report: "Report") -> output.View:
+    from mfproj.identity import branch_options
+
+    before = [
+        f"{report.project} {report.branch}: namespace {report.namespace}"
+        + ("  (dry run: nothing changed)" if report.dry_run else "")
+    ]
+    for outcome in report.outcomes:
+        if outcome.diff:
+            before += [f"--- {outcome.flow} on {_label(outcome.backend)}: definition diff", outcome.diff]
+    after = []
+    if report.token_changed and not report.dry_run:
+        options = branch_options(report.branch)
+        after.append(
+            "new production token stored in your keyring; give it to co-deployers with "
+            f"'mfproj token share{' ' + options if options else ''}'"
+        )
     rows = [
         [
             o.flow,
-            backends.LABELS[o.backend],
+            _label(o.backend),
             o.name,
             o.action + (f" ({', '.join(o.changes)})" if o.action == "update" else ""),
             o.reason,
         ]
         for o in report.outcomes
     ]
-    output.table(None, ["flow", "backend", "deployed as", "action", "authorization"], rows)
+    return output.View(["flow", "backend", "deployed as", "action", "authorization"], rows, before, after)
 
 
 def run_deploy(
+    selection: Selection,
     *,
-    manifest_path: str | None,
     flows: list[str] | None,
-    backend_names: list[str] | None,
-    branch: str | None,
-    production: bool | None,
-    token_options: "deploy.TokenOptions",
+    backends: list[str] | None,
+    token_options: "TokenOptions",
     tags: list[str],
     dry_run: bool,
     adopt: bool,
-    profile: str | None,
-    output_format: str,
 ) -> int:
-    from mfproj import backends, deploy
+    from mfproj.usecases import deploy
 
-    with output.ProgressView(enabled=output_format != "json" and not dry_run) as view:
-        session = _session(manifest_path, branch, production, profile, view.update, view.say)
+    with output.ProgressView(enabled=not selection.json and not dry_run) as view:
+        session = selection.session(progress=view.update, say=view.say)
         report = deploy.deploy(
             session,
             flows=flows,
-            backends=backends.normalize(backend_names),
+            backends=backends,
             token_options=token_options,
             extra_tags=tags,
             dry_run=dry_run,
             adopt=adopt,
         )
-    if output_format == "json":
-        output.emit_json(report.as_json())
-        return 0
-    output.info(
-        f"{report.project} {report.branch}: namespace {report.namespace}"
-        + ("  (dry run: nothing changed)" if dry_run else "")
-    )
-    for outcome in report.outcomes:
-        if outcome.diff:
-            output.info(f"--- {outcome.flow} on {backends.LABELS[outcome.backend]}: definition diff")
-            output.info(outcome.diff)
-    _summary(report)
-    if report.token_changed and not dry_run:
-        from mfproj.identity import branch_options
-
-        options = branch_options(report.branch)
-        output.info(
-            "new production token stored in your keyring; give it to co-deployers with "
-            f"'mfproj token share{' ' + options if options else ''}'"
-        )
+    output.show(selection.output, report.as_json(), deploy_view(report))
     return 0
 
 
 def run_delete(
-    *,
-    manifest_path: str | None,
-    flows: list[str],
-    backend_names: list[str] | None,
-    branch: str | None,
-    production: bool | None,
-    token_options: "deploy.TokenOptions",
-    yes: bool,
-    profile: str | None,
-    output_format: str,
+    selection: Selection, *, flows: list[str], backends: list[str] | None, token_options: "TokenOptions", yes: bool
 ) -> int:
-    from mfproj import backends, deploy
+    from mfproj.usecases import delete
 
-    session = _session(manifest_path, branch, production, profile)
-    plans = deploy.plan_delete(
-        session, flows=flows, backends=backends.normalize(backend_names), token_options=token_options
-    )
+    session = selection.session()
+    plans = delete.plan_delete(session, flows=flows, backends=backends, token_options=token_options)
     for _, _, outcome in plans:
         running = outcome.running or 0
         output.info(
-            f"{outcome.name} ({backends.LABELS[outcome.backend]}): "
+            f"{outcome.name} ({_label(outcome.backend)}): "
             + (f"{running} execution(s) still running; they are not stopped" if running else "no running executions")
         )
-    if not yes:
-        if not output.is_interactive():
-            raise UsageError(f"deleting {len(plans)} deployment(s) needs --yes when nobody can answer a prompt")
-        output.info(f"delete {len(plans)} deployment(s)? [y/N] ")
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            output.info("nothing deleted")
-            return 0
-    deploy.delete(session, plans)
-    if output_format == "json":
-        output.emit_json({"deleted": [o.as_json() for _, _, o in plans]})
-    else:
-        for _, _, outcome in plans:
-            output.info(f"deleted {outcome.name} from {backends.LABELS[outcome.backend]}")
-        output.info("the production token stays in your keyring (mfproj token forget removes it)")
+    count = len(plans)
+    if not output.confirm(
+        f"delete {count} deployment(s)?",
+        yes=yes,
+        refusal=f"deleting {count} deployment(s) needs --yes when nobody can answer a prompt",
+    ):
+        output.info("nothing deleted")
+        return 0
+    delete.delete(session, plans)
+    view = output.View(
+        after=[f"deleted {o.name} from {_label(o.backend)}" for _, _, o in plans]
+        + ["the production token stays in your keyring (mfproj token forget removes it)"]
+    )
+    output.show(selection.output, {"deleted": [o.as_json() for _, _, o in plans]}, view)
     return 0
 
 
 def run_unlock(
-    *,
-    manifest_path: str | None,
-    flows: list[str],
-    backend_names: list[str] | None,
-    branch: str | None,
-    production: bool | None,
-    token_options: "deploy.TokenOptions",
-    profile: str | None,
-    output_format: str,
+    selection: Selection, *, flows: list[str], backends: list[str] | None, token_options: "TokenOptions"
 ) -> int:
-    from mfproj import backends, deploy
+    from mfproj.usecases import unlock
 
-    session = _session(manifest_path, branch, production, profile)
-    results = deploy.unlock(
-        session, flows=flows, backends=backends.normalize(backend_names), token_options=token_options
-    )
-    if output_format == "json":
-        output.emit_json({"unlocked": [r.as_json() for r in results]})
-        return 0
+    results = unlock.unlock(selection.session(), flows=flows, backends=backends, token_options=token_options)
+    lines = []
     for result in results:
-        where = f"{result.name} ({backends.LABELS[result.backend]})"
+        where = f"{result.name} ({_label(result.backend)})"
         if result.held_by is not None:
-            output.info(f"removed the lock on {where}, held by {result.held_by}")
-        elif result.backend == "argo_workflows":
-            output.info(f"{where}: Argo Workflows takes no lock (its writes are compare-and-swap)")
+            lines.append(f"removed the lock on {where}, held by {result.held_by}")
+        elif not result.lockable:
+            lines.append(f"{where}: {_label(result.backend)} takes no lock (its writes are compare-and-swap)")
         else:
-            output.info(f"{where}: not locked")
+            lines.append(f"{where}: not locked")
+    output.show(selection.output, {"unlocked": [r.as_json() for r in results]}, output.View(after=lines))
     return 0
 
 
@@ -193,44 +152,39 @@ def _input_document(path: Path | None) -> dict[str, Any] | None:
 
 
 def run_trigger(
+    selection: Selection,
     *,
-    manifest_path: str | None,
     flow: str,
-    backend_name: str | None,
-    branch: str | None,
-    production: bool | None,
+    backend: str | None,
     tags: list[str],
     params: list[str],
     input_file: Path | None,
     wait: bool,
     timeout: float,
-    profile: str | None,
-    output_format: str,
 ) -> int:
-    from mfproj import backends, deploy
+    from mfproj.usecases import trigger
 
-    session = _session(manifest_path, branch, production, profile)
-    normalized = backends.normalize([backend_name] if backend_name else None)
-    triggered = deploy.trigger(
+    session = selection.session()
+    triggered = trigger.trigger(
         session,
         flow=flow,
-        backend_name=normalized[0] if normalized else None,
+        backend_name=backend,
         tags=tags,
-        params=deploy.parse_params(params),
+        params=trigger.parse_params(params),
         input_document=_input_document(input_file),
     )
-    if output_format != "json":
-        output.info(f"started {triggered.run.run_id} ({triggered.name} on {backends.LABELS[triggered.backend]})")
+    if not selection.json:
+        output.info(f"started {triggered.run.run_id} ({triggered.name} on {_label(triggered.backend)})")
     failure = None
     if wait:
         try:
-            deploy.wait(session, triggered, timeout=timeout)
+            trigger.wait(session, triggered, timeout=timeout)
         except RunFailedError as exc:
             failure = exc
-    if output_format == "json":
+    if selection.json:
         output.emit_json(triggered.as_json())
     else:
-        print(triggered.run.run_id)
+        print(triggered.run.run_id)  # the run id alone on stdout, for scripts
         if wait and failure is None:
             output.info(f"{triggered.run.run_id} {triggered.run.status}")
     if failure is not None:
@@ -238,10 +192,10 @@ def run_trigger(
     return 0
 
 
-def _token_options(authorize: str | None, authorize_file: Path | None, generate_new: bool) -> "deploy.TokenOptions":
-    from mfproj import deploy
+def _token_options(authorize: str | None, authorize_file: Path | None, generate_new: bool) -> "TokenOptions":
+    from mfproj.usecases.session import TokenOptions
 
-    return deploy.TokenOptions(authorize, authorize_file, generate_new)
+    return TokenOptions(authorize, authorize_file, generate_new)
 
 
 def register(app: "typer.Typer") -> None:
@@ -268,19 +222,16 @@ def register(app: "typer.Typer") -> None:
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
         """Deploy flows to the selected branch, guarded by its production token."""
+        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
         raise typer.Exit(
             run_deploy(
-                manifest_path=options.manifest_path(ctx),
+                selection,
                 flows=flows,
-                backend_names=[b.value for b in backend] if backend else None,
-                branch=branch,
-                production=production,
+                backends=_backends(backend),
                 token_options=_token_options(authorize, authorize_file, generate_new_token),
                 tags=tag,
                 dry_run=dry_run,
                 adopt=adopt,
-                profile=profile,
-                output_format=output_format.value,
             )
         )
 
@@ -298,18 +249,10 @@ def register(app: "typer.Typer") -> None:
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
         """Delete deployments (their schedules too); the keyring keeps the token."""
+        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+        token_options = _token_options(authorize, authorize_file, False)
         raise typer.Exit(
-            run_delete(
-                manifest_path=options.manifest_path(ctx),
-                flows=flows,
-                backend_names=[b.value for b in backend] if backend else None,
-                branch=branch,
-                production=production,
-                token_options=_token_options(authorize, authorize_file, False),
-                yes=yes,
-                profile=profile,
-                output_format=output_format.value,
-            )
+            run_delete(selection, flows=flows, backends=_backends(backend), token_options=token_options, yes=yes)
         )
 
     @app.command("unlock")
@@ -325,18 +268,9 @@ def register(app: "typer.Typer") -> None:
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
         """Remove a deployment's write lock left by a deploy that is gone (same authorization as deploy)."""
-        raise typer.Exit(
-            run_unlock(
-                manifest_path=options.manifest_path(ctx),
-                flows=flows,
-                backend_names=[b.value for b in backend] if backend else None,
-                branch=branch,
-                production=production,
-                token_options=_token_options(authorize, authorize_file, False),
-                profile=profile,
-                output_format=output_format.value,
-            )
-        )
+        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+        token_options = _token_options(authorize, authorize_file, False)
+        raise typer.Exit(run_unlock(selection, flows=flows, backends=_backends(backend), token_options=token_options))
 
     @app.command("trigger")
     def trigger_command(
@@ -354,19 +288,17 @@ def register(app: "typer.Typer") -> None:
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
         """Start a run of a deployed flow, with its namespace and tags in the run's input."""
+        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+        chosen = _backends([backend]) if backend else None
         raise typer.Exit(
             run_trigger(
-                manifest_path=options.manifest_path(ctx),
+                selection,
                 flow=flow,
-                backend_name=backend.value if backend else None,
-                branch=branch,
-                production=production,
+                backend=chosen[0] if chosen else None,
                 tags=tag,
                 params=param,
                 input_file=input_file,
                 wait=wait,
                 timeout=timeout,
-                profile=profile,
-                output_format=output_format.value,
             )
         )

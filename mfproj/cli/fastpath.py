@@ -64,20 +64,16 @@ def try_run(args: list[str]) -> int | None:
         return None
 
     from mfproj.cli import names, output
+    from mfproj.cli.selection import Selection
     from mfproj.errors import MfprojError
 
     output.set_no_color(no_color)
+    output.set_format(parsed.output_format)
+    selection = Selection(manifest_path, parsed.branch, parsed.production, None, parsed.output_format)
     try:
-        return names.run(
-            manifest_path=manifest_path,
-            flows=parsed.flows or None,
-            branch=parsed.branch,
-            production=parsed.production,
-            output_format=parsed.output_format,
-            strict=parsed.strict,
-        )
+        return names.run(selection, flows=parsed.flows or None, strict=parsed.strict)
     except MfprojError as exc:
-        return output.report_error(exc, debug=debug)
+        return output.report_error(exc, debug=debug, as_json=parsed.output_format == "json")
 
 
 @dataclass

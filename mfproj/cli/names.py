@@ -2,25 +2,19 @@
 
 from typing import TYPE_CHECKING
 
-from mfproj import identity, manifest, project
+from mfproj import project
 from mfproj.cli import output
+from mfproj.cli.selection import Selection, select
 from mfproj.errors import ValidationError
 
 if TYPE_CHECKING:
     import typer
 
 
-def run(
-    *,
-    manifest_path: str | None,
-    flows: list[str] | None,
-    branch: str | None,
-    production: bool | None,
-    output_format: str,
-    strict: bool = False,
-) -> int:
-    loaded = manifest.load(manifest_path)
-    target = identity.select_target(loaded.project, branch=branch, production=production)
+def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) -> int:
+    output_format = selection.output
+    loaded = selection.manifest()
+    target = selection.target(loaded)
     selected = loaded.select(flows)
     plans = project.plan_names(loaded, target, selected, sfn_prefix=loaded.state_machine_prefix())
     sequence = None
@@ -71,13 +65,5 @@ def register(app: "typer.Typer") -> None:
         strict: bool = typer.Option(False, "--strict", help="Exit 2 when a name would be rejected by its backend."),
     ) -> None:
         """Show the deployment names of every flow in the selected branch (no network)."""
-        raise typer.Exit(
-            run(
-                manifest_path=options.manifest_path(ctx),
-                flows=flows,
-                branch=branch,
-                production=production,
-                output_format=output_format.value,
-                strict=strict,
-            )
-        )
+        selection = select(ctx, branch=branch, production=production, output_format=output_format)
+        raise typer.Exit(run(selection, flows=flows, strict=strict))

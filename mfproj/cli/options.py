@@ -8,15 +8,16 @@ from typing import Annotated, Optional
 
 import typer
 
+from mfproj.backends import registry
+
 
 class OutputFormat(str, enum.Enum):
     table = "table"
     json = "json"
 
 
-class BackendName(str, enum.Enum):
-    step_functions = "step-functions"
-    argo_workflows = "argo-workflows"
+# The CLI's backend choices, from the registry (the one place backends are listed).
+BackendName = enum.Enum("BackendName", {spec.name: spec.cli_name for spec in registry.SPECS}, type=str)  # type: ignore[misc]
 
 
 FlowArguments = Annotated[
@@ -82,10 +83,3 @@ Profile = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--profile", help="AWS profile. [env: AWS_PROFILE]", show_default=False),
 ]
-
-
-def manifest_path(ctx: typer.Context) -> str | None:
-    root = ctx.find_root()
-    obj = root.obj if isinstance(root.obj, dict) else {}
-    value = obj.get("manifest")
-    return str(value) if value else None

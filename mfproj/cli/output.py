@@ -9,15 +9,34 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from mfproj.errors import EXIT_UNEXPECTED, MfprojError
 
-_state = {"no_color": False}
+_state: dict[str, Any] = {"no_color": False, "format": "table"}
 
 
 def set_no_color(value: bool) -> None:
     _state["no_color"] = value
+
+
+def set_format(value: str) -> None:
+    """The output format of the running command; errors follow it (a JSON object under -o json)."""
+    _state["format"] = value
+
+
+def wants_json(args: Sequence[str] = ()) -> bool:
+    """Whether errors should be JSON: the command chose -o json, or its arguments ask for it (an error
+    can come before the command has parsed its options)."""
+    if _state["format"] == "json":
+        return True
+    for index, word in enumerate(args):
+        if word in ("-o", "--output") and index + 1 < len(args) and args[index + 1].lower() == "json":
+            return True
+        if word.lower() in ("--output=json", "-ojson"):
+            return True
+    return False
 
 
 def use_color(stream: TextIO) -> bool:
@@ -51,27 +70,70 @@ def warn(message: str) -> None:
     print(_paint("warning:", "33", sys.stderr), message, file=sys.stderr)
 
 
-def report_error(exc: BaseException, *, debug: bool) -> int:
-    """The one place errors are shown. Expected errors: one line and a hint; others: say how to debug.
-
-    Every production token is masked here (a backend's message or a traceback may quote one)."""
+def report_error(exc: BaseException, *, debug: bool, as_json: bool = False) -> int:
+    """The one place errors are shown: an `error:` line and a `hint:` line (a JSON object on stderr under
+    -o json), or for unexpected errors how to debug. Every production token is masked here (a backend's
+    message or a traceback may quote one)."""
     from mfproj.tokens import mask_text
 
     if debug:
         import traceback
 
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        sys.stderr.write(mask_text(text))
+        sys.stderr.write(mask_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
     if isinstance(exc, MfprojError):
-        print(_paint("error:", "31;1", sys.stderr), mask_text(exc.message), file=sys.stderr)
-        if exc.hint:
-            print(_paint("hint:", "36", sys.stderr), mask_text(exc.hint), file=sys.stderr)
-        return exc.exit_code
-    message = mask_text(f"unexpected {type(exc).__name__}: {exc}")
+        code, exit_code, message, hint = exc.code, exc.exit_code, exc.message, exc.hint
+    else:
+        code, exit_code = "unexpected", EXIT_UNEXPECTED
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        hint = None if debug else "run again with --debug to see the traceback"
+    message, hint = mask_text(message), mask_text(hint) if hint else None
+    if as_json:
+        error = {"code": code, "exit_code": exit_code, "message": message, "hint": hint}
+        sys.stderr.write(json.dumps({"error": error}, ensure_ascii=False) + "\n")
+        return exit_code
     print(_paint("error:", "31;1", sys.stderr), message, file=sys.stderr)
-    if not debug:
-        print(_paint("hint:", "36", sys.stderr), "run again with --debug to see the traceback", file=sys.stderr)
-    return EXIT_UNEXPECTED
+    if hint:
+        print(_paint("hint:", "36", sys.stderr), hint, file=sys.stderr)
+    return exit_code
+
+
+def confirm(question: str, *, yes: bool, refusal: str) -> bool:
+    """The one confirmation: True with --yes; a [y/N] question on a terminal; without one, an error
+    (`refusal` says what needs --yes) rather than a prompt nobody can answer."""
+    if yes:
+        return True
+    if not is_interactive():
+        from mfproj.errors import UsageError
+
+        raise UsageError(refusal, hint="pass --yes to confirm")
+    info(f"{question} [y/N] ")
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+@dataclass
+class View:
+    """A result as people see it: lines before, a table, lines after (all optional)."""
+
+    columns: Sequence[str] = ()
+    rows: Sequence[Sequence[str]] = ()
+    before: Sequence[str] = ()
+    after: Sequence[str] = ()
+    empty: str | None = None  # said instead of an empty table
+
+
+def show(fmt: str, document: Any, view: View) -> None:
+    """The one renderer: the JSON document on stdout, or the view (messages on stderr, the table on stdout)."""
+    if fmt == "json":
+        emit_json(document)
+        return
+    for line in view.before:
+        info(line)
+    if view.columns and view.rows:
+        table(None, view.columns, view.rows)
+    elif view.empty:
+        info(view.empty)
+    for line in view.after:
+        info(line)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

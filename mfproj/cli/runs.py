@@ -1,19 +1,20 @@
-"""`mfproj runs`: runs in a namespace, filtered by tags, newest first; `mfproj runs show RUN_ID`."""
+"""`mfproj runs [list]`: runs in a namespace, filtered by tags, newest first; `mfproj runs show RUN_ID`.
+
+`runs` is a group whose default command is `list`, so `mfproj runs --tag x` and `mfproj runs FLOW` work
+as before, and a flow named `show` is listed with `mfproj runs list show`.
+"""
 
 import datetime as _dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mfproj.cli import output
+from mfproj.cli.selection import Selection, select
 from mfproj.errors import UsageError, ValidationError
 
 if TYPE_CHECKING:
     import typer
 
-    from mfproj import runs
-
-# The core is imported inside the functions that run a command: `--help` and completion stay fast.
-
-_LOCAL = "metaflow_local"
+    from mfproj.usecases.runs import RunRow
 
 
 def _when(value: _dt.datetime | None) -> str:
@@ -24,136 +25,131 @@ def _when(value: _dt.datetime | None) -> str:
     return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _render(rows: "list[runs.RunRow]", output_format: str) -> None:
-    from mfproj import backends, runs
+def runs_view(rows: "list[RunRow]") -> output.View:
+    from mfproj.backends import registry
+    from mfproj.usecases import local_runs, runs
 
-    if output_format == "json":
-        output.emit_json([row.as_json() for row in rows])
-        return
-    if not rows:
-        output.info("no runs match")
-        return
-    label = {**backends.LABELS, _LOCAL: "local"}
-    output.table(
-        None,
-        ["run id", "flow", "branch", "backend", "status", "started (UTC)", "finished (UTC)", "tags"],
+    label = {**registry.LABELS, local_runs.LOCAL: "local"}
+    table = [
         [
-            [
-                row.details.run_id,
-                row.flow,
-                row.branch or "-",
-                label.get(row.backend, row.backend),
-                row.details.status,
-                _when(row.details.started_at),
-                _when(row.details.finished_at),
-                ", ".join(runs.user_tags(row.details.tags)),
-            ]
-            for row in rows
-        ],
-    )
+            row.run.run_id,
+            row.flow,
+            row.branch or "-",
+            label.get(row.backend, row.backend),
+            row.run.status,
+            _when(row.run.started_at),
+            _when(row.run.finished_at),
+            ", ".join(runs.user_tags(row.run.tags)),
+        ]
+        for row in rows
+    ]
+    columns = ["run id", "flow", "branch", "backend", "status", "started (UTC)", "finished (UTC)", "tags"]
+    return output.View(columns, table, empty="no runs match")
 
 
-def run_list(
-    *,
-    manifest_path: str | None,
-    flows: list[str] | None,
-    backend_names: list[str] | None,
-    branch: str | None,
-    production: bool | None,
-    namespace: str | None,
-    all_namespaces: bool,
-    tags: list[str],
-    statuses: list[str] | None,
-    since: str | None,
-    limit: int,
-    latest: bool,
-    metaflow_local: str | None,
-    profile: str | None,
-    output_format: str,
-) -> int:
-    from mfproj import backends, deploy, manifest, runs
-    from mfproj.backends.base import RunFilter
-
+def _check_namespace(namespace: str | None, all_namespaces: bool, limit: int) -> None:
     if namespace is not None and all_namespaces:
         raise UsageError("--namespace and --all-namespaces exclude each other")
     if namespace is not None and (":" not in namespace or namespace.startswith(":") or namespace.endswith(":")):
         raise ValidationError(f"--namespace {namespace!r} is not a namespace (user:<name> or production:<token>)")
     if not 1 <= limit <= 100_000:
         raise ValidationError("--limit must be between 1 and 100000")
-    query = RunFilter(
+
+
+def run_list(
+    selection: Selection,
+    *,
+    flows: list[str] | None,
+    backends: list[str] | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    query: Any,
+    local: bool,
+    local_root: str | None,
+) -> int:
+    from mfproj.backends.base import RunFilter
+    from mfproj.usecases import local_runs, runs
+
+    if local:
+        if backends or selection.branch is not None or selection.production is not None:
+            raise UsageError("--metaflow-local reads local runs; --backend, --branch and --production do not apply")
+        wanted = None if all_namespaces else (namespace or local_runs.default_local_namespace())
+        root = local_runs.local_root(local_root)
+        local_query = RunFilter(wanted, query.tags, query.statuses, query.since, query.limit)
+        rows = list(local_runs.local_runs(root, flows=flows, query=local_query))
+    else:
+        found = runs.deployment_runs(
+            selection.session(),
+            flows=flows,
+            backends=backends,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            query=query,
+        )
+        rows = list(found)  # at most `limit` rows
+    output.show(selection.output, [row.as_json() for row in rows], runs_view(rows))
+    return 0
+
+
+def run_show(selection: Selection, *, run_id: str, flows: list[str] | None, backends: list[str] | None) -> int:
+    from mfproj.usecases import runs
+
+    row = runs.find_deployment_run(selection.session(), run_id, flows=flows, backends=backends)
+    document = row.as_json(parameters=True)
+    width = max(len(k) for k in document)
+    lines = [
+        f"{key:<{width}}  {value if value is not None else '-'}"
+        for key, value in document.items()
+        if key not in ("tags", "parameters")
+    ]
+    lines += [f"{'tags':<{width}}", *(f"  {tag}" for tag in document["tags"])]
+    lines += [f"{'parameters':<{width}}", *(f"  {k} = {v}" for k, v in document["parameters"].items())]
+    if selection.json:
+        output.emit_json(document)
+    else:
+        output.emit_text("".join(line + "\n" for line in lines))
+    return 0
+
+
+def _query(tags: list[str], statuses: list[str], since: str | None, limit: int, latest: bool) -> Any:
+    from mfproj.backends.base import RunFilter
+    from mfproj.usecases import runs
+
+    return RunFilter(
         namespace=None,
         tags=runs.check_tags(tags),
-        statuses=runs.parse_statuses(statuses),
+        statuses=runs.parse_statuses(statuses or None),
         since=runs.parse_since(since),
         limit=1 if latest else limit,
     )
-    if metaflow_local is not None:
-        if backend_names or branch is not None or production is not None:
-            raise UsageError("--metaflow-local reads local runs; --backend, --branch and --production do not apply")
-        wanted = None if all_namespaces else (namespace or runs.default_local_namespace())
-        root = runs.local_root(metaflow_local or None)
-        local_query = RunFilter(wanted, query.tags, query.statuses, query.since, query.limit)
-        _render(list(runs.local_runs(root, flows=flows, query=local_query)), output_format)
-        return 0
-    loaded = manifest.load(manifest_path)
-    session = deploy.open_session(loaded, branch=branch, production=production, profile=profile)
-    rows = runs.deployment_runs(
-        session,
-        flows=flows,
-        backends=backends.normalize(backend_names),
-        namespace=namespace,
-        all_namespaces=all_namespaces,
-        query=query,
-    )
-    _render(list(rows), output_format)  # at most `limit` rows
-    return 0
-
-
-def run_show(
-    *,
-    manifest_path: str | None,
-    run_id: str,
-    flows: list[str] | None,
-    backend_names: list[str] | None,
-    branch: str | None,
-    production: bool | None,
-    profile: str | None,
-    output_format: str,
-) -> int:
-    from mfproj import backends, deploy, manifest, runs
-
-    loaded = manifest.load(manifest_path)
-    session = deploy.open_session(loaded, branch=branch, production=production, profile=profile)
-    row = runs.find_deployment_run(session, run_id, flows=flows, backends=backends.normalize(backend_names))
-    document = row.as_json(parameters=True)
-    if output_format == "json":
-        output.emit_json(document)
-        return 0
-    width = max(len(k) for k in document)
-    for key, value in document.items():
-        if key in ("tags", "parameters"):
-            continue
-        print(f"{key:<{width}}  {value if value is not None else '-'}")
-    print(f"{'tags':<{width}}")
-    for tag in document["tags"]:
-        print(f"  {tag}")
-    print(f"{'parameters':<{width}}")
-    for key, value in document["parameters"].items():
-        print(f"  {key} = {value}")
-    return 0
 
 
 def register(app: "typer.Typer") -> None:
     import typer
+    from typer.core import TyperGroup
 
     from mfproj.cli import options
+    from mfproj.cli.deploy import _backends
 
-    @app.command(
-        "runs",
-        help="Runs in a namespace, filtered by tags (all must match), newest first. "
-        "'mfproj runs show RUN_ID' prints one run with its tags and parameters.",
+    class RunsGroup(TyperGroup):
+        """`list` is the default: anything that is not a subcommand (flows, options) goes to it."""
+
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+                args = ["list", *args]
+            result: list[str] = super().parse_args(ctx, args)
+            return result
+
+    group = typer.Typer(
+        cls=RunsGroup,
+        help="Runs in a namespace, filtered by tags (all must match), newest first ('list', the default), "
+        "or one run with its tags and parameters ('show RUN_ID').",
+        no_args_is_help=False,
     )
-    def runs_command(
+    app.add_typer(group, name="runs")
+
+    @group.command("list")
+    def list_command(
         ctx: typer.Context,
         flows: options.FlowArguments = None,
         backend: options.Backends = None,
@@ -170,47 +166,45 @@ def register(app: "typer.Typer") -> None:
         since: str = typer.Option(None, "--since", help="Only runs started since: 7d, 12h, 30m, or a date."),
         limit: int = typer.Option(20, "--limit", help="At most this many runs."),
         latest: bool = typer.Option(False, "--latest", help="Only the newest matching run."),
-        metaflow_local: str = typer.Option(
+        metaflow_local: bool = typer.Option(
+            False, "--metaflow-local", help="Read local Metaflow runs (.metaflow) instead of deployments."
+        ),
+        metaflow_root: str = typer.Option(
             None,
-            "--metaflow-local",
-            metavar="[PATH]",
-            help="Read local Metaflow runs (.metaflow, found upwards or under PATH) instead of deployments.",
+            "--metaflow-root",
+            metavar="PATH",
+            help="Where the local runs are (default: METAFLOW_DATASTORE_SYSROOT_LOCAL, or the nearest .metaflow).",
         ),
         profile: options.Profile = None,
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
-        backend_names = [b.value for b in backend] if backend else None
-        if flows and flows[0] == "show":
-            if len(flows) < 2:
-                raise UsageError("usage: mfproj runs show RUN_ID [FLOW...]")
-            raise typer.Exit(
-                run_show(
-                    manifest_path=options.manifest_path(ctx),
-                    run_id=flows[1],
-                    flows=flows[2:] or None,
-                    backend_names=backend_names,
-                    branch=branch,
-                    production=production,
-                    profile=profile,
-                    output_format=output_format.value,
-                )
-            )
+        """Runs in a namespace, filtered by tags (all must match), newest first."""
+        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+        _check_namespace(namespace, all_namespaces, limit)
         raise typer.Exit(
             run_list(
-                manifest_path=options.manifest_path(ctx),
+                selection,
                 flows=flows,
-                backend_names=backend_names,
-                branch=branch,
-                production=production,
+                backends=_backends(backend),
                 namespace=namespace,
                 all_namespaces=all_namespaces,
-                tags=tag,
-                statuses=status or None,
-                since=since,
-                limit=limit,
-                latest=latest,
-                metaflow_local=metaflow_local,
-                profile=profile,
-                output_format=output_format.value,
+                query=_query(tag, status, since, limit, latest),
+                local=metaflow_local or metaflow_root is not None,
+                local_root=metaflow_root,
             )
         )
+
+    @group.command("show")
+    def show_command(
+        ctx: typer.Context,
+        run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),
+        flows: options.FlowArguments = None,
+        backend: options.Backends = None,
+        branch: options.Branch = None,
+        production: options.Production = None,
+        profile: options.Profile = None,
+        output_format: options.Output = options.OutputFormat.table,
+    ) -> None:
+        """One run of the branch's deployments, with its tags and parameters."""
+        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+        raise typer.Exit(run_show(selection, run_id=run_id, flows=flows, backends=_backends(backend)))

@@ -5,21 +5,23 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mfproj import identity, manifest, tokens
+from mfproj import identity, tokens
 from mfproj.cli import output
+from mfproj.cli.selection import select
 from mfproj.errors import NotFoundError, UsageError, ValidationError
 from mfproj.identity import branch_options
+from mfproj.keyring import Keyring, StoredToken, keyring_home
+from mfproj.share import Share, encode_share, is_share_string
 
 if TYPE_CHECKING:
     import typer
 
 
-def _target(manifest_path: str | None, branch: str | None, production: bool | None) -> identity.Target:
-    loaded = manifest.load(manifest_path)
-    return identity.select_target(loaded.project, branch=branch, production=production)
+def _target(ctx: Any, branch: str | None, production: bool | None, output_format: Any) -> identity.Target:
+    return select(ctx, branch=branch, production=production, output_format=output_format).target()
 
 
-def _describe(stored: tokens.StoredToken, *, reveal: bool = False) -> dict[str, Any]:
+def _describe(stored: StoredToken, *, reveal: bool = False) -> dict[str, Any]:
     return {
         "token_prefix": stored.token_prefix,
         "project": stored.project,
@@ -33,12 +35,12 @@ def _describe(stored: tokens.StoredToken, *, reveal: bool = False) -> dict[str, 
 
 
 def run_list(output_format: str) -> int:
-    entries = tokens.Keyring().entries()
+    entries = Keyring().entries()
     if output_format == "json":
         output.emit_json([_describe(e) for e in entries])
         return 0
     if not entries:
-        output.info(f"no tokens in {tokens.keyring_home()}")
+        output.info(f"no tokens in {keyring_home()}")
         return 0
     output.table(
         None,
@@ -58,8 +60,8 @@ def run_list(output_format: str) -> int:
     return 0
 
 
-def _require(target: identity.Target) -> tokens.StoredToken:
-    stored = tokens.Keyring().load(target.token_prefix)
+def _require(target: identity.Target) -> StoredToken:
+    stored = Keyring().load(target.token_prefix)
     if stored is None or stored.token is None:
         options = branch_options(target.branch)
         raise NotFoundError(
@@ -87,7 +89,7 @@ def run_show(target: identity.Target, *, reveal: bool, output_format: str) -> in
 def run_share(target: identity.Target, *, output_format: str) -> int:
     stored = _require(target)
     assert stored.token is not None
-    share = tokens.encode_share(tokens.Share(target.project, target.branch, target.token_prefix, stored.token))
+    share = encode_share(Share(target.project, target.branch, target.token_prefix, stored.token))
     if output_format == "json":
         output.emit_json(
             {"share": share, "project": target.project, "branch": target.branch, "token_prefix": target.token_prefix}
@@ -132,8 +134,8 @@ def _read_value(value: str | None, from_env: str | None, from_file: Path | None)
 
 def parse_offer(raw: str, target: identity.Target) -> tuple[str, str]:
     """(token, kind) from a share string or a bare token; refuses tokens of another project or branch."""
-    kind = "share" if tokens.is_share_string(raw.strip()) else "token"
-    keyring = tokens.Keyring()
+    kind = "share" if is_share_string(raw.strip()) else "token"
+    keyring = Keyring()
     token = tokens.parse_offer(
         raw,
         tokens.BranchRef(target.project, target.branch, target.token_prefix),
@@ -153,7 +155,7 @@ def run_authorize(
 ) -> int:
     raw, origin = _read_value(value, from_env, from_file)
     token, kind = parse_offer(raw, target)
-    stored = tokens.Keyring().store(
+    stored = Keyring().store(
         target.token_prefix, token, project=target.project, branch=target.branch, source=f"{kind}:{origin}"
     )
     if output_format == "json":
@@ -166,15 +168,19 @@ def run_authorize(
 
 
 def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_format: str) -> int:
-    keyring = tokens.Keyring()
+    keyring = Keyring()
     prefixes = [e.token_prefix for e in keyring.entries()] if everything else [target.token_prefix]
-    if everything and prefixes and not yes:
-        if not output.is_interactive():
-            raise UsageError(f"--all would forget {len(prefixes)} tokens; pass --yes to confirm")
-        output.info(f"forget {len(prefixes)} tokens in {keyring.home}? [y/N] ")
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            output.info("nothing forgotten")
-            return 0
+    if (
+        everything
+        and prefixes
+        and not output.confirm(
+            f"forget {len(prefixes)} tokens in {keyring.home}?",
+            yes=yes,
+            refusal=f"--all would forget {len(prefixes)} tokens; pass --yes to confirm",
+        )
+    ):
+        output.info("nothing forgotten")
+        return 0
     forgotten = [p for p in prefixes if keyring.forget(p)]
     if output_format == "json":
         output.emit_json({"forgotten": forgotten})
@@ -197,8 +203,9 @@ def register(app: "typer.Typer") -> None:
     app.add_typer(group, name="token")
 
     @group.command("list")
-    def list_command(output_format: options.Output = options.OutputFormat.table) -> None:
+    def list_command(ctx: typer.Context, output_format: options.Output = options.OutputFormat.table) -> None:
         """Every stored token prefix, with project and branch where known; tokens masked."""
+        select(ctx, output_format=output_format)
         raise typer.Exit(run_list(output_format.value))
 
     @group.command("show")
@@ -210,7 +217,7 @@ def register(app: "typer.Typer") -> None:
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
         """The selected branch's stored token, masked unless --reveal."""
-        target = _target(options.manifest_path(ctx), branch, production)
+        target = _target(ctx, branch, production, output_format)
         raise typer.Exit(run_show(target, reveal=reveal, output_format=output_format.value))
 
     @group.command("share")
@@ -221,7 +228,7 @@ def register(app: "typer.Typer") -> None:
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
         """One copy-paste string with project, branch and token, checksummed; bare when piped."""
-        target = _target(options.manifest_path(ctx), branch, production)
+        target = _target(ctx, branch, production, output_format)
         raise typer.Exit(run_share(target, output_format=output_format.value))
 
     @group.command("authorize")
@@ -237,7 +244,7 @@ def register(app: "typer.Typer") -> None:
         output_format: options.Output = options.OutputFormat.table,
     ) -> None:
         """Store a teammate's token for the selected branch (checked against its project and branch)."""
-        target = _target(options.manifest_path(ctx), branch, production)
+        target = _target(ctx, branch, production, output_format)
         raise typer.Exit(
             run_authorize(
                 target, value=value, from_env=from_env, from_file=from_file, output_format=output_format.value
@@ -255,7 +262,8 @@ def register(app: "typer.Typer") -> None:
     ) -> None:
         """Remove the selected branch's token (or all tokens) from the keyring."""
         if everything:
+            select(ctx, output_format=output_format)
             target = identity.Target("", None, "", False, False, "")
         else:
-            target = _target(options.manifest_path(ctx), branch, production)
+            target = _target(ctx, branch, production, output_format)
         raise typer.Exit(run_forget(target, everything=everything, yes=yes, output_format=output_format.value))

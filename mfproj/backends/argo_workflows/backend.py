@@ -1,0 +1,12 @@
+"""The Argo Workflows backend: its parts (client, deploying, runs) as one `Backend`. Its writes are
+compare-and-swap (resourceVersion), so it takes no lock."""
+
+from __future__ import annotations
+
+from mfproj.backends.argo_workflows.deploying import Deploying
+from mfproj.backends.argo_workflows.runs import Running
+from mfproj.backends.base import Backend
+
+
+class ArgoWorkflowsBackend(Deploying, Running, Backend):
+    name = "argo_workflows"

@@ -1,0 +1,182 @@
+"""The Kubernetes client for Argo's custom resources: connection, errors and the object calls."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
+from mfproj.errors import BackendError, ConflictError, UsageError, ValidationError
+
+GROUP, VERSION = "argoproj.io", "v1alpha1"
+TEMPLATES, CRONS, WORKFLOWS = "workflowtemplates", "cronworkflows", "workflows"
+_VOLATILE_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
+
+
+class KubeClient:
+    """One API client per backend, reads retried on 429/5xx, writes never; errors as mfproj errors."""
+
+    name: str
+
+    def __init__(
+        self, settings: ArgoWorkflowsSettings, *, profile: str | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.settings = settings
+        self.env = os.environ if env is None else env
+        self.namespace = settings.namespace
+        self._lock = threading.Lock()
+        self._api: Any = None
+        self._server = "the Kubernetes API"
+        self._user: str | None = None
+
+    # --- connection and errors ------------------------------------------------------------------
+
+    def endpoint(self) -> str:
+        return self._server
+
+    def api(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                self._api = self._connect()
+            return self._api
+
+    def _connect(self) -> Any:
+        import urllib3
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        path = self.settings.kubeconfig or self.env.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        first = str(path).split(os.pathsep)[0]
+        configuration = client.Configuration()
+        try:
+            if os.path.exists(first):
+                config.load_kube_config(
+                    config_file=first, context=self.settings.context, client_configuration=configuration
+                )
+                contexts, active = config.list_kube_config_contexts(config_file=first)
+                chosen = next((c for c in contexts if c.get("name") == self.settings.context), active) or {}
+                self._user = (chosen.get("context") or {}).get("user")
+            elif self.env.get("KUBERNETES_SERVICE_HOST"):
+                config.load_incluster_config(client_configuration=configuration)
+                self._user = "in-cluster service account"
+            else:
+                raise UsageError(
+                    f"no kubeconfig at {first} and not running inside a cluster",
+                    hint="set KUBECONFIG, or [argo_workflows] kubeconfig in the manifest",
+                )
+        except ConfigException as exc:
+            raise UsageError(f"cannot use the kubeconfig {first}: {exc}", hint="check its context and users") from None
+        configuration.retries = urllib3.Retry(
+            total=3,
+            connect=3,
+            read=0,
+            status=3,
+            backoff_factor=0.2,
+            status_forcelist=(429, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            raise_on_status=False,
+        )
+        self._server = configuration.host
+        return client.CustomObjectsApi(client.ApiClient(configuration))
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            yield
+        except ApiException as exc:
+            reason, message = _status_of(exc)
+            if exc.status == 409:
+                raise ConflictError(
+                    f"{doing}: {message or reason}",
+                    hint="someone changed it since mfproj read it; run the command again to see the new state",
+                ) from None
+            if exc.status == 422:
+                raise ValidationError(f"the Kubernetes API at {self._server} rejected {doing}: {message}") from None
+            if exc.status in (401, 403):
+                raise BackendError(
+                    f"the Kubernetes API at {self._server} refused {doing}: {message or reason}",
+                    hint="check the kubeconfig's credentials and your RBAC permissions for argoproj.io",
+                ) from None
+            raise BackendError(
+                f"the Kubernetes API at {self._server} failed {doing}: {exc.status} {message or reason}",
+                hint="wait and run the command again" if (exc.status or 0) >= 500 or exc.status == 429 else None,
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BackendError(
+                f"cannot reach the Kubernetes API at {self._server} while {doing}: {type(exc).__name__}",
+                hint="check the network, the kubeconfig context and KUBECONFIG; then run the command again",
+            ) from None
+
+    def _timeout(self) -> tuple[float, float]:
+        return (
+            float(self.env.get("MFPROJ_K8S_CONNECT_TIMEOUT", "5")),
+            float(self.env.get("MFPROJ_K8S_READ_TIMEOUT", "30")),
+        )
+
+    def _get(self, plural: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            result = self.api().get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural, name, _request_timeout=self._timeout()
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(result)
+
+    def _create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        result = self.api().create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, body, _request_timeout=self._timeout()
+        )
+        return dict(result) if result else body  # the v37 client answers None for HTTP 200
+
+    def _replace(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        result = self.api().replace_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name, body, _request_timeout=self._timeout()
+        )
+        return dict(result) if result else body
+
+    def _delete(self, plural: str, name: str, *, missing_ok: bool) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.api().delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural, name, _request_timeout=self._timeout()
+            )
+        except ApiException as exc:
+            if exc.status == 404 and missing_ok:
+                return
+            raise
+
+    def principal(self) -> str | None:
+        self.api()
+        return self._user
+
+
+def restorable(previous: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an object as read, fit to be written again (no status, no server-set metadata)."""
+    restored = copy.deepcopy(dict(previous))
+    restored.pop("status", None)
+    metadata = restored.setdefault("metadata", {})
+    for key in _VOLATILE_METADATA:
+        metadata.pop(key, None)
+    return restored
+
+
+def _status_of(exc: Any) -> tuple[str, str]:
+    """(reason, message) from an ApiException's Status body."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return str(exc.reason or ""), ""
+    return str(body.get("reason") or exc.reason or ""), str(body.get("message") or "")

@@ -1,0 +1,60 @@
+"""The deployment record of a WorkflowTemplate, in the reference's annotations (`metaflow/owner`,
+`metaflow/production_token`, …) so that Metaflow's own CLI recognises and guards mfproj's deployments
+and mfproj guards Metaflow's; plus a few of mfproj's own (`mfproj.io/…`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from mfproj.backends.base import DeploymentRecord
+
+ANNOTATION_RUN_TAGS = "mfproj.io/run-tags"
+ANNOTATION_VERSION = "mfproj.io/version"
+ANNOTATION_PRINCIPAL = "mfproj.io/principal"
+ANNOTATION_TIMESTAMP = "metaflow/deployment_timestamp"
+
+
+def record_annotations(record: DeploymentRecord, *, flow: str, schedule: str | None) -> dict[str, str]:
+    annotations = {
+        "metaflow/owner": record.owner or "",
+        "metaflow/production_token": record.production_token or "",
+        "metaflow/user": "argo-workflows",
+        "metaflow/flow_name": flow,
+        "metaflow/project_name": record.project or "",
+        "metaflow/branch_name": record.branch or "",
+        "metaflow/project_flow_name": record.project_flow_name or "",
+        ANNOTATION_TIMESTAMP: record.deployed_at or "",
+        "metaflow/tags": json.dumps(list(record.tags)),
+        ANNOTATION_VERSION: record.mfproj_version or "",
+    }
+    if record.principal:
+        annotations[ANNOTATION_PRINCIPAL] = record.principal
+    if schedule:
+        annotations["metaflow/cron"] = json.dumps({"schedule": schedule, "tz": "UTC"})
+    return annotations
+
+
+def decode_annotations(annotations: Mapping[str, str], *, made_by_mfproj: bool) -> DeploymentRecord | None:
+    """The record in a template's annotations; None when it carries no owner and no token (not ours,
+    nor the reference's)."""
+    if "metaflow/owner" not in annotations and "metaflow/production_token" not in annotations:
+        return None
+    try:
+        parsed = json.loads(annotations.get("metaflow/tags") or "[]")
+        tags = tuple(str(t) for t in parsed) if isinstance(parsed, list) else ()
+    except ValueError:
+        tags = ()
+    return DeploymentRecord(
+        owner=annotations.get("metaflow/owner") or None,
+        production_token=annotations.get("metaflow/production_token") or None,
+        project=annotations.get("metaflow/project_name") or None,
+        branch=annotations.get("metaflow/branch_name") or None,
+        flow=annotations.get("metaflow/flow_name") or None,
+        project_flow_name=annotations.get("metaflow/project_flow_name") or None,
+        deployed_at=annotations.get(ANNOTATION_TIMESTAMP) or None,
+        mfproj_version=annotations.get(ANNOTATION_VERSION) or None,
+        principal=annotations.get(ANNOTATION_PRINCIPAL) or None,
+        tags=tags,
+        managed_by="mfproj" if made_by_mfproj else "metaflow",
+    )

@@ -1,0 +1,155 @@
+"""Runs of a WorkflowTemplate: Workflows created from it, labelled with one label per run tag so that
+`mfproj runs --tag` selects them on the server; run ids are `argo-<workflow name>` (the reference's)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from mfproj.backends.argo_workflows.client import GROUP, VERSION, WORKFLOWS, KubeClient
+from mfproj.backends.argo_workflows.labels import LABEL_TEMPLATE, MANAGED_BY, label_value, tag_label_key, tag_labels
+from mfproj.backends.argo_workflows.record import ANNOTATION_RUN_TAGS
+from mfproj.backends.base import Existing, Run, RunFilter, RunRequest, newest_first
+
+RUN_ID_PREFIX = "argo-"
+_PHASES = {"Pending": "PENDING", "Running": "RUNNING", "Succeeded": "SUCCEEDED", "Failed": "FAILED", "Error": "FAILED"}
+
+
+class Running(KubeClient):
+    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+        selector = f"{LABEL_TEMPLATE}={label_value(existing.name)},workflows.argoproj.io/completed!=true"
+        count = 0
+        with self._errors(f"counting the running workflows of {existing.name}"):
+            for item in self._workflows(selector, page_size=100, max_pages=limit // 100 + 1):
+                if (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Error"):
+                    count += 1
+                    if count >= limit:
+                        break
+        return min(count, limit)
+
+    def start(self, existing: Existing, request: RunRequest) -> Run:
+        """A Workflow from the template: `--param`s and the keys of `--input-file` as its arguments, the
+        run's tags as labels (for selection) and as an annotation (exact)."""
+        arguments: dict[str, Any] = {**request.parameters, **request.extra_input}
+        template_meta = existing.details["template"].get("metadata") or {}
+        labels = {k: v for k, v in (template_meta.get("labels") or {}).items() if k.startswith("mfproj.io/")}
+        labels.update({MANAGED_BY: "mfproj", "app.kubernetes.io/name": "metaflow-run"})
+        labels.update(tag_labels(request.tags))
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Workflow",
+            "metadata": {
+                "generateName": f"{existing.name}-",
+                "namespace": self.namespace,
+                "labels": labels,
+                "annotations": {
+                    "metaflow/triggered_by_user": json.dumps(
+                        {"type": request.triggered_by.get("type", "user"), "name": request.triggered_by.get("name")}
+                    ),
+                    "metaflow/flow_name": request.flow,
+                    "metaflow/project_name": request.project,
+                    "metaflow/branch_name": request.branch,
+                    ANNOTATION_RUN_TAGS: json.dumps(list(request.tags), ensure_ascii=False),
+                },
+            },
+            "spec": {
+                "workflowTemplateRef": {"name": existing.name},
+                "arguments": {
+                    "parameters": [
+                        {"name": key, "value": value if isinstance(value, str) else json.dumps(value)}
+                        for key, value in arguments.items()
+                    ]
+                },
+            },
+        }
+        with self._errors(f"starting {existing.name}"):
+            created = self._create(WORKFLOWS, body)
+        return Run(
+            run_id=RUN_ID_PREFIX + created["metadata"]["name"],
+            status="PENDING",
+            started_at=_timestamp(created["metadata"].get("creationTimestamp")),
+            tags=request.tags,
+            parameters=dict(request.parameters),
+            deployment=existing.name,
+        )
+
+    def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[Run]:
+        """Selected on the server by labels (template and one label per wanted tag), page by page; the
+        newest `limit` are kept in a bounded heap, since the API lists by name, not by time."""
+        selector = ",".join(
+            [f"{LABEL_TEMPLATE}={label_value(existing.name)}"] + [tag_label_key(tag) for tag in query.required_tags()]
+        )
+        with self._errors(f"listing the runs of {existing.name}"):
+            matching = (
+                run
+                for run in (
+                    run_of(item, existing.name)
+                    for item in self._workflows(selector, page_size=200, max_pages=100_000)  # 20 million at most
+                )
+                if query.matches(run)
+            )
+            newest = newest_first(matching, query.limit, lambda run: run.started_at)
+        yield from newest
+
+    def _workflows(self, selector: str, *, page_size: int, max_pages: int) -> Iterator[dict[str, Any]]:
+        """Workflows matching a label selector, one page at a time (limit/continue), bounded."""
+        token = None
+        for _ in range(max_pages):
+            page = self.api().list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                WORKFLOWS,
+                label_selector=selector,
+                limit=page_size,
+                _continue=token,
+                _request_timeout=self._timeout(),
+            )
+            yield from page.get("items", [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def get_run(self, existing: Existing, run_id: str) -> Run | None:
+        if not run_id.startswith(RUN_ID_PREFIX):
+            return None
+        with self._errors(f"reading the run {run_id}"):
+            workflow = self._get(WORKFLOWS, run_id[len(RUN_ID_PREFIX) :])
+        if workflow is None or (workflow.get("spec") or {}).get("workflowTemplateRef", {}).get("name") != existing.name:
+            return None
+        return run_of(workflow, existing.name)
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return None
+
+
+def run_of(workflow: Mapping[str, Any], deployment: str) -> Run:
+    metadata = workflow.get("metadata") or {}
+    state = workflow.get("status") or {}
+    try:
+        tags = json.loads((metadata.get("annotations") or {}).get(ANNOTATION_RUN_TAGS) or "[]")
+    except ValueError:
+        tags = []
+    parameters: dict[str, Any] = {
+        str(p.get("name")): p.get("value")
+        for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+        if isinstance(p, dict)
+    }
+    return Run(
+        run_id=f"{RUN_ID_PREFIX}{metadata.get('name')}",
+        status=_PHASES.get(state.get("phase") or "Pending", "RUNNING"),
+        started_at=_timestamp(state.get("startedAt")) or _timestamp(metadata.get("creationTimestamp")),
+        finished_at=_timestamp(state.get("finishedAt")),
+        tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        parameters=parameters,
+        deployment=deployment,
+        error=state.get("message"),
+    )

@@ -1,0 +1,147 @@
+"""Clients, errors and identity for Step Functions, EventBridge and STS (boto3, imported here)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mfproj.backends.step_functions.settings import StepFunctionsSettings
+from mfproj.errors import BackendError, UsageError
+
+
+class AwsClient:
+    """What every part of the backend shares: one client per service, one STS call per process, and
+    botocore's exceptions turned into one-line mfproj errors that name the endpoint."""
+
+    name: str
+
+    def __init__(
+        self,
+        settings: StepFunctionsSettings,
+        *,
+        profile: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env = os.environ if env is None else env
+        self.profile = profile or self.env.get("AWS_PROFILE") or None
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._identity: dict[str, str] | None = None
+
+    # clients and errors
+
+    def region(self) -> str | None:
+        return self.settings.region or self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or None
+
+    def endpoint(self) -> str:
+        explicit = (
+            self.env.get("AWS_ENDPOINT_URL_STEPFUNCTIONS")
+            or self.env.get("AWS_ENDPOINT_URL_SFN")
+            or self.env.get("AWS_ENDPOINT_URL")
+        )
+        return explicit or f"https://states.{self.region() or '<region>'}.amazonaws.com"
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make_client(service)
+            return self._clients[service]
+
+    def _make_client(self, service: str) -> Any:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+
+        from mfproj import __version__
+
+        try:
+            session = boto3.session.Session(profile_name=self.profile, region_name=self.region())
+        except botocore.exceptions.ProfileNotFound:
+            raise UsageError(f"AWS profile {self.profile!r} not found", hint="check --profile / AWS_PROFILE") from None
+        if session.region_name is None:
+            raise UsageError(
+                "no AWS region: set [step_functions] region in the manifest, or AWS_REGION",
+            )
+        config = botocore.config.Config(
+            # total_max_attempts counts the first attempt too (max_attempts would not).
+            retries={"mode": "standard", "total_max_attempts": int(self.env.get("MFPROJ_AWS_MAX_ATTEMPTS", "5"))},
+            connect_timeout=float(self.env.get("MFPROJ_AWS_CONNECT_TIMEOUT", "5")),
+            read_timeout=float(self.env.get("MFPROJ_AWS_READ_TIMEOUT", "30")),
+            user_agent_extra=f"mfproj/{__version__}",
+            max_pool_connections=32,  # flows deploy concurrently
+        )
+        endpoint = None
+        if service == "stepfunctions" and self.env.get("AWS_ENDPOINT_URL_STEPFUNCTIONS"):
+            endpoint = self.env["AWS_ENDPOINT_URL_STEPFUNCTIONS"]
+        return session.client(service, config=config, endpoint_url=endpoint)
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """botocore's exceptions as mfproj errors: one line that names the endpoint and what to do."""
+        import botocore.exceptions as bx
+
+        try:
+            yield
+        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as e:
+            raise BackendError(
+                f"cannot reach Step Functions at {self.endpoint()} while {doing}: {e}",
+                hint="check the network, the region and AWS_ENDPOINT_URL; then run the command again",
+            ) from None
+        except (bx.NoCredentialsError, bx.PartialCredentialsError):
+            raise BackendError(
+                f"no AWS credentials for {self.endpoint()} while {doing}",
+                hint="configure credentials (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID)",
+            ) from None
+        except bx.ClientError as e:
+            error = e.response.get("Error", {})
+            code = error.get("Code", "Error")
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            hint = (
+                "check your IAM permissions"
+                if code in ("AccessDeniedException", "AccessDenied")
+                else (
+                    "the service is busy or failing; wait and run the command again"
+                    if code in ("ThrottlingException", "TooManyRequestsException") or (status or 0) >= 500
+                    else None
+                )
+            )
+            raise BackendError(
+                f"Step Functions at {self.endpoint()} refused {doing}: {code}: {error.get('Message', '')}".rstrip(": "),
+                hint=hint,
+            ) from None
+        except bx.BotoCoreError as e:
+            raise BackendError(f"Step Functions at {self.endpoint()} failed while {doing}: {e}") from None
+
+    def identity(self) -> dict[str, str]:
+        """Account, partition and caller ARN: one STS call per process."""
+        with self._lock:
+            cached = self._identity
+        if cached is not None:
+            return cached
+        with self._errors("asking STS who you are"):
+            answer = self.client("sts").get_caller_identity()
+        arn = answer["Arn"]
+        found = {"account": answer["Account"], "arn": arn, "partition": arn.split(":")[1]}
+        with self._lock:
+            self._identity = found
+        return found
+
+    def state_machine_arn(self, name: str) -> str:
+        who = self.identity()
+        region = self.client("stepfunctions").meta.region_name
+        return f"arn:{who['partition']}:states:{region}:{who['account']}:stateMachine:{name}"
+
+    def principal(self) -> str:
+        return self.identity()["arn"]
+
+    def _role(self) -> str:
+        if not self.settings.role_arn:
+            raise UsageError(
+                "no IAM role for Step Functions: set [step_functions] role_arn in the manifest",
+                hint='for example role_arn = "arn:aws:iam::123456789012:role/sfn-exec"',
+            )
+        return self.settings.role_arn

@@ -1,0 +1,263 @@
+"""Reading, planning, applying (under the run's undo log) and deleting a state machine and its schedule."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mfproj.backends.base import Desired, Existing
+from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.record import (
+    TAG_PREFIX,
+    decode_record,
+    encode_record,
+    guard_for_reference,
+    merge_records,
+)
+from mfproj.backends.step_functions.runs import input_document
+from mfproj.backends.step_functions.schedule import to_eventbridge
+from mfproj.errors import NotFoundError, ValidationError
+from mfproj.naming import FlowNames
+from mfproj.render import Context, load_json_template, render
+from mfproj.transaction import UndoLog
+
+
+class Deploying(AwsClient):
+    def deployed_name(self, names: FlowNames) -> str:
+        return names.state_machine
+
+    def render(self, template: Path, context: Context) -> Any:
+        document = render(load_json_template(template), context, source=template)
+        if not isinstance(document, dict) or "StartAt" not in document or "States" not in document:
+            raise ValidationError(f"{template}: not an Amazon States Language document (needs StartAt and States)")
+        token = context.namespace.removeprefix("production:")
+        return guard_for_reference(document, owner=context.owner, token=token)
+
+    def read(self, names: FlowNames) -> Existing | None:
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn(names.state_machine)
+        with self._errors(f"reading {names.state_machine}"):
+            try:
+                described = sfn.describe_state_machine(stateMachineArn=arn)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return None
+            tag_list = sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])
+        tags = {t["key"]: t["value"] for t in tag_list}
+        definition = described["definition"]
+        if isinstance(definition, str):  # AWS returns text; moto sometimes an object
+            with contextlib.suppress(ValueError):
+                definition = json.loads(definition)
+        record = merge_records(decode_record(tags), definition)
+        rule = self._read_rule(names.eventbridge_rule)
+        return Existing(
+            backend=self.name,
+            name=names.state_machine,
+            identifier=arn,
+            definition=definition,
+            record=record,
+            schedule=rule["schedule"] if rule else None,
+            details={"role": described.get("roleArn"), "tags": tags, "rule": rule},
+        )
+
+    def _read_rule(self, rule_name: str) -> dict[str, Any] | None:
+        events = self.client("events")
+        with self._errors(f"reading the EventBridge rule {rule_name}"):
+            try:
+                rule = events.describe_rule(Name=rule_name)
+            except events.exceptions.ResourceNotFoundException:
+                return None
+            targets = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
+        return {
+            "name": rule_name,
+            "schedule": rule.get("ScheduleExpression"),
+            "state": rule.get("State"),
+            "description": rule.get("Description"),
+            "targets": targets,
+        }
+
+    # planning
+
+    def _desired_tags(self, desired: Desired, existing: Existing | None) -> dict[str, str]:
+        foreign = 0
+        if existing is not None:
+            foreign = sum(1 for key in existing.details.get("tags", {}) if not key.startswith(TAG_PREFIX))
+        return encode_record(desired.record, foreign_tags=foreign)
+
+    def _desired_target(self, desired: Desired, arn: str) -> dict[str, Any]:
+        return {
+            "Id": desired.names.eventbridge_rule[:64],
+            "Arn": arn,
+            "RoleArn": self._role(),
+            "Input": json.dumps(input_document(desired.scheduled_run), sort_keys=True),
+        }
+
+    def changes(self, existing: Existing, desired: Desired) -> list[str]:
+        found = []
+        if existing.definition != desired.definition:
+            found.append("definition")
+        if existing.details.get("role") != self._role():
+            found.append("role")
+        if existing.record is None or existing.record.comparable() != desired.record.comparable():
+            found.append("record")
+        wanted_schedule = to_eventbridge(desired.schedule) if desired.schedule else None
+        rule = existing.details.get("rule")
+        if wanted_schedule != existing.schedule:
+            found.append("schedule")
+        elif rule is not None and wanted_schedule is not None:
+            wanted_target = self._desired_target(desired, existing.identifier)
+            current = [t for t in rule.get("targets", []) if t.get("Id") == wanted_target["Id"]]
+            if (
+                not current
+                or any(current[0].get(k) != v for k, v in wanted_target.items())
+                or rule.get("state") != "ENABLED"
+            ):
+                found.append("schedule")
+        return found
+
+    # applying: every write pushes how to put it back onto the run's undo log
+
+    def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
+        tags = self._desired_tags(desired, existing)
+        role = self._role()
+        schedule = to_eventbridge(desired.schedule) if desired.schedule else None
+        sfn = self.client("stepfunctions")
+        name = desired.names.state_machine
+        with self._errors(f"deploying {name}"):
+            if existing is None:
+                log.check()
+                arn = sfn.create_state_machine(
+                    name=name,
+                    definition=json.dumps(desired.definition),
+                    roleArn=role,
+                    type="STANDARD",
+                    tags=[{"key": k, "value": v} for k, v in tags.items()],
+                )["stateMachineArn"]
+                log.push(key, f"created the state machine {name}", lambda: self._undo_create(arn))
+            else:
+                arn = existing.identifier
+                if existing.definition != desired.definition or existing.details.get("role") != role:
+                    log.check()
+                    sfn.update_state_machine(
+                        stateMachineArn=arn, definition=json.dumps(desired.definition), roleArn=role
+                    )
+                    log.push(key, f"updated the definition of {name}", lambda: self._undo_update(existing))
+                log.check()
+                self._retag(arn, existing.details.get("tags", {}), tags)
+                log.push(key, f"re-tagged {name}", lambda: self._undo_tags(existing))
+            self._apply_rule(desired, arn, schedule, existing, log, key)
+
+    def _undo_create(self, arn: str) -> None:
+        with self._errors("deleting a state machine it had created"):
+            self.client("stepfunctions").delete_state_machine(stateMachineArn=arn)
+
+    def _undo_update(self, existing: Existing) -> None:
+        with self._errors(f"putting back the definition of {existing.name}"):
+            self.client("stepfunctions").update_state_machine(
+                stateMachineArn=existing.identifier,
+                definition=json.dumps(existing.definition),
+                roleArn=existing.details["role"],
+            )
+
+    def _undo_tags(self, existing: Existing) -> None:
+        sfn = self.client("stepfunctions")
+        with self._errors(f"putting back the tags of {existing.name}"):
+            current = {
+                t["key"]: t["value"]
+                for t in sfn.list_tags_for_resource(resourceArn=existing.identifier).get("tags", [])
+            }
+            self._retag(existing.identifier, current, existing.details.get("tags", {}))
+
+    def _retag(self, arn: str, current: Mapping[str, str], wanted: Mapping[str, str]) -> None:
+        sfn = self.client("stepfunctions")
+        stale = [key for key in current if key.startswith(TAG_PREFIX) and key not in wanted]
+        if stale:
+            sfn.untag_resource(resourceArn=arn, tagKeys=stale)
+        changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+        if changed:
+            sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in changed.items()])
+
+    def _apply_rule(
+        self, desired: Desired, arn: str, schedule: str | None, existing: Existing | None, log: UndoLog, key: str
+    ) -> None:
+        events = self.client("events")
+        rule_name = desired.names.eventbridge_rule
+        previous = existing.details.get("rule") if existing else None
+        if schedule is None:
+            if previous is not None:
+                log.check()
+                self._remove_rule(rule_name, previous.get("targets", []))
+                log.push(key, f"removed the schedule {rule_name}", lambda: self._undo_rule(rule_name, previous))
+            return
+        target = self._desired_target(desired, arn)
+        log.check()
+        # Pushed first: a put_rule that lands and a put_targets that fails must both be undone.
+        log.push(key, f"put the schedule {rule_name}", lambda: self._undo_rule(rule_name, previous))
+        events.put_rule(
+            Name=rule_name,
+            ScheduleExpression=schedule,
+            State="ENABLED",
+            Description=f"mfproj: runs {desired.names.project_flow_name} on {desired.schedule} (UTC)",
+        )
+        events.put_targets(Rule=rule_name, Targets=[target])
+        if previous:
+            old_ids = [t["Id"] for t in previous.get("targets", []) if t.get("Id") != target["Id"]]
+            if old_ids:
+                events.remove_targets(Rule=rule_name, Ids=old_ids)
+
+    def _remove_rule(self, rule_name: str, targets: list[dict[str, Any]]) -> None:
+        events = self.client("events")
+        if targets:
+            events.remove_targets(Rule=rule_name, Ids=[t["Id"] for t in targets])
+        with contextlib.suppress(events.exceptions.ResourceNotFoundException):
+            events.delete_rule(Name=rule_name)
+
+    def _undo_rule(self, rule_name: str, previous: dict[str, Any] | None) -> None:
+        events = self.client("events")
+        with self._errors(f"putting back the schedule {rule_name}"):
+            if previous is None:
+                try:
+                    targets = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
+                except events.exceptions.ResourceNotFoundException:
+                    return
+                self._remove_rule(rule_name, targets)
+                return
+            events.put_rule(
+                Name=previous["name"],
+                ScheduleExpression=previous["schedule"],
+                State=previous.get("state") or "ENABLED",
+                **({"Description": previous["description"]} if previous.get("description") else {}),
+            )
+            current = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
+            extra = [t["Id"] for t in current if t["Id"] not in {p["Id"] for p in previous.get("targets", [])}]
+            if extra:
+                events.remove_targets(Rule=rule_name, Ids=extra)
+            if previous.get("targets"):
+                events.put_targets(Rule=previous["name"], Targets=previous["targets"])
+
+    def fingerprint(self, existing: Existing | None) -> Any:
+        if existing is None:
+            return None
+        rule = existing.details.get("rule")
+        return {
+            "definition": existing.definition,
+            "role": existing.details.get("role"),
+            "record": existing.record.comparable() if existing.record else None,
+            "schedule": existing.schedule,
+            "rule": None if rule is None else {k: rule.get(k) for k in ("state", "targets")},
+        }
+
+    # deleting
+
+    def delete(self, existing: Existing) -> None:
+        rule = existing.details.get("rule")
+        with self._errors(f"deleting {existing.name}"):
+            if rule is not None:
+                self._remove_rule(rule["name"], rule.get("targets", []))
+            sfn = self.client("stepfunctions")
+            try:
+                sfn.delete_state_machine(stateMachineArn=existing.identifier)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                raise NotFoundError(f"{existing.name} no longer exists on Step Functions") from None

@@ -1,0 +1,186 @@
+"""The Step Functions write lock. Step Functions has no compare-and-swap, so a change first takes the
+deployment's lock: a small state machine whose creation is exclusive on AWS, recording who holds it.
+
+A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS, is broken
+at once; one held elsewhere is waited for (saying so once) up to a timeout; only its holder releases it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.record import TAG_PREFIX
+from mfproj.errors import ConflictError
+from mfproj.holder import Holder
+from mfproj.naming import FlowNames
+
+LOCK_TTL_SECONDS = 600
+# Nonces of the locks this process holds right now: a lock recorded as held by this very process but
+# not among them was left by an earlier call that failed to release it (a library user calls again).
+_HELD: set[str] = set()
+_HELD_LOCK = threading.Lock()
+LockHandle = tuple[str, str]  # (lock ARN, nonce)
+
+
+class Locking(AwsClient):
+    locks = True
+
+    def lock_name(self, state_machine: str) -> str:
+        digest = base64.b32encode(hashlib.sha1(state_machine.encode(), usedforsecurity=False).digest())
+        return "mfproj-lock-" + digest.decode("ascii").lower()[:24]
+
+    def acquire(self, names: FlowNames, *, holder: Holder, timeout: float, waiting: Callable[[str], None]) -> Any:
+        """A lock is a state machine of its own: creating one is exclusive on AWS (a second create with
+        another definition fails). The definition carries a nonce, checked after the create, which also
+        covers emulators that answer a second create with the first one's ARN.
+
+        A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS,
+        is broken at once; one held elsewhere is waited for (saying so once) up to `timeout` seconds."""
+        arn = self.state_machine_arn(self.lock_name(names.state_machine))
+        nonce = uuid.uuid4().hex
+        try:
+            with self._errors(f"locking {names.state_machine}"):
+                return self._take_lock(names, arn, nonce, holder, timeout, waiting)
+        except BaseException:
+            self._drop_if_ours(arn, nonce)  # a lock created just before a failure or Ctrl-C must not linger
+            raise
+
+    def _lock_definition(self, names: FlowNames, nonce: str, holder: Holder) -> str:
+        note = {
+            "lock": names.state_machine,
+            "holder": holder.as_json(),
+            "nonce": nonce,
+            "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        return json.dumps({"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}})
+
+    def _take_lock(
+        self, names: FlowNames, arn: str, nonce: str, holder: Holder, timeout: float, waiting: Callable[[str], None]
+    ) -> tuple[str, str]:
+        import time
+
+        sfn = self.client("stepfunctions")
+        definition = self._lock_definition(names, nonce, holder)
+        deadline = time.monotonic() + timeout
+        said = False
+        for _ in range(100_000):  # bounded in count as well as by the deadline
+            with contextlib.suppress(sfn.exceptions.StateMachineAlreadyExists, sfn.exceptions.StateMachineDeleting):
+                sfn.create_state_machine(
+                    name=arn.rsplit(":", 1)[1],
+                    definition=definition,
+                    roleArn=self._role(),
+                    tags=[{"key": TAG_PREFIX + "lock", "value": "true"}],
+                )
+            try:
+                described = sfn.describe_state_machine(stateMachineArn=arn)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                continue
+            held = _lock_note(described)
+            if held.get("nonce") == nonce:
+                with _HELD_LOCK:
+                    _HELD.add(nonce)
+                return (arn, nonce)
+            if described.get("status") != "DELETING" and self._is_stale(held):
+                self._delete_lock(arn, held.get("nonce"))
+                continue
+            who = _held_by(held)
+            if time.monotonic() >= deadline:
+                raise ConflictError(
+                    f"another deploy of {names.state_machine} is in progress ({who}); "
+                    f"waited {timeout:g} s for its lock",
+                    hint="wait for it to finish and run the command again; if its holder is gone, "
+                    "'mfproj unlock' removes the lock (MFPROJ_LOCK_TIMEOUT sets how long to wait)",
+                )
+            if not said and described.get("status") != "DELETING":
+                waiting(f"waiting for the lock on {names.state_machine}, held by {who} (up to {timeout:g} s)")
+                said = True
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+        raise ConflictError(f"could not lock {names.state_machine}", hint="run the command again")
+
+    @staticmethod
+    def _is_stale(held: Mapping[str, Any]) -> bool:
+        owner = Holder.from_json(held.get("holder"))
+        if owner is not None and owner.is_gone():
+            return True  # its process on this host no longer exists: broken at once
+        if owner is not None and owner.is_this_process():
+            with _HELD_LOCK:
+                return held.get("nonce") not in _HELD
+        try:
+            since = _dt.datetime.fromisoformat(str(held.get("since")))
+        except ValueError:
+            return True  # not a lock note mfproj can read: not a lock anyone holds
+        return (_dt.datetime.now(_dt.timezone.utc) - since).total_seconds() > LOCK_TTL_SECONDS
+
+    def _delete_lock(self, arn: str, nonce: Any) -> bool:
+        """Deletes the lock only if it is still the one with `nonce` (not a lock taken since)."""
+        sfn = self.client("stepfunctions")
+        try:
+            current = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
+        except sfn.exceptions.StateMachineDoesNotExist:
+            return False
+        if current.get("nonce") != nonce:
+            return False
+        sfn.delete_state_machine(stateMachineArn=arn)
+        return True
+
+    def _drop_if_ours(self, arn: str, nonce: str) -> None:
+        with contextlib.suppress(Exception):
+            self._delete_lock(arn, nonce)
+
+    def release(self, handle: Any) -> None:
+        """Gives back a lock taken by `acquire`: only the holder's own (same nonce) is deleted. Raises
+        BackendError when the service refuses (the lock is then broken by the next run on this host)."""
+        if handle:
+            arn, nonce = handle
+            with _HELD_LOCK:
+                _HELD.discard(nonce)
+            with self._errors(f"releasing the lock {arn.rsplit(':', 1)[1]}"):
+                self._delete_lock(arn, nonce)
+
+    def lock_holder(self, names: FlowNames) -> str | None:
+        """Who holds the deployment's lock, or None if nobody does."""
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn(self.lock_name(names.state_machine))
+        with self._errors(f"reading the lock of {names.state_machine}"):
+            try:
+                return _held_by(_lock_note(sfn.describe_state_machine(stateMachineArn=arn)))
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return None
+
+    def unlock(self, names: FlowNames) -> str | None:
+        """Removes the deployment's lock whoever holds it; returns who held it (None: there was none)."""
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn(self.lock_name(names.state_machine))
+        with self._errors(f"removing the lock of {names.state_machine}"):
+            try:
+                held = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
+                sfn.delete_state_machine(stateMachineArn=arn)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return None
+        return _held_by(held)
+
+
+def _lock_note(described: Mapping[str, Any]) -> dict[str, Any]:
+    """The note a lock state machine keeps in its definition's Comment."""
+    text = described.get("definition")
+    try:
+        document = json.loads(text) if isinstance(text, str) else text
+        note = json.loads(document.get("Comment", "{}") if isinstance(document, dict) else "{}")
+    except (ValueError, AttributeError, TypeError):
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
+def _held_by(held: Mapping[str, Any]) -> str:
+    owner = Holder.from_json(held.get("holder"))
+    who = owner.describe() if owner else str(held.get("holder") or "unknown")
+    return f"{who}, since {held.get('since', '?')}"

@@ -1,0 +1,71 @@
+"""The selection every command starts from, built once per command: manifest, branch, production,
+profile and output format. It loads the manifest and opens the use-case session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mfproj.cli import output
+
+if TYPE_CHECKING:
+    import typer
+
+    from mfproj.identity import Target
+    from mfproj.manifest import Manifest
+    from mfproj.usecases.session import Progress, Session
+
+
+@dataclass(frozen=True)
+class Selection:
+    manifest_path: str | None
+    branch: str | None = None
+    production: bool | None = None
+    profile: str | None = None
+    output: str = "table"
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def manifest(self) -> Manifest:
+        from mfproj import manifest
+
+        return manifest.load(self.manifest_path)
+
+    def target(self, loaded: Manifest | None = None) -> Target:
+        from mfproj import identity
+
+        project = (loaded or self.manifest()).project
+        return identity.select_target(project, branch=self.branch, production=self.production)
+
+    def session(self, *, progress: Progress | None = None, say: Callable[[str], None] | None = None) -> Session:
+        from mfproj.usecases import session
+
+        return session.open_session(
+            self.manifest(),
+            branch=self.branch,
+            production=self.production,
+            profile=self.profile,
+            progress=progress or session.quiet,
+            notice=output.warn,
+            say=say or output.info,
+        )
+
+
+def select(
+    ctx: typer.Context,
+    *,
+    branch: str | None = None,
+    production: bool | None = None,
+    profile: str | None = None,
+    output_format: Any = "table",
+) -> Selection:
+    """The command's selection; also tells the error handler which format errors take (-o json)."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    manifest = obj.get("manifest")
+    fmt = str(getattr(output_format, "value", output_format))
+    output.set_format(fmt)
+    return Selection(str(manifest) if manifest else None, branch, production, profile, fmt)

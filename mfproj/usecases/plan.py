@@ -1,0 +1,262 @@
+"""Planning a deploy: read what is deployed, authorize against it, render what should be, and say what
+would change. Nothing here writes; `apply` does, under the undo log."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mfproj import __version__, identity, naming, render, tokens
+from mfproj.backends import registry
+from mfproj.backends.base import DeploymentRecord, Desired, Existing, RunRequest
+from mfproj.errors import ConflictError
+from mfproj.usecases.parallel import parallel
+from mfproj.usecases.session import Pair, Session, TokenOptions, run_tags_for
+
+
+@dataclass
+class Outcome:
+    flow: str
+    backend: str
+    name: str
+    action: str  # create, update, unchanged, delete
+    changes: list[str] = field(default_factory=list)
+    diff: str | None = None
+    reason: str = ""
+    previous_owner: str | None = None
+    running: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "backend": self.backend,
+            "name": self.name,
+            "action": self.action,
+            "changes": self.changes,
+            "authorization": self.reason,
+            "previous_owner": self.previous_owner,
+            **({"running_executions": self.running} if self.running is not None else {}),
+            **({"diff": self.diff} if self.diff is not None else {}),
+        }
+
+
+@dataclass
+class Report:
+    project: str
+    branch: str
+    token_prefix: str
+    namespace: str  # masked
+    dry_run: bool
+    outcomes: list[Outcome]
+    token_changed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "branch": self.branch,
+            "token_prefix": self.token_prefix,
+            "namespace": self.namespace,
+            "dry_run": self.dry_run,
+            "token_changed": self.token_changed,
+            "deployments": [o.as_json() for o in self.outcomes],
+        }
+
+
+def identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool) -> None:
+    record = existing.record
+    if record is None:
+        if not adopt:
+            raise ConflictError(
+                f"a {registry.label(pair.backend)} deployment named {existing.name} exists but was not made by mfproj "
+                "or Metaflow (it records no owner or production token)",
+                hint="pass --adopt to take it over, or rename the flow or branch",
+            )
+        return
+    found = record.identity()
+    if found is not None:
+        naming.check_same_deployment(
+            pair.backend,
+            existing.name,
+            existing=found,
+            wanted=(session.target.project, session.target.branch, pair.flow.name),
+        )
+
+
+class _BranchToken:
+    """One token per project branch: flows deployed for the first time join the branch's namespace,
+    and --generate-new-token moves every flow of the run to the same fresh token."""
+
+    def __init__(self, scheme: str, prefix: str, seed: str | None, *, generate_new: bool) -> None:
+        self.scheme, self.prefix, self.seed = scheme, prefix, seed
+        self.fresh = tokens.new_token(scheme, prefix, seed) if generate_new else None
+
+    def new(self, previous: str | None) -> str:
+        if self.fresh is not None:
+            return self.fresh
+        if previous is None and self.seed is not None:
+            return self.seed
+        self.fresh = tokens.new_token(self.scheme, self.prefix, previous)
+        return self.fresh
+
+
+Work = list[tuple[Pair, Existing | None, Desired, Outcome]]
+
+
+def plan(
+    session: Session,
+    pairs: list[Pair],
+    read: Callable[[Pair], Existing | None],
+    tags_by_flow: dict[str, tuple[str, ...]],
+    *,
+    token_options: TokenOptions,
+    offered: tokens.OfferedToken | None,
+    dry_run: bool,
+) -> tuple[Report, Work, str]:
+    """Reads, authorizes and renders; returns the report, the changes to make, and the branch's token."""
+    existing_list: list[Existing | None] = parallel(read, pairs)
+    deployed_tokens = [e.record.production_token for e in existing_list if e and e.record and e.record.production_token]
+    decisions = _authorize(session, pairs, existing_list, deployed_tokens, token_options, offered)
+    desired_list = _desired(session, pairs, decisions, tags_by_flow)
+    secrets = {d.token for d in decisions} | set(deployed_tokens) | ({offered.token} if offered else set())
+    outcomes = [
+        _outcome(session, pair, existing, desired, decision, secrets if dry_run else None)
+        for pair, existing, desired, decision in zip(pairs, existing_list, desired_list, decisions, strict=True)
+    ]
+    final_token = decisions[0].token
+    target = session.target
+    report = Report(
+        project=target.project,
+        branch=target.branch,
+        token_prefix=target.token_prefix,
+        namespace=f"production:{tokens.mask(final_token)}",
+        dry_run=dry_run,
+        outcomes=outcomes,
+        token_changed=any(d.is_new for d in decisions) and bool(deployed_tokens),
+    )
+    work = [
+        (p, e, d, o)
+        for p, e, d, o in zip(pairs, existing_list, desired_list, outcomes, strict=True)
+        if o.action != "unchanged"
+    ]
+    return report, work, final_token
+
+
+def _authorize(
+    session: Session,
+    pairs: list[Pair],
+    existing_list: list[Existing | None],
+    deployed_tokens: list[str],
+    token_options: TokenOptions,
+    offered: tokens.OfferedToken | None,
+) -> list[tokens.Decision]:
+    """The authorization rules for each deployment. One branch, one token: flows deployed for the first
+    time join the token already deployed on the branch; an offered token is only ever compared with a
+    deployed one, never adopted."""
+    target = session.target
+    branch_token = _BranchToken(
+        session.manifest.token_scheme,
+        target.token_prefix,
+        deployed_tokens[0] if deployed_tokens else None,
+        generate_new=token_options.generate_new_token,
+    )
+    decisions = []
+    for pair, existing in zip(pairs, existing_list, strict=True):
+        record = existing.record if existing else None
+        decisions.append(
+            tokens.authorize(
+                existing=tokens.Deployment(record.owner, record.production_token) if record else None,
+                caller=session.user,
+                offered=offered,
+                generate_new=token_options.generate_new_token,
+                new=branch_token.new,
+                deployment_name=f"{pair.flow.name} ({existing.name if existing else pair.names.project_flow_name})",
+                branch_options=identity.branch_options(target.branch),
+            )
+        )
+    return decisions
+
+
+def _desired(
+    session: Session, pairs: list[Pair], decisions: list[tokens.Decision], tags_by_flow: dict[str, tuple[str, ...]]
+) -> list[Desired]:
+    target = session.target
+    principals: dict[str, str | None] = {}
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    desired_list = []
+    for pair, decision in zip(pairs, decisions, strict=True):
+        backend = session.backend(pair.backend)
+        if pair.backend not in principals:
+            principals[pair.backend] = backend.principal()
+        definition = backend.render(pair.flow.template(pair.backend), context_for(session, pair, decision.token))
+        record = DeploymentRecord(
+            owner=session.user,
+            production_token=decision.token,
+            project=target.project,
+            branch=target.branch,
+            flow=pair.flow.name,
+            project_flow_name=pair.names.project_flow_name,
+            deployed_at=now,
+            mfproj_version=__version__,
+            principal=principals[pair.backend],
+            tags=tags_by_flow[pair.flow.name],
+        )
+        scheduled = RunRequest(
+            flow=pair.flow.name,
+            project=target.project,
+            branch=target.branch,
+            namespace=f"production:{decision.token}",
+            tags=(*run_tags_for(session, pair.backend, decision.token), *record.tags),
+            triggered_by={"type": "schedule"},
+        )
+        desired_list.append(Desired(pair.flow.name, pair.names, definition, record, pair.flow.schedule, scheduled))
+    return desired_list
+
+
+def _outcome(
+    session: Session,
+    pair: Pair,
+    existing: Existing | None,
+    desired: Desired,
+    decision: tokens.Decision,
+    diff_secrets: set[str] | None,
+) -> Outcome:
+    """What would change; with `diff_secrets` (a dry run), the masked diff of the whole document."""
+    backend = session.backend(pair.backend)
+    if existing is None:
+        action, changes = "create", ["definition", "record"] + (["schedule"] if desired.schedule else [])
+    else:
+        changes = backend.changes(existing, desired)
+        action = "update" if changes else "unchanged"
+    diff = None
+    if diff_secrets is not None and "definition" in changes:
+        before = render.canonical(backend.deployed_document(existing)).splitlines() if existing else []
+        after = render.canonical(backend.document(desired)).splitlines()
+        diff_lines = difflib.unified_diff(before, after, "deployed", "new", lineterm="")
+        diff = tokens.mask_text("\n".join(diff_lines), diff_secrets)
+    return Outcome(
+        flow=pair.flow.name,
+        backend=pair.backend,
+        name=backend.deployed_name(pair.names),
+        action=action,
+        changes=changes,
+        diff=diff,
+        reason=decision.reason,
+        previous_owner=existing.record.owner if existing and existing.record else None,
+    )
+
+
+def context_for(session: Session, pair: Pair, token: str) -> render.Context:
+    backend = session.backend(pair.backend)
+    return render.Context(
+        project=session.target.project,
+        branch=session.target.branch,
+        flow=pair.flow.name,
+        project_flow_name=pair.names.project_flow_name,
+        deployed_name=backend.deployed_name(pair.names),
+        namespace=f"production:{token}",
+        owner=session.user,
+        is_production=session.target.is_production,
+    )

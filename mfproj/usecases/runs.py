@@ -1,0 +1,185 @@
+"""Runs, tags and namespaces: which runs `mfproj runs` shows, newest first.
+
+A run is in namespace N when N is among its tags (the reference's rule); tags combine with AND.
+The default namespace is the production namespace of the selected branch's deployment, read from
+the deployment itself. Listing streams: sources are read page by page and merged lazily, so memory
+does not grow with history, and reading stops at `--limit`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import heapq
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mfproj import tokens
+from mfproj.backends import registry
+from mfproj.backends.base import Run, RunFilter, iso
+from mfproj.errors import NotFoundError, ValidationError
+from mfproj.tags import TagError, validate_tags
+from mfproj.usecases.parallel import parallel
+from mfproj.usecases.session import Pair, Session, select_pairs
+
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING", "UNKNOWN")
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SYSTEM_TAG_PREFIXES = (
+    "project:",
+    "project_branch:",
+    "production:",
+    "runtime:",
+    "user:",
+    "python_version:",
+    "metaflow_version:",
+    "date:",
+)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as `mfproj runs` shows it."""
+
+    flow: str
+    branch: str | None
+    backend: str  # a registry name, or metaflow_local
+    run: Run
+
+    def as_json(self, *, parameters: bool = False) -> dict[str, Any]:
+        run = self.run
+        document: dict[str, Any] = {
+            "run_id": run.run_id,
+            "flow": self.flow,
+            "branch": self.branch,
+            "backend": self.backend,
+            "status": run.status,
+            "started_at": iso(run.started_at),
+            "finished_at": iso(run.finished_at),
+            "tags": tokens.mask_tags(run.tags),
+            "deployment": run.deployment or None,
+        }
+        if parameters:
+            document["parameters"] = run.parameters
+        return document
+
+
+def user_tags(tags: Iterable[str]) -> list[str]:
+    return [t for t in tags if not t.startswith(SYSTEM_TAG_PREFIXES)]
+
+
+def parse_since(text: str | None, *, now: _dt.datetime | None = None) -> _dt.datetime | None:
+    """`7d`, `12h`, `30m`, `2w`, `90s`, or an ISO date or time (UTC when no zone is given)."""
+    if not text:
+        return None
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    match = _DURATION.match(text.strip())
+    if match:
+        return now - _dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        moment = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"--since {text!r} is neither a duration (7d, 12h, 30m, 2w) nor an ISO date (2026-11-01)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=_dt.timezone.utc)
+
+
+def parse_statuses(values: list[str] | None) -> frozenset[str] | None:
+    if not values:
+        return None
+    result = set()
+    for value in values:
+        for part in value.split(","):
+            status = part.strip().upper().replace("-", "_")
+            if status not in STATUSES:
+                raise ValidationError(f"--status {part!r} is not one of {', '.join(s.lower() for s in STATUSES)}")
+            result.add(status)
+    return frozenset(result)
+
+
+def check_tags(tags: list[str]) -> tuple[str, ...]:
+    try:
+        return validate_tags(tags, where="--tag")
+    except TagError as exc:
+        raise ValidationError(f"{exc.key}: {exc.rule}") from None
+
+
+def merge_newest_first(streams: list[Iterator[RunRow]], limit: int) -> Iterator[RunRow]:
+    """Merges streams that are each newest first; reads only as far as the first `limit` rows need."""
+
+    def key(row: RunRow) -> float:
+        started = row.run.started_at
+        if started is None:
+            return 0.0
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=_dt.timezone.utc)
+        return -started.timestamp()
+
+    return itertools.islice(heapq.merge(*streams, key=key), limit)
+
+
+# --- deployments ---------------------------------------------------------------------------------
+
+
+def deployment_runs(
+    session: Session,
+    *,
+    flows: list[str] | None,
+    backends: list[str] | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    query: RunFilter,
+) -> Iterator[RunRow]:
+    """Runs of the selected flows' deployments, merged newest first."""
+    pairs = select_pairs(session, flows, backends)
+    found = parallel(lambda pair: session.backend(pair.backend).read(pair.names), pairs)
+    streams = []
+    for pair, existing in zip(pairs, found, strict=True):
+        if existing is None:
+            continue
+        wanted = namespace
+        if wanted is None and not all_namespaces:
+            token = existing.record.production_token if existing.record else None
+            if not token:
+                continue  # a deployment without a token has no production namespace
+            wanted = f"production:{token}"
+        source_query = RunFilter(
+            namespace=wanted, tags=query.tags, statuses=query.statuses, since=query.since, limit=query.limit
+        )
+        runs = session.backend(pair.backend).list_runs(existing, source_query)
+        streams.append(_rows(pair, session.target.branch, runs))
+    if not streams:
+        which = ", ".join(registry.label(b) for b in backends) if backends else "any backend"
+        raise NotFoundError(
+            f"nothing is deployed in {session.target.branch} on {which} for the selected flows",
+            hint="deploy first, choose another branch, or read local Metaflow runs with --metaflow-local",
+        )
+    return merge_newest_first(streams, query.limit)
+
+
+def _rows(pair: Pair, branch: str, runs: Iterator[Run]) -> Iterator[RunRow]:
+    for run in runs:
+        yield RunRow(pair.flow.name, branch, pair.backend, run)
+
+
+def find_deployment_run(
+    session: Session, run_id: str, *, flows: list[str] | None, backends: list[str] | None
+) -> RunRow:
+    spec = registry.for_run_id(run_id)
+    if spec is None:
+        forms = " or ".join(f"{s.run_id_prefix}…" for s in registry.SPECS)
+        raise ValidationError(f"{run_id!r} is not a run id of a deployment ({forms})")
+    for pair in select_pairs(session, flows, backends or [spec.name]):
+        if pair.backend != spec.name:
+            continue
+        backend = session.backend(pair.backend)
+        existing = backend.read(pair.names)
+        if existing is None:
+            continue
+        run = backend.get_run(existing, run_id)
+        if run is not None:
+            return RunRow(pair.flow.name, session.target.branch, pair.backend, run)
+    raise NotFoundError(f"no run {run_id} among the deployments of {session.target.branch}", hint="check --branch")

@@ -1,0 +1,169 @@
+"""What every use-case starts from: the session (manifest, target branch, caller, backends, the
+callbacks that report to the person), the offered token, and the (flow, backend) pairs to act on,
+checked against every rule that needs no request."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mfproj import identity, naming, project, tokens
+from mfproj.backends import registry
+from mfproj.backends.base import Backend
+from mfproj.errors import UsageError, ValidationError
+from mfproj.keyring import Keyring, keyring_home
+from mfproj.manifest import Flow, Manifest
+from mfproj.tags import TagError, validate_tags
+
+Progress = Callable[[str, str, str], None]  # (flow, backend, what is happening)
+
+
+def quiet(flow: str, backend: str, message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class TokenOptions:
+    authorize: str | None = None
+    authorize_file: Path | None = None
+    generate_new_token: bool = False
+
+
+@dataclass
+class Session:
+    """What every use-case needs: the manifest, the target branch, the caller, the backends."""
+
+    manifest: Manifest
+    target: identity.Target
+    user: str
+    env: Mapping[str, str]
+    profile: str | None = None
+    keyring: Keyring | None = None
+    progress: Progress = quiet
+    notice: Callable[[str], None] = lambda message: None  # warnings for the person running the command
+    say: Callable[[str], None] = lambda message: None  # what the command is doing (waiting for a lock)
+    _backends: dict[str, Backend] = field(default_factory=dict)
+
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            self._backends[name] = registry.create(name, self.manifest, profile=self.profile, env=self.env)
+        return self._backends[name]
+
+    def get_keyring(self) -> Keyring:
+        if self.keyring is None:
+            self.keyring = Keyring(keyring_home(self.env))
+        return self.keyring
+
+
+def open_session(
+    manifest: Manifest,
+    *,
+    branch: str | None,
+    production: bool | None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+    progress: Progress = quiet,
+    notice: Callable[[str], None] = lambda message: None,
+    say: Callable[[str], None] = lambda message: None,
+) -> Session:
+    env = os.environ if env is None else env
+    target = identity.select_target(manifest.project, branch=branch, production=production, env=env)
+    user = identity.require_user(env)
+    return Session(
+        manifest=manifest,
+        target=target,
+        user=user,
+        env=env,
+        profile=profile,
+        progress=progress,
+        notice=notice,
+        say=say,
+    )
+
+
+def offer_for(session: Session, options: TokenOptions) -> tokens.OfferedToken | None:
+    """The token the caller offers for the session's branch; another branch's is refused or ignored
+    (see tokens.offered_token). Called before any request."""
+    target = session.target
+    keyring = session.get_keyring()
+    return tokens.offered_token(
+        target=tokens.BranchRef(target.project, target.branch, target.token_prefix),
+        authorize=options.authorize,
+        authorize_file=options.authorize_file,
+        env=session.env,
+        keyring=keyring,
+        owner_of=tokens.branch_finder(target.project, session.user, keyring),
+        warn=session.notice,
+    )
+
+
+@dataclass(frozen=True)
+class Pair:
+    flow: Flow
+    backend: str
+    names: naming.FlowNames
+
+
+def select_pairs(session: Session, flows: list[str] | None, backends: list[str] | None) -> list[Pair]:
+    """(flow, backend) pairs to act on; names are checked against the backends' rules first."""
+    manifest, target = session.manifest, session.target
+    chosen = manifest.select(flows)
+    prefix = manifest.state_machine_prefix(session.env)
+    project.check_collisions(manifest, target, sfn_prefix=prefix)
+    pairs = []
+    for flow in chosen:
+        available = flow.backends
+        wanted = [b for b in (backends or available) if b in available]
+        if flows and backends and not wanted:
+            raise UsageError(
+                f"flow {flow.name!r} has no template for {', '.join(registry.label(b) for b in backends)}",
+                hint=f'add {backends[0]} = "path/to/template" to its [[flows]] table',
+            )
+        names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=prefix)
+        for backend in wanted:
+            problems = project.flow_problems(manifest, flow, names, branch=target.branch, backends=[backend])
+            if problems:
+                first = problems[0]
+                raise ValidationError(f"{flow.name}: {first.message()}", hint=first.hint)
+            pairs.append(Pair(flow, backend, names))
+    if not pairs:
+        which = ", ".join(registry.label(b) for b in backends) if backends else "any backend"
+        raise UsageError(
+            f"no selected flow has a template for {which}",
+            hint=" or ".join(f'{name} = "…"' for name in registry.NAMES) + " in a [[flows]] table",
+        )
+    return pairs
+
+
+def deployment_tags(flow: Flow, extra: list[str]) -> tuple[str, ...]:
+    try:
+        return validate_tags([*flow.tags, *extra], where="--tag", user_tags=True)
+    except TagError as exc:
+        raise ValidationError(f"{exc.key}: {exc.rule}") from None
+
+
+def run_tags_for(session: Session, backend: str, token: str) -> list[str]:
+    target = session.target
+    return [
+        f"project:{target.project}",
+        f"project_branch:{target.branch}",
+        f"production:{token}",
+        f"runtime:{registry.spec(backend).runtime}",
+    ]
+
+
+def lock_timeout(env: Mapping[str, str]) -> float:
+    """How long a change waits for another holder's lock: MFPROJ_LOCK_TIMEOUT seconds (default 120)."""
+    text = env.get("MFPROJ_LOCK_TIMEOUT", "").strip() or "120"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value <= 86_400):  # also refuses nan
+        raise ValidationError(
+            f"MFPROJ_LOCK_TIMEOUT={text!r} is not a number of seconds from 0 to 86400",
+            hint="for example MFPROJ_LOCK_TIMEOUT=300",
+        )
+    return value

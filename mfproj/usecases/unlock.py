@@ -1,0 +1,69 @@
+"""`mfproj unlock`: remove a deployment's write lock, with the authorization of a deploy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mfproj import identity, tokens
+from mfproj.usecases.parallel import parallel
+from mfproj.usecases.plan import identity_check
+from mfproj.usecases.session import Session, TokenOptions, offer_for, select_pairs
+
+
+@dataclass
+class Unlocked:
+    flow: str
+    backend: str
+    name: str
+    held_by: str | None  # None: there was no lock
+    authorization: str
+    lockable: bool = True  # False: the backend takes no locks (compare-and-swap writes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "backend": self.backend,
+            "name": self.name,
+            "removed": self.held_by is not None,
+            "held_by": self.held_by,
+            "authorization": self.authorization,
+        }
+
+
+def unlock(
+    session: Session,
+    *,
+    flows: list[str],
+    backends: list[str] | None = None,
+    token_options: TokenOptions = TokenOptions(),
+) -> list[Unlocked]:
+    """Removes the write locks of deployments, with the authorization of a deploy: a lock guards a
+    deployment, so only someone who may change the deployment may take its lock away."""
+    pairs = select_pairs(session, flows, backends)
+    offered = offer_for(session, token_options)
+    found = parallel(lambda pair: session.backend(pair.backend).read(pair.names), pairs)
+    results = []
+    for pair, existing in zip(pairs, found, strict=True):
+        reason = "not deployed: no token guards it"
+        if existing is not None and existing.record is not None and existing.record.production_token is None:
+            reason = "no token guards it"
+        elif existing is not None:
+            identity_check(existing, pair, session, adopt=False)
+            record = existing.record
+            assert record is not None
+            reason = tokens.authorize(
+                existing=tokens.Deployment(record.owner, record.production_token),
+                caller=session.user,
+                offered=offered,
+                generate_new=False,
+                new=lambda previous: "",  # unlocking never makes a token
+                deployment_name=f"{pair.flow.name} ({existing.name})",
+                branch_options=identity.branch_options(session.target.branch),
+            ).reason
+        backend = session.backend(pair.backend)
+        name = backend.deployed_name(pair.names)
+        results.append(Unlocked(pair.flow.name, pair.backend, name, None, reason, lockable=backend.locks))
+    for result, pair in zip(results, pairs, strict=True):
+        result.held_by = session.backend(pair.backend).unlock(pair.names)
+    return results
