@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mfproj.cli import output
+import typer
+
+from mfproj.cli import options, output
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import RunFailedError, ValidationError
 
 if TYPE_CHECKING:
-    import typer
-
     from mfproj.usecases.plan import Report
     from mfproj.usecases.session import TokenOptions
 
@@ -198,107 +198,111 @@ def _token_options(authorize: str | None, authorize_file: Path | None, generate_
     return TokenOptions(authorize, authorize_file, generate_new)
 
 
+# --- the commands (registered by `register`) ---
+
+
+def deploy_command(
+    ctx: typer.Context,
+    flows: options.FlowArguments = None,
+    backend: options.Backends = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    authorize: options.Authorize = None,
+    authorize_file: options.AuthorizeFile = None,
+    generate_new_token: bool = typer.Option(
+        False, "--generate-new-token", help="Move the deployment to a fresh production token (namespace)."
+    ),
+    tag: list[str] = typer.Option([], "--tag", help="A tag for every run of the deployment (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and the definition diff; change nothing."),
+    adopt: bool = typer.Option(False, "--adopt", help="Take over a deployment that mfproj did not make."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Deploy flows to the selected branch, guarded by its production token."""
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    raise typer.Exit(
+        run_deploy(
+            selection,
+            flows=flows,
+            backends=_backends(backend),
+            token_options=_token_options(authorize, authorize_file, generate_new_token),
+            tags=tag,
+            dry_run=dry_run,
+            adopt=adopt,
+        )
+    )
+
+
+def delete_command(
+    ctx: typer.Context,
+    flows: list[str] = typer.Argument(..., metavar="FLOW...", help="Flows whose deployment to delete."),
+    backend: options.Backends = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    authorize: options.Authorize = None,
+    authorize_file: options.AuthorizeFile = None,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Delete deployments (their schedules too); the keyring keeps the token."""
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    token_options = _token_options(authorize, authorize_file, False)
+    raise typer.Exit(
+        run_delete(selection, flows=flows, backends=_backends(backend), token_options=token_options, yes=yes)
+    )
+
+
+def unlock_command(
+    ctx: typer.Context,
+    flows: list[str] = typer.Argument(..., metavar="FLOW...", help="Flows whose deployment lock to remove."),
+    backend: options.Backends = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    authorize: options.Authorize = None,
+    authorize_file: options.AuthorizeFile = None,
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Remove a deployment's write lock left by a deploy that is gone (same authorization as deploy)."""
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    token_options = _token_options(authorize, authorize_file, False)
+    raise typer.Exit(run_unlock(selection, flows=flows, backends=_backends(backend), token_options=token_options))
+
+
+def trigger_command(
+    ctx: typer.Context,
+    flow: str = typer.Argument(..., metavar="FLOW", help="The flow to run."),
+    backend: options.Backend = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    tag: list[str] = typer.Option([], "--tag", help="A tag for this run (repeatable)."),
+    param: list[str] = typer.Option([], "--param", metavar="KEY=VALUE", help="A run parameter (repeatable)."),
+    input_file: Path = typer.Option(None, "--input-file", help="A JSON object merged into the run's input."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run; exit 7 if it fails, times out or aborts."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds --wait waits at most."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Start a run of a deployed flow, with its namespace and tags in the run's input."""
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    chosen = _backends([backend]) if backend else None
+    raise typer.Exit(
+        run_trigger(
+            selection,
+            flow=flow,
+            backend=chosen[0] if chosen else None,
+            tags=tag,
+            params=param,
+            input_file=input_file,
+            wait=wait,
+            timeout=timeout,
+        )
+    )
+
+
 def register(app: "typer.Typer") -> None:
-    import typer
-
-    from mfproj.cli import options
-
-    @app.command("deploy")
-    def deploy_command(
-        ctx: typer.Context,
-        flows: options.FlowArguments = None,
-        backend: options.Backends = None,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        authorize: options.Authorize = None,
-        authorize_file: options.AuthorizeFile = None,
-        generate_new_token: bool = typer.Option(
-            False, "--generate-new-token", help="Move the deployment to a fresh production token (namespace)."
-        ),
-        tag: list[str] = typer.Option([], "--tag", help="A tag for every run of the deployment (repeatable)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and the definition diff; change nothing."),
-        adopt: bool = typer.Option(False, "--adopt", help="Take over a deployment that mfproj did not make."),
-        profile: options.Profile = None,
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """Deploy flows to the selected branch, guarded by its production token."""
-        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-        raise typer.Exit(
-            run_deploy(
-                selection,
-                flows=flows,
-                backends=_backends(backend),
-                token_options=_token_options(authorize, authorize_file, generate_new_token),
-                tags=tag,
-                dry_run=dry_run,
-                adopt=adopt,
-            )
-        )
-
-    @app.command("delete")
-    def delete_command(
-        ctx: typer.Context,
-        flows: list[str] = typer.Argument(..., metavar="FLOW...", help="Flows whose deployment to delete."),
-        backend: options.Backends = None,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        authorize: options.Authorize = None,
-        authorize_file: options.AuthorizeFile = None,
-        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-        profile: options.Profile = None,
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """Delete deployments (their schedules too); the keyring keeps the token."""
-        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-        token_options = _token_options(authorize, authorize_file, False)
-        raise typer.Exit(
-            run_delete(selection, flows=flows, backends=_backends(backend), token_options=token_options, yes=yes)
-        )
-
-    @app.command("unlock")
-    def unlock_command(
-        ctx: typer.Context,
-        flows: list[str] = typer.Argument(..., metavar="FLOW...", help="Flows whose deployment lock to remove."),
-        backend: options.Backends = None,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        authorize: options.Authorize = None,
-        authorize_file: options.AuthorizeFile = None,
-        profile: options.Profile = None,
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """Remove a deployment's write lock left by a deploy that is gone (same authorization as deploy)."""
-        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-        token_options = _token_options(authorize, authorize_file, False)
-        raise typer.Exit(run_unlock(selection, flows=flows, backends=_backends(backend), token_options=token_options))
-
-    @app.command("trigger")
-    def trigger_command(
-        ctx: typer.Context,
-        flow: str = typer.Argument(..., metavar="FLOW", help="The flow to run."),
-        backend: options.Backend = None,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        tag: list[str] = typer.Option([], "--tag", help="A tag for this run (repeatable)."),
-        param: list[str] = typer.Option([], "--param", metavar="KEY=VALUE", help="A run parameter (repeatable)."),
-        input_file: Path = typer.Option(None, "--input-file", help="A JSON object merged into the run's input."),
-        wait: bool = typer.Option(False, "--wait", help="Follow the run; exit 7 if it fails, times out or aborts."),
-        timeout: float = typer.Option(3600.0, "--timeout", help="Seconds --wait waits at most."),
-        profile: options.Profile = None,
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """Start a run of a deployed flow, with its namespace and tags in the run's input."""
-        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-        chosen = _backends([backend]) if backend else None
-        raise typer.Exit(
-            run_trigger(
-                selection,
-                flow=flow,
-                backend=chosen[0] if chosen else None,
-                tags=tag,
-                params=param,
-                input_file=input_file,
-                wait=wait,
-                timeout=timeout,
-            )
-        )
+    app.command("deploy")(deploy_command)
+    app.command("delete")(delete_command)
+    app.command("unlock")(unlock_command)
+    app.command("trigger")(trigger_command)

@@ -7,13 +7,15 @@ as before, and a flow named `show` is listed with `mfproj runs list show`.
 import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
-from mfproj.cli import output
+import typer
+from typer.core import TyperGroup
+
+from mfproj.cli import options, output
+from mfproj.cli.deploy import _backends
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import UsageError, ValidationError
 
 if TYPE_CHECKING:
-    import typer
-
     from mfproj.usecases.runs import RunRow
 
 
@@ -124,22 +126,81 @@ def _query(tags: list[str], statuses: list[str], since: str | None, limit: int, 
     )
 
 
+# --- the commands (registered by `register`) ---
+
+
+class RunsGroup(TyperGroup):
+    """`list` is the default: anything that is not a subcommand (flows, options) goes to it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        result: list[str] = super().parse_args(ctx, args)
+        return result
+
+
+def list_command(
+    ctx: typer.Context,
+    flows: options.FlowArguments = None,
+    backend: options.Backends = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    namespace: str = typer.Option(
+        None, "--namespace", metavar="NS", help="user:<name> or production:<token> (default: the deployment's)."
+    ),
+    all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="The global namespace: no filter."),
+    tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable; all must match)."),
+    status: list[str] = typer.Option(
+        [], "--status", help="running, succeeded, failed, timed_out, aborted, pending (repeatable)."
+    ),
+    since: str = typer.Option(None, "--since", help="Only runs started since: 7d, 12h, 30m, or a date."),
+    limit: int = typer.Option(20, "--limit", help="At most this many runs."),
+    latest: bool = typer.Option(False, "--latest", help="Only the newest matching run."),
+    metaflow_local: bool = typer.Option(
+        False, "--metaflow-local", help="Read local Metaflow runs (.metaflow) instead of deployments."
+    ),
+    metaflow_root: str = typer.Option(
+        None,
+        "--metaflow-root",
+        metavar="PATH",
+        help="Where the local runs are (default: METAFLOW_DATASTORE_SYSROOT_LOCAL, or the nearest .metaflow).",
+    ),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Runs in a namespace, filtered by tags (all must match), newest first."""
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    _check_namespace(namespace, all_namespaces, limit)
+    raise typer.Exit(
+        run_list(
+            selection,
+            flows=flows,
+            backends=_backends(backend),
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            query=_query(tag, status, since, limit, latest),
+            local=metaflow_local or metaflow_root is not None,
+            local_root=metaflow_root,
+        )
+    )
+
+
+def show_command(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),
+    flows: options.FlowArguments = None,
+    backend: options.Backends = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """One run of the branch's deployments, with its tags and parameters."""
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    raise typer.Exit(run_show(selection, run_id=run_id, flows=flows, backends=_backends(backend)))
+
+
 def register(app: "typer.Typer") -> None:
-    import typer
-    from typer.core import TyperGroup
-
-    from mfproj.cli import options
-    from mfproj.cli.deploy import _backends
-
-    class RunsGroup(TyperGroup):
-        """`list` is the default: anything that is not a subcommand (flows, options) goes to it."""
-
-        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-            if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
-                args = ["list", *args]
-            result: list[str] = super().parse_args(ctx, args)
-            return result
-
     group = typer.Typer(
         cls=RunsGroup,
         help="Runs in a namespace, filtered by tags (all must match), newest first ('list', the default), "
@@ -147,64 +208,5 @@ def register(app: "typer.Typer") -> None:
         no_args_is_help=False,
     )
     app.add_typer(group, name="runs")
-
-    @group.command("list")
-    def list_command(
-        ctx: typer.Context,
-        flows: options.FlowArguments = None,
-        backend: options.Backends = None,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        namespace: str = typer.Option(
-            None, "--namespace", metavar="NS", help="user:<name> or production:<token> (default: the deployment's)."
-        ),
-        all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="The global namespace: no filter."),
-        tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable; all must match)."),
-        status: list[str] = typer.Option(
-            [], "--status", help="running, succeeded, failed, timed_out, aborted, pending (repeatable)."
-        ),
-        since: str = typer.Option(None, "--since", help="Only runs started since: 7d, 12h, 30m, or a date."),
-        limit: int = typer.Option(20, "--limit", help="At most this many runs."),
-        latest: bool = typer.Option(False, "--latest", help="Only the newest matching run."),
-        metaflow_local: bool = typer.Option(
-            False, "--metaflow-local", help="Read local Metaflow runs (.metaflow) instead of deployments."
-        ),
-        metaflow_root: str = typer.Option(
-            None,
-            "--metaflow-root",
-            metavar="PATH",
-            help="Where the local runs are (default: METAFLOW_DATASTORE_SYSROOT_LOCAL, or the nearest .metaflow).",
-        ),
-        profile: options.Profile = None,
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """Runs in a namespace, filtered by tags (all must match), newest first."""
-        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-        _check_namespace(namespace, all_namespaces, limit)
-        raise typer.Exit(
-            run_list(
-                selection,
-                flows=flows,
-                backends=_backends(backend),
-                namespace=namespace,
-                all_namespaces=all_namespaces,
-                query=_query(tag, status, since, limit, latest),
-                local=metaflow_local or metaflow_root is not None,
-                local_root=metaflow_root,
-            )
-        )
-
-    @group.command("show")
-    def show_command(
-        ctx: typer.Context,
-        run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),
-        flows: options.FlowArguments = None,
-        backend: options.Backends = None,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        profile: options.Profile = None,
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """One run of the branch's deployments, with its tags and parameters."""
-        selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-        raise typer.Exit(run_show(selection, run_id=run_id, flows=flows, backends=_backends(backend)))
+    group.command("list")(list_command)
+    group.command("show")(show_command)

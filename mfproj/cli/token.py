@@ -3,18 +3,17 @@
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import typer
 
 from mfproj import identity, tokens
-from mfproj.cli import output
+from mfproj.cli import options, output
 from mfproj.cli.selection import select
 from mfproj.errors import NotFoundError, UsageError, ValidationError
 from mfproj.identity import branch_options
 from mfproj.keyring import Keyring, StoredToken, keyring_home
 from mfproj.share import Share, encode_share, is_share_string
-
-if TYPE_CHECKING:
-    import typer
 
 
 def _target(ctx: Any, branch: str | None, production: bool | None, output_format: Any) -> identity.Target:
@@ -194,76 +193,78 @@ def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_f
     return 0
 
 
+# --- the commands (registered by `register`) ---
+
+
+def list_command(ctx: typer.Context, output_format: options.Output = options.OutputFormat.table) -> None:
+    """Every stored token prefix, with project and branch where known; tokens masked."""
+    select(ctx, output_format=output_format)
+    raise typer.Exit(run_list(output_format.value))
+
+
+def show_command(
+    ctx: typer.Context,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    reveal: bool = typer.Option(False, "--reveal", help="Print the whole token."),
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """The selected branch's stored token, masked unless --reveal."""
+    target = _target(ctx, branch, production, output_format)
+    raise typer.Exit(run_show(target, reveal=reveal, output_format=output_format.value))
+
+
+def share_command(
+    ctx: typer.Context,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """One copy-paste string with project, branch and token, checksummed; bare when piped."""
+    target = _target(ctx, branch, production, output_format)
+    raise typer.Exit(run_share(target, output_format=output_format.value))
+
+
+def authorize_command(
+    ctx: typer.Context,
+    value: str = typer.Argument(
+        None, metavar="[VALUE|-]", help="A share string or a token; '-' reads standard input.", show_default=False
+    ),
+    branch: options.Branch = None,
+    production: options.Production = None,
+    from_env: str = typer.Option(None, "--from-env", metavar="VAR", help="Read the token from this variable."),
+    from_file: Path = typer.Option(None, "--from-file", metavar="PATH", help="Read the token from this file."),
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Store a teammate's token for the selected branch (checked against its project and branch)."""
+    target = _target(ctx, branch, production, output_format)
+    raise typer.Exit(
+        run_authorize(target, value=value, from_env=from_env, from_file=from_file, output_format=output_format.value)
+    )
+
+
+def forget_command(
+    ctx: typer.Context,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    everything: bool = typer.Option(False, "--all", help="Forget every token in the keyring."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Remove the selected branch's token (or all tokens) from the keyring."""
+    if everything:
+        select(ctx, output_format=output_format)
+        target = identity.Target("", None, "", False, False, "")
+    else:
+        target = _target(ctx, branch, production, output_format)
+    raise typer.Exit(run_forget(target, everything=everything, yes=yes, output_format=output_format.value))
+
+
 def register(app: "typer.Typer") -> None:
-    import typer
-
-    from mfproj.cli import options
-
     group = typer.Typer(help="Production tokens in the local keyring: list, show, share, authorize, forget.")
     app.add_typer(group, name="token")
-
-    @group.command("list")
-    def list_command(ctx: typer.Context, output_format: options.Output = options.OutputFormat.table) -> None:
-        """Every stored token prefix, with project and branch where known; tokens masked."""
-        select(ctx, output_format=output_format)
-        raise typer.Exit(run_list(output_format.value))
-
-    @group.command("show")
-    def show_command(
-        ctx: typer.Context,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        reveal: bool = typer.Option(False, "--reveal", help="Print the whole token."),
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """The selected branch's stored token, masked unless --reveal."""
-        target = _target(ctx, branch, production, output_format)
-        raise typer.Exit(run_show(target, reveal=reveal, output_format=output_format.value))
-
-    @group.command("share")
-    def share_command(
-        ctx: typer.Context,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """One copy-paste string with project, branch and token, checksummed; bare when piped."""
-        target = _target(ctx, branch, production, output_format)
-        raise typer.Exit(run_share(target, output_format=output_format.value))
-
-    @group.command("authorize")
-    def authorize_command(
-        ctx: typer.Context,
-        value: str = typer.Argument(
-            None, metavar="[VALUE|-]", help="A share string or a token; '-' reads standard input.", show_default=False
-        ),
-        branch: options.Branch = None,
-        production: options.Production = None,
-        from_env: str = typer.Option(None, "--from-env", metavar="VAR", help="Read the token from this variable."),
-        from_file: Path = typer.Option(None, "--from-file", metavar="PATH", help="Read the token from this file."),
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """Store a teammate's token for the selected branch (checked against its project and branch)."""
-        target = _target(ctx, branch, production, output_format)
-        raise typer.Exit(
-            run_authorize(
-                target, value=value, from_env=from_env, from_file=from_file, output_format=output_format.value
-            )
-        )
-
-    @group.command("forget")
-    def forget_command(
-        ctx: typer.Context,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        everything: bool = typer.Option(False, "--all", help="Forget every token in the keyring."),
-        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-        output_format: options.Output = options.OutputFormat.table,
-    ) -> None:
-        """Remove the selected branch's token (or all tokens) from the keyring."""
-        if everything:
-            select(ctx, output_format=output_format)
-            target = identity.Target("", None, "", False, False, "")
-        else:
-            target = _target(ctx, branch, production, output_format)
-        raise typer.Exit(run_forget(target, everything=everything, yes=yes, output_format=output_format.value))
+    group.command("list")(list_command)
+    group.command("show")(show_command)
+    group.command("share")(share_command)
+    group.command("authorize")(authorize_command)
+    group.command("forget")(forget_command)
