@@ -1,0 +1,96 @@
+"""The house rules, checked on the source (ARCHITECTURE.md is their map): small modules and functions,
+the backend list written once, and the walls between the layers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from mfproj.backends import registry
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mfproj"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def _name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module imported anywhere in the file (at the top or inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_name)
+def test_modules_and_functions_are_small(path: Path) -> None:
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{_name(path)} has {len(text.splitlines())} lines"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{_name(path)}.{node.name} has {length} lines"
+
+
+def test_the_backend_list_is_written_once() -> None:
+    """No tuple, list or set of two or more backend names outside the registry."""
+    names = set(registry.NAMES) | set(registry.CLI_NAMES)
+    for path in MODULES:
+        if path.name == "registry.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                literal = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                assert len(literal & names) < 2, f"{_name(path)} lists backends at line {node.lineno}"
+
+
+def test_the_core_imports_no_backend_module_by_name() -> None:
+    for path in MODULES:
+        module = _name(path)
+        if module.startswith("mfproj.backends"):
+            continue
+        for imported in _imports(path):
+            for spec in registry.SPECS:
+                assert not imported.startswith(f"mfproj.backends.{spec.name}"), f"{module} imports {imported}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_name)
+def test_the_walls_between_layers(path: Path) -> None:
+    module = _name(path)
+    imported = _imports(path)
+    if not module.startswith("mfproj.cli") and module != "mfproj.__main__":  # the entry point calls the CLI
+        assert not any(i.startswith(("mfproj.cli", "typer", "rich")) for i in imported), module
+    if module.startswith("mfproj.backends"):
+        assert not any(i.startswith("mfproj.usecases") for i in imported), module
+    # Heavy libraries only inside the functions that need them: importing a module stays cheap.
+    heavy = ("boto3", "botocore", "kubernetes", "rich", "yaml", "urllib3")
+    assert not any(i.startswith(heavy) for i in _top_level_imports(path)), module
+
+
+def test_every_backend_package_has_its_parts() -> None:
+    for spec in registry.SPECS:
+        package = PACKAGE / "backends" / spec.name
+        for part in ("__init__.py", "settings.py", "record.py", "backend.py", "runs.py", "deploying.py"):
+            assert (package / part).is_file(), f"{spec.name} has no {part}"
+        settings = spec.settings_class()
+        assert settings.KEYS and callable(settings.parse) and callable(settings.schedule_problem)
