@@ -300,3 +300,28 @@ def test_the_example_project_from_the_readme(cli) -> None:  # type: ignore[no-un
     help_text = cli("--help").stdout
     for command in ("names", "init", "deploy", "delete", "trigger", "runs", "token", "completion"):
         assert command in help_text
+
+
+def test_errors_are_a_json_object_under_output_json(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = cli("names", "-o", "json", env={"METAFLOW_USER": "alice"})
+    assert missing.code == 2 and missing.stdout == ""
+    error = json.loads(missing.stderr)["error"]
+    assert error["code"] == "manifest" and error["exit_code"] == 2
+    assert "mfproj.toml" in error["message"] and "mfproj init" in error["hint"]
+    usage = cli("deploy", "--nope", "-o", "json", env={"METAFLOW_USER": "alice"})
+    assert usage.code == 2
+    assert json.loads(usage.stderr)["error"]["code"] == "usage"
+    plain = cli("names", env={"METAFLOW_USER": "alice"})
+    assert plain.stderr.startswith("error:") and "\nhint:" in plain.stderr
+
+
+def test_runs_show_is_a_subcommand_and_a_flow_named_show_can_be_listed(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    show_help = cli("runs", "show", "--help")
+    assert show_help.code == 0 and "RUN_ID" in show_help.stdout and "--namespace" not in show_help.stdout
+    list_help = cli("runs", "--help")
+    assert list_help.code == 0 and "show" in list_help.stdout and "list" in list_help.stdout
+    assert cli("runs", "show", env={"METAFLOW_USER": "alice"}).code == 2  # RUN_ID is required
+    write_manifest(tmp_path, '[project]\nname = "p"\n[[flows]]\nname = "show"\nstep_functions = "a.json"\n')
+    # `runs list show`: the flow named show; nothing is deployed, so: not found (not a usage error).
+    listed = cli("runs", "list", "show", "--metaflow-local", env={"METAFLOW_USER": "alice"})
+    assert listed.code == 4 and ".metaflow" in listed.stderr
