@@ -45,6 +45,7 @@ def _top_level_imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", MODULES, ids=_name)
 def test_modules_and_functions_are_small(path: Path) -> None:
     text = path.read_text()
+    assert ast.get_docstring(ast.parse(text)), f"{_name(path)} does not say what it owns (a module docstring)"
     assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{_name(path)} has {len(text.splitlines())} lines"
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

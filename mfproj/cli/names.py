@@ -24,25 +24,23 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
         sequence = [tokens.metaflow_token(target.token_prefix, i) for i in (0, 1)]
     problems = [(plan.flow.name, p) for plan in plans for p in plan.problems]
 
-    if output_format == "json":
-        output.emit_json(project.names_document(loaded, target, plans, metaflow_tokens=sequence))
-    else:
-        output.info(
-            f"project {loaded.project}  branch {target.branch}  token prefix {target.token_prefix}"
-            + ("  (production)" if target.is_production else "")
+    header = f"project {loaded.project}  branch {target.branch}  token prefix {target.token_prefix}" + (
+        "  (production)" if target.is_production else ""
+    )
+    rows = []
+    for plan in plans:
+        backends = plan.flow.backends
+        rows.append(
+            [
+                plan.flow.name,
+                plan.names.state_machine if "step_functions" in backends or not backends else "-",
+                (plan.names.eventbridge_rule if plan.flow.schedule else "-"),
+                plan.names.workflow_template if "argo_workflows" in backends or not backends else "-",
+            ]
         )
-        rows = []
-        for plan in plans:
-            backends = plan.flow.backends
-            rows.append(
-                [
-                    plan.flow.name,
-                    plan.names.state_machine if "step_functions" in backends or not backends else "-",
-                    (plan.names.eventbridge_rule if plan.flow.schedule else "-"),
-                    plan.names.workflow_template if "argo_workflows" in backends or not backends else "-",
-                ]
-            )
-        output.table(None, ["flow", "state machine", "eventbridge rule", "argo workflow template"], rows)
+    columns = ["flow", "state machine", "eventbridge rule", "argo workflow template"]
+    document = project.names_document(loaded, target, plans, metaflow_tokens=sequence)
+    output.show(output_format, document, output.View(columns, rows, before=[header]))
     for flow_name, problem in problems:
         output.warn(f"{flow_name}: {problem.message()}" + (f" ({problem.hint})" if problem.hint else ""))
     if strict and problems:

@@ -35,27 +35,14 @@ def _describe(stored: StoredToken, *, reveal: bool = False) -> dict[str, Any]:
 
 def run_list(output_format: str) -> int:
     entries = Keyring().entries()
-    if output_format == "json":
-        output.emit_json([_describe(e) for e in entries])
-        return 0
-    if not entries:
-        output.info(f"no tokens in {keyring_home()}")
-        return 0
-    output.table(
-        None,
-        ["token prefix", "project", "branch", "token", "stored", "source"],
-        [
-            [
-                e.token_prefix,
-                e.project or "?",
-                e.branch or "?",
-                tokens.mask(e.token),
-                e.stored_at or "?",
-                e.source or "?",
-            ]
-            for e in entries
-        ],
+    rows = [
+        [e.token_prefix, e.project or "?", e.branch or "?", tokens.mask(e.token), e.stored_at or "?", e.source or "?"]
+        for e in entries
+    ]
+    view = output.View(
+        ["token prefix", "project", "branch", "token", "stored", "source"], rows, empty=f"no tokens in {keyring_home()}"
     )
+    output.show(output_format, [_describe(e) for e in entries], view)
     return 0
 
 
@@ -157,12 +144,10 @@ def run_authorize(
     stored = Keyring().store(
         target.token_prefix, token, project=target.project, branch=target.branch, source=f"{kind}:{origin}"
     )
-    if output_format == "json":
-        output.emit_json(_describe(stored))
-    else:
-        output.info(f"stored the production token for {target.project} {target.branch} in {stored.path}")
-        if origin == "argument":
-            output.warn("a token on the command line lands in your shell history; next time use '-' or --from-env")
+    said = [f"stored the production token for {target.project} {target.branch} in {stored.path}"]
+    output.show(output_format, _describe(stored), output.View(after=said))
+    if origin == "argument":
+        output.warn("a token on the command line lands in your shell history; next time use '-' or --from-env")
     return 0
 
 
@@ -181,13 +166,8 @@ def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_f
         output.info("nothing forgotten")
         return 0
     forgotten = [p for p in prefixes if keyring.forget(p)]
-    if output_format == "json":
-        output.emit_json({"forgotten": forgotten})
-    elif not forgotten:
-        output.info("no stored token to forget")
-    else:
-        for prefix in forgotten:
-            output.info(f"forgot {prefix}")
+    view = output.View(after=[f"forgot {prefix}" for prefix in forgotten] or ["no stored token to forget"])
+    output.show(output_format, {"forgotten": forgotten}, view)
     if not everything and not forgotten:
         raise NotFoundError(f"no production token stored for {target.project} {target.branch}")
     return 0
