@@ -15,8 +15,18 @@ from typing import Any
 import pytest
 
 # Variables that change mfproj's answers; every test starts without them.
-_ISOLATED_PREFIXES = ("METAFLOW_", "MFPROJ_", "AWS_")
-_ISOLATED_NAMES = ("USER", "USERNAME", "SUDO_USER", "LOGNAME", "NO_COLOR", "CI", "KUBECONFIG")
+_ISOLATED_PREFIXES = ("METAFLOW_", "MFPROJ_", "AWS_", "GITHUB_", "GITLAB_", "CI_", "BUILDKITE", "CIRCLE")
+_ISOLATED_NAMES = (
+    "USER",
+    "USERNAME",
+    "SUDO_USER",
+    "LOGNAME",
+    "NO_COLOR",
+    "CI",
+    "KUBECONFIG",
+    "JENKINS_URL",
+    "BUILD_URL",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,10 @@ class DeploymentRecord:
     principal: str | None = None
     tags: tuple[str, ...] = ()
     managed_by: str = "mfproj"  # "metaflow" for deployments made (or last changed) by the reference
+    commit: str | None = None  # lineage: the git commit deployed from,
+    dirty: bool | None = None  # whether its tree had uncommitted changes,
+    git_branch: str | None = None  # the git branch,
+    ci_run: str | None = None  # and the CI run that deployed it
 
     def identity(self) -> tuple[str, str, str] | None:
         if self.project and self.branch and self.flow:
@@ -47,7 +51,16 @@ class DeploymentRecord:
 
     def comparable(self) -> DeploymentRecord:
         """Without the fields that change on every deploy, to tell "unchanged" from "update"."""
-        return replace(self, deployed_at=None, principal=None, mfproj_version=None)
+        return replace(
+            self,
+            deployed_at=None,
+            principal=None,
+            mfproj_version=None,
+            commit=None,
+            dirty=None,
+            git_branch=None,
+            ci_run=None,
+        )
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,7 @@ def _desired(
     target = session.target
     principals: dict[str, str | None] = {}
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    origin = session.origin()
     desired_list = []
     for pair, decision in zip(pairs, decisions, strict=True):
         backend = session.backend(pair.backend)
@@ -202,6 +203,10 @@ def _desired(
             mfproj_version=__version__,
             principal=principals[pair.backend],
             tags=tags_by_flow[pair.flow.name],
+            commit=origin.commit,
+            dirty=origin.dirty,
+            git_branch=origin.git_branch,
+            ci_run=origin.ci_run,
         )
         scheduled = RunRequest(
             flow=pair.flow.name,

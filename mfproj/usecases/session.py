@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mfproj import identity, naming, project, tokens
+from mfproj import identity, lineage, naming, project, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import Backend
 from mfproj.errors import UsageError, ValidationError
@@ -45,11 +45,18 @@ class Session:
     notice: Callable[[str], None] = lambda message: None  # warnings for the person running the command
     say: Callable[[str], None] = lambda message: None  # what the command is doing (waiting for a lock)
     _backends: dict[str, Backend] = field(default_factory=dict)
+    _lineage: lineage.Lineage | None = None
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
             self._backends[name] = registry.create(name, self.manifest, profile=self.profile, env=self.env)
         return self._backends[name]
+
+    def origin(self) -> lineage.Lineage:
+        """Where this deploy comes from (git, CI), read once per session."""
+        if self._lineage is None:
+            self._lineage = lineage.read(self.manifest.root, self.env)
+        return self._lineage
 
     def get_keyring(self) -> Keyring:
         if self.keyring is None:

@@ -29,6 +29,7 @@ from mfproj.backends.argo_workflows.labels import (
     tag_labels,
 )
 from mfproj.backends.argo_workflows.record import (
+    ANNOTATION_LINEAGE,
     ANNOTATION_PRINCIPAL,
     ANNOTATION_RUN_TAGS,
     ANNOTATION_TIMESTAMP,
@@ -76,6 +77,7 @@ class Deploying(KubeClient):
         annotations = dict(metadata.get("annotations") or {})
         annotations.update(self._annotations(desired))
         annotations.pop(ANNOTATION_TIMESTAMP, None)  # the template's own; runs need not change with it
+        annotations.pop(ANNOTATION_LINEAGE, None)
         annotations["metaflow/run_id"] = "argo-{{workflow.name}}"
         annotations[ANNOTATION_RUN_TAGS] = json.dumps(run_tags, ensure_ascii=False)
         metadata["labels"], metadata["annotations"] = labels, annotations
@@ -135,6 +137,7 @@ class Deploying(KubeClient):
             metadata.pop(key, None)
         (metadata.get("annotations") or {}).pop(ANNOTATION_TIMESTAMP, None)
         (metadata.get("annotations") or {}).pop(ANNOTATION_PRINCIPAL, None)
+        (metadata.get("annotations") or {}).pop(ANNOTATION_LINEAGE, None)
         (metadata.get("annotations") or {}).pop(ANNOTATION_VERSION, None)
         return clean
 

@@ -13,6 +13,7 @@ ANNOTATION_RUN_TAGS = "mfproj.io/run-tags"
 ANNOTATION_VERSION = "mfproj.io/version"
 ANNOTATION_PRINCIPAL = "mfproj.io/principal"
 ANNOTATION_TIMESTAMP = "metaflow/deployment_timestamp"
+ANNOTATION_LINEAGE = "mfproj.io/lineage"  # {"commit", "dirty", "git_branch", "ci_run"}
 
 
 def record_annotations(record: DeploymentRecord, *, flow: str, schedule: str | None) -> dict[str, str]:
@@ -30,6 +31,9 @@ def record_annotations(record: DeploymentRecord, *, flow: str, schedule: str | N
     }
     if record.principal:
         annotations[ANNOTATION_PRINCIPAL] = record.principal
+    lineage = {"commit": record.commit, "dirty": record.dirty, "git_branch": record.git_branch, "ci_run": record.ci_run}
+    if any(value is not None for value in lineage.values()):
+        annotations[ANNOTATION_LINEAGE] = json.dumps(lineage, sort_keys=True)
     if schedule:
         annotations["metaflow/cron"] = json.dumps({"schedule": schedule, "tz": "UTC"})
     return annotations
@@ -45,7 +49,16 @@ def decode_annotations(annotations: Mapping[str, str], *, made_by_mfproj: bool) 
         tags = tuple(str(t) for t in parsed) if isinstance(parsed, list) else ()
     except ValueError:
         tags = ()
+    try:
+        lineage = json.loads(annotations.get(ANNOTATION_LINEAGE) or "{}")
+    except ValueError:
+        lineage = {}
+    lineage = lineage if isinstance(lineage, dict) else {}
     return DeploymentRecord(
+        commit=_text(lineage.get("commit")),
+        dirty=lineage.get("dirty") if isinstance(lineage.get("dirty"), bool) else None,
+        git_branch=_text(lineage.get("git_branch")),
+        ci_run=_text(lineage.get("ci_run")),
         owner=annotations.get("metaflow/owner") or None,
         production_token=annotations.get("metaflow/production_token") or None,
         project=annotations.get("metaflow/project_name") or None,
@@ -58,3 +71,7 @@ def decode_annotations(annotations: Mapping[str, str], *, made_by_mfproj: bool) 
         tags=tags,
         managed_by="mfproj" if made_by_mfproj else "metaflow",
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -29,6 +29,9 @@ _RECORD_FIELDS = (
     "deployed_at",
     "mfproj_version",
     "principal",
+    "commit",
+    "git_branch",
+    "ci_run",
 )
 
 
@@ -82,6 +85,8 @@ def encode_record(record: DeploymentRecord, *, foreign_tags: int = 0) -> dict[st
         value = getattr(record, field)
         if value is not None:
             _put(tags, field, str(value))
+    if record.dirty is not None:
+        tags[TAG_PREFIX + "dirty"] = "true" if record.dirty else "false"
     if record.tags:
         _put(tags, "tags", json.dumps(list(record.tags), ensure_ascii=False, separators=(",", ":")))
     if len(tags) + foreign_tags > MAX_TAGS:
@@ -117,6 +122,10 @@ def decode_record(tags: Mapping[str, str]) -> DeploymentRecord | None:
         mfproj_version=values["mfproj_version"],
         principal=values["principal"],
         tags=tag_list,
+        commit=values["commit"],
+        dirty={"true": True, "false": False}.get(tags.get(TAG_PREFIX + "dirty", "")),
+        git_branch=values["git_branch"],
+        ci_run=values["ci_run"],
     )
 
 
