@@ -4,7 +4,8 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy init names runs token trigger unlock' ;;
+        '') echo 'completion delete deploy deployments init names namespaces runs token trigger unlock' ;;
+        deployments) echo 'list show' ;;
         runs) echo 'list show' ;;
         token) echo 'authorize forget list share show' ;;
     esac
@@ -16,8 +17,12 @@ _mfproj_options() {
         completion) echo '--help -h' ;;
         delete) echo '--backend --branch -b --production --no-production --authorize --authorize-file --yes -y --profile --output -o --help -h' ;;
         deploy) echo '--backend --branch -b --production --no-production --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --profile --output -o --help -h' ;;
+        deployments) echo '--help -h' ;;
+        'deployments list') echo '--backend --branch -b --production --no-production --all-branches --include-metaflow --profile --output -o --help -h' ;;
+        'deployments show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--branch -b --production --no-production --output -o --strict --help -h' ;;
+        namespaces) echo '--count-runs --profile --output -o --help -h' ;;
         runs) echo '--help -h' ;;
         'runs list') echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;
         'runs show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
@@ -48,11 +53,21 @@ _mfproj_takes_value() {
         deploy:--tag) return 0 ;;
         deploy:--profile) return 0 ;;
         deploy:--output|deploy:-o) return 0 ;;
+        'deployments list:--backend') return 0 ;;
+        'deployments list:--branch'|'deployments list:-b') return 0 ;;
+        'deployments list:--profile') return 0 ;;
+        'deployments list:--output'|'deployments list:-o') return 0 ;;
+        'deployments show:--backend') return 0 ;;
+        'deployments show:--branch'|'deployments show:-b') return 0 ;;
+        'deployments show:--profile') return 0 ;;
+        'deployments show:--output'|'deployments show:-o') return 0 ;;
         init:--project) return 0 ;;
         init:--flow) return 0 ;;
         init:--dir) return 0 ;;
         names:--branch|names:-b) return 0 ;;
         names:--output|names:-o) return 0 ;;
+        namespaces:--profile) return 0 ;;
+        namespaces:--output|namespaces:-o) return 0 ;;
         'runs list:--backend') return 0 ;;
         'runs list:--branch'|'runs list:-b') return 0 ;;
         'runs list:--namespace') return 0 ;;
@@ -103,8 +118,11 @@ _mfproj_values() {
         delete:--output|delete:-o) echo 'table json' ;;
         deploy:--authorize-file) echo __files__ ;;
         deploy:--output|deploy:-o) echo 'table json' ;;
+        'deployments list:--output'|'deployments list:-o') echo 'table json' ;;
+        'deployments show:--output'|'deployments show:-o') echo 'table json' ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
+        namespaces:--output|namespaces:-o) echo 'table json' ;;
         'runs list:--output'|'runs list:-o') echo 'table json' ;;
         'runs show:--output'|'runs show:-o') echo 'table json' ;;
         'token authorize:--from-file') echo __files__ ;;
@@ -125,6 +143,8 @@ _mfproj_arguments() {
     case "$1" in
         delete) command mfproj __complete flows 2>/dev/null ;;
         deploy) command mfproj __complete flows 2>/dev/null ;;
+        'deployments list') command mfproj __complete flows 2>/dev/null ;;
+        'deployments show') command mfproj __complete flows 2>/dev/null ;;
         names) command mfproj __complete flows 2>/dev/null ;;
         'runs list') command mfproj __complete flows 2>/dev/null ;;
         'runs show') command mfproj __complete flows 2>/dev/null ;;

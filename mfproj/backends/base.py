@@ -77,6 +77,15 @@ class Existing:
 
 
 @dataclass(frozen=True)
+class Inventory:
+    """Every deployment of a project on one backend. Each `Existing` has a record; mfproj's name their
+    project, branch and flow (from the record, never parsed from a name); the reference's may not."""
+
+    deployments: list[Existing]
+    looked_for_metaflow: bool  # whether deployments made by the reference were looked for
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """What a run is started with, whoever starts it (a person, or a schedule); each backend puts it in
     its own form (the Step Functions execution input, an Argo Workflow's arguments and labels)."""
@@ -221,6 +230,11 @@ class Deployer(abc.ABC, Generic[LockHandle]):
 
     @abc.abstractmethod
     def delete(self, existing: Existing) -> None: ...
+
+    @abc.abstractmethod
+    def find_deployments(self, project: str, *, include_metaflow: bool) -> Inventory:
+        """Every deployment of `project`, in API calls that grow with the project's deployments (not the
+        account's); with `include_metaflow`, also those the reference made (which may cost a listing)."""
 
     def document(self, desired: Desired) -> Any:
         """The whole document that deploying `desired` writes (for dry-run diffs)."""

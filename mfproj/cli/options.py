@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from mfproj.backends import registry
 
@@ -83,3 +84,14 @@ Profile = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--profile", help="AWS profile. [env: AWS_PROFILE]", show_default=False),
 ]
+
+
+class ListByDefault(TyperGroup):
+    """A command group whose default subcommand is `list`: anything that is not a subcommand (flow names,
+    options) goes to it, so `mfproj runs --tag x` works and `mfproj runs show ID` is its own command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        result: list[str] = super().parse_args(ctx, args)
+        return result

@@ -8,7 +8,6 @@ import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperGroup
 
 from mfproj.cli import options, output
 from mfproj.cli.deploy import _backends
@@ -68,6 +67,7 @@ def run_list(
     query: Any,
     local: bool,
     local_root: str | None,
+    all_branches: bool = False,
 ) -> int:
     from mfproj.backends.base import RunFilter
     from mfproj.usecases import local_runs, runs
@@ -87,6 +87,7 @@ def run_list(
             namespace=namespace,
             all_namespaces=all_namespaces,
             query=query,
+            all_branches=all_branches,
         )
         rows = list(found)  # at most `limit` rows
     output.show(selection.output, [row.as_json() for row in rows], runs_view(rows))
@@ -127,16 +128,6 @@ def _query(tags: list[str], statuses: list[str], since: str | None, limit: int, 
 
 
 # --- the commands (registered by `register`) ---
-
-
-class RunsGroup(TyperGroup):
-    """`list` is the default: anything that is not a subcommand (flows, options) goes to it."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
-            args = ["list", *args]
-        result: list[str] = super().parse_args(ctx, args)
-        return result
 
 
 def list_command(
@@ -181,6 +172,8 @@ def list_command(
             query=_query(tag, status, since, limit, latest),
             local=metaflow_local or metaflow_root is not None,
             local_root=metaflow_root,
+            # -A is the global namespace: every branch, unless --branch/--production narrows it.
+            all_branches=all_namespaces and branch is None and production is None,
         )
     )
 
@@ -202,7 +195,7 @@ def show_command(
 
 def register(app: "typer.Typer") -> None:
     group = typer.Typer(
-        cls=RunsGroup,
+        cls=options.ListByDefault,
         help="Runs in a namespace, filtered by tags (all must match), newest first ('list', the default), "
         "or one run with its tags and parameters ('show RUN_ID').",
         no_args_is_help=False,

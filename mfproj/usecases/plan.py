@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfproj import __version__, identity, naming, render, tokens
+from mfproj import __version__, identity, lineage, naming, render, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import DeploymentRecord, Desired, Existing, RunRequest
 from mfproj.errors import ConflictError
@@ -179,45 +179,65 @@ def _authorize(
     return decisions
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """Who makes a desired deployment, under which token, when, and from where."""
+
+    owner: str
+    token: str
+    tags: tuple[str, ...]
+    principal: str | None
+    at: str
+    origin: lineage.Lineage
+
+
 def _desired(
     session: Session, pairs: list[Pair], decisions: list[tokens.Decision], tags_by_flow: dict[str, tuple[str, ...]]
 ) -> list[Desired]:
     target = session.target
     principals: dict[str, str | None] = {}
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    origin = session.origin()
     desired_list = []
     for pair, decision in zip(pairs, decisions, strict=True):
-        backend = session.backend(pair.backend)
         if pair.backend not in principals:
-            principals[pair.backend] = backend.principal()
-        definition = backend.render(pair.flow.template(pair.backend), context_for(session, pair, decision.token))
-        record = DeploymentRecord(
-            owner=session.user,
-            production_token=decision.token,
-            project=target.project,
-            branch=target.branch,
-            flow=pair.flow.name,
-            project_flow_name=pair.names.project_flow_name,
-            deployed_at=now,
-            mfproj_version=__version__,
-            principal=principals[pair.backend],
-            tags=tags_by_flow[pair.flow.name],
-            commit=origin.commit,
-            dirty=origin.dirty,
-            git_branch=origin.git_branch,
-            ci_run=origin.ci_run,
+            principals[pair.backend] = session.backend(pair.backend).principal()
+        stamp = Stamp(
+            session.user, decision.token, tags_by_flow[pair.flow.name], principals[pair.backend], now, session.origin()
         )
-        scheduled = RunRequest(
-            flow=pair.flow.name,
-            project=target.project,
-            branch=target.branch,
-            namespace=f"production:{decision.token}",
-            tags=(*run_tags_for(session, pair.backend, decision.token), *record.tags),
-            triggered_by={"type": "schedule"},
-        )
-        desired_list.append(Desired(pair.flow.name, pair.names, definition, record, pair.flow.schedule, scheduled))
+        desired_list.append(desired_for(session, pair, target.branch, target.is_production, stamp))
     return desired_list
+
+
+def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, stamp: Stamp) -> Desired:
+    """The deployment of `pair` on `branch` as `stamp` would make it (also for drift against the manifest)."""
+    backend = session.backend(pair.backend)
+    context = context_for(session, pair, stamp.token, owner=stamp.owner, branch=branch, is_production=is_production)
+    definition = backend.render(pair.flow.template(pair.backend), context)
+    record = DeploymentRecord(
+        owner=stamp.owner,
+        production_token=stamp.token,
+        project=session.target.project,
+        branch=branch,
+        flow=pair.flow.name,
+        project_flow_name=pair.names.project_flow_name,
+        deployed_at=stamp.at,
+        mfproj_version=__version__,
+        principal=stamp.principal,
+        tags=stamp.tags,
+        commit=stamp.origin.commit,
+        dirty=stamp.origin.dirty,
+        git_branch=stamp.origin.git_branch,
+        ci_run=stamp.origin.ci_run,
+    )
+    scheduled = RunRequest(
+        flow=pair.flow.name,
+        project=session.target.project,
+        branch=branch,
+        namespace=f"production:{stamp.token}",
+        tags=(*run_tags_for(session, pair.backend, stamp.token, branch), *record.tags),
+        triggered_by={"type": "schedule"},
+    )
+    return Desired(pair.flow.name, pair.names, definition, record, pair.flow.schedule, scheduled)
 
 
 def _outcome(
@@ -253,15 +273,24 @@ def _outcome(
     )
 
 
-def context_for(session: Session, pair: Pair, token: str) -> render.Context:
+def context_for(
+    session: Session,
+    pair: Pair,
+    token: str,
+    *,
+    owner: str | None = None,
+    branch: str | None = None,
+    is_production: bool | None = None,
+) -> render.Context:
+    """The template placeholders of `pair` (by default for the session's branch and caller)."""
     backend = session.backend(pair.backend)
     return render.Context(
         project=session.target.project,
-        branch=session.target.branch,
+        branch=branch or session.target.branch,
         flow=pair.flow.name,
         project_flow_name=pair.names.project_flow_name,
         deployed_name=backend.deployed_name(pair.names),
         namespace=f"production:{token}",
-        owner=session.user,
-        is_production=session.target.is_production,
+        owner=owner or session.user,
+        is_production=session.target.is_production if is_production is None else is_production,
     )

@@ -132,8 +132,12 @@ def deployment_runs(
     namespace: str | None,
     all_namespaces: bool,
     query: RunFilter,
+    all_branches: bool = False,
 ) -> Iterator[RunRow]:
-    """Runs of the selected flows' deployments, merged newest first."""
+    """Runs of the selected flows' deployments, merged newest first; with `all_branches`, of every
+    deployment of the project on every branch (found as `mfproj deployments` finds them)."""
+    if all_branches:
+        return _every_branch(session, flows=flows, backends=backends, namespace=namespace, query=query)
     pairs = select_pairs(session, flows, backends)
     found = parallel(lambda pair: session.backend(pair.backend).read(pair.names), pairs)
     streams = []
@@ -163,6 +167,25 @@ def deployment_runs(
 def _rows(pair: Pair, branch: str, runs: Iterator[Run]) -> Iterator[RunRow]:
     for run in runs:
         yield RunRow(pair.flow.name, branch, pair.backend, run)
+
+
+def _every_branch(
+    session: Session, *, flows: list[str] | None, backends: list[str] | None, namespace: str | None, query: RunFilter
+) -> Iterator[RunRow]:
+    from mfproj.usecases.deployments import inventory
+
+    source_query = RunFilter(namespace, query.tags, query.statuses, query.since, query.limit)
+    streams = [
+        _inventory_rows(backend, existing, session.backend(backend).list_runs(existing, source_query))
+        for backend, existing in inventory(session, backends, include_metaflow=False)
+        if existing.record and (not flows or existing.record.flow in flows)
+    ]
+    return merge_newest_first(streams, query.limit)
+
+
+def _inventory_rows(backend: str, existing: Any, runs: Iterator[Run]) -> Iterator[RunRow]:
+    for run in runs:
+        yield RunRow(existing.record.flow or "?", existing.record.branch, backend, run)
 
 
 def find_deployment_run(

@@ -151,11 +151,12 @@ def deployment_tags(flow: Flow, extra: list[str]) -> tuple[str, ...]:
         raise ValidationError(f"{exc.key}: {exc.rule}") from None
 
 
-def run_tags_for(session: Session, backend: str, token: str) -> list[str]:
+def run_tags_for(session: Session, backend: str, token: str, branch: str | None = None) -> list[str]:
+    """The system tags of a run of `branch` (default: the session's): the reference's, in its order."""
     target = session.target
     return [
         f"project:{target.project}",
-        f"project_branch:{target.branch}",
+        f"project_branch:{branch or target.branch}",
         f"production:{token}",
         f"runtime:{registry.spec(backend).runtime}",
     ]

@@ -3,10 +3,10 @@ compare-and-swap (resourceVersion), so it takes no lock."""
 
 from __future__ import annotations
 
-from mfproj.backends.argo_workflows.deploying import Deploying
+from mfproj.backends.argo_workflows.inventory import Inventorying
 from mfproj.backends.argo_workflows.runs import Running
 from mfproj.backends.base import Backend
 
 
-class ArgoWorkflowsBackend(Deploying, Running, Backend):
+class ArgoWorkflowsBackend(Inventorying, Running, Backend):
     name = "argo_workflows"

@@ -151,15 +151,21 @@ class Deploying(KubeClient):
             template = self._get(TEMPLATES, names.workflow_template)
             if template is None:
                 return None
-            cron = self._get(CRONS, names.cron_workflow)
+        return self.existing_of(template)
+
+    def existing_of(self, template: dict[str, Any]) -> Existing:
+        """A template as read (with its CronWorkflow, which has the same name)."""
+        name = template["metadata"]["name"]
+        with self._errors(f"reading the CronWorkflow {name}"):
+            cron = self._get(CRONS, name)
         metadata = template.get("metadata") or {}
         annotations = metadata.get("annotations") or {}
         labels = metadata.get("labels") or {}
         record = decode_annotations(annotations, made_by_mfproj=labels.get(MANAGED_BY) == "mfproj")
         return Existing(
             backend=self.name,
-            name=names.workflow_template,
-            identifier=names.workflow_template,
+            name=name,
+            identifier=name,
             definition=template.get("spec"),
             record=record,
             schedule=(cron.get("spec") or {}).get("schedule") if cron else None,

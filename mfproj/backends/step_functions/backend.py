@@ -8,10 +8,10 @@ through `list_state_machines`.
 from __future__ import annotations
 
 from mfproj.backends.base import Backend
-from mfproj.backends.step_functions.deploying import Deploying
+from mfproj.backends.step_functions.inventory import Inventorying
 from mfproj.backends.step_functions.lock import Locking
 from mfproj.backends.step_functions.runs import Running
 
 
-class StepFunctionsBackend(Locking, Deploying, Running, Backend):
+class StepFunctionsBackend(Locking, Inventorying, Running, Backend):
     name = "step_functions"

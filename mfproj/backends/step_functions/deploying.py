@@ -20,7 +20,7 @@ from mfproj.backends.step_functions.record import (
 from mfproj.backends.step_functions.runs import input_document
 from mfproj.backends.step_functions.schedule import to_eventbridge
 from mfproj.errors import NotFoundError, ValidationError
-from mfproj.naming import FlowNames
+from mfproj.naming import FlowNames, eventbridge_rule_name
 from mfproj.render import Context, load_json_template, render
 from mfproj.transaction import UndoLog
 
@@ -37,29 +37,32 @@ class Deploying(AwsClient):
         return guard_for_reference(document, owner=context.owner, token=token)
 
     def read(self, names: FlowNames) -> Existing | None:
+        return self.read_arn(self.state_machine_arn(names.state_machine), names.state_machine)
+
+    def read_arn(self, arn: str, name: str, tags: Mapping[str, str] | None = None) -> Existing | None:
+        """The state machine at `arn` with its record and schedule (`tags` when already known)."""
         sfn = self.client("stepfunctions")
-        arn = self.state_machine_arn(names.state_machine)
-        with self._errors(f"reading {names.state_machine}"):
+        with self._errors(f"reading {name}"):
             try:
                 described = sfn.describe_state_machine(stateMachineArn=arn)
             except sfn.exceptions.StateMachineDoesNotExist:
                 return None
-            tag_list = sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])
-        tags = {t["key"]: t["value"] for t in tag_list}
+            if tags is None:
+                tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])}
         definition = described["definition"]
         if isinstance(definition, str):  # AWS returns text; moto sometimes an object
             with contextlib.suppress(ValueError):
                 definition = json.loads(definition)
         record = merge_records(decode_record(tags), definition)
-        rule = self._read_rule(names.eventbridge_rule)
+        rule = self._read_rule(eventbridge_rule_name(name))
         return Existing(
             backend=self.name,
-            name=names.state_machine,
+            name=name,
             identifier=arn,
             definition=definition,
             record=record,
             schedule=rule["schedule"] if rule else None,
-            details={"role": described.get("roleArn"), "tags": tags, "rule": rule},
+            details={"role": described.get("roleArn"), "tags": dict(tags), "rule": rule},
         )
 
     def _read_rule(self, rule_name: str) -> dict[str, Any] | None:

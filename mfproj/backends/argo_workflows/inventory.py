@@ -1,0 +1,48 @@
+"""Every WorkflowTemplate of a project: mfproj's selected on the server by the project label; the
+reference's (no mfproj labels) by their `metaflow/project_name` annotation, in a paged listing of the
+namespace's templates, only when asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mfproj.backends.argo_workflows.client import GROUP, TEMPLATES, VERSION
+from mfproj.backends.argo_workflows.deploying import Deploying
+from mfproj.backends.argo_workflows.labels import LABEL_PROJECT, MANAGED_BY, label_value
+from mfproj.backends.base import Inventory
+
+PAGE = 200
+MAX_PAGES = 10_000
+
+
+class Inventorying(Deploying):
+    def find_deployments(self, project: str, *, include_metaflow: bool) -> Inventory:
+        with self._errors(f"finding the deployments of {project}"):
+            templates = list(self._templates(f"{LABEL_PROJECT}={label_value(project)}"))
+            if include_metaflow:
+                templates += [
+                    t
+                    for t in self._templates(f"{MANAGED_BY}!=mfproj")
+                    if ((t.get("metadata") or {}).get("annotations") or {}).get("metaflow/project_name") == project
+                ]
+        deployments = [self.existing_of(t) for t in templates]
+        return Inventory([e for e in deployments if e.record is not None], looked_for_metaflow=include_metaflow)
+
+    def _templates(self, selector: str) -> Iterator[dict[str, Any]]:
+        token = None
+        for _ in range(MAX_PAGES):
+            page = self.api().list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                TEMPLATES,
+                label_selector=selector,
+                limit=PAGE,
+                _continue=token,
+                _request_timeout=self._timeout(),
+            )
+            yield from page.get("items", [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return

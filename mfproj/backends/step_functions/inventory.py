@@ -1,0 +1,56 @@
+"""Every state machine of a project: mfproj's found by their project tag through the Resource Groups
+Tagging API (calls grow with the project's deployments, not the account's state machines); the
+reference's, which carry no tags, by name prefix in one paged listing, only when asked for."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from mfproj.backends.base import Existing, Inventory
+from mfproj.backends.step_functions.deploying import Deploying
+from mfproj.backends.step_functions.record import TAG_PREFIX
+from mfproj.naming import attach_state_machine_prefix
+
+READS_AT_ONCE = 8
+
+
+class Inventorying(Deploying):
+    def find_deployments(self, project: str, *, include_metaflow: bool) -> Inventory:
+        tagging = self.client("resourcegroupstaggingapi")
+        found: dict[str, dict[str, str]] = {}
+        with self._errors(f"finding the deployments of {project}"):
+            pages = tagging.get_paginator("get_resources").paginate(
+                TagFilters=[{"Key": TAG_PREFIX + "project", "Values": [project]}],
+                ResourceTypeFilters=["states:stateMachine"],
+            )
+            for page in pages:
+                for mapping in page.get("ResourceTagMappingList", []):
+                    found[mapping["ResourceARN"]] = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
+        candidates: list[tuple[str, dict[str, str] | None]] = list(found.items())
+        if include_metaflow:
+            candidates += [(arn, None) for arn in self._reference_candidates(project, set(found))]
+
+        def read(candidate: tuple[str, dict[str, str] | None]) -> Existing | None:
+            arn, tags = candidate
+            return self.read_arn(arn, arn.rsplit(":", 1)[1], tags)
+
+        with ThreadPoolExecutor(max_workers=READS_AT_ONCE) as pool:
+            read_back = list(pool.map(read, candidates))
+        deployments = [e for e in read_back if e is not None and e.record is not None]
+        return Inventory(deployments, looked_for_metaflow=include_metaflow)
+
+    def _reference_candidates(self, project: str, known: set[str]) -> list[str]:
+        """State machines named like the project's (`<prefix><project>.…`) that carry no mfproj record."""
+        sfn = self.client("stepfunctions")
+        start = attach_state_machine_prefix(f"{project}.", self.settings.name_prefix(self.env))
+        arns: list[str] = []
+        with self._errors(f"listing state machines named {start}…"):
+            page: Any
+            for page in sfn.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": 1000}):
+                arns += [
+                    m["stateMachineArn"]
+                    for m in page.get("stateMachines", [])
+                    if m["name"].startswith(start) and m["stateMachineArn"] not in known
+                ]
+        return arns

@@ -1,0 +1,152 @@
+"""`mfproj deployments [list]`, `mfproj deployments show FLOW` and `mfproj namespaces`: the whole project,
+every branch, every backend."""
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from mfproj.cli import options, output
+from mfproj.cli.deploy import _backends
+from mfproj.cli.selection import Selection, select
+
+if TYPE_CHECKING:
+    from mfproj.usecases.deployments import Deployment, Listing
+
+
+def _branch(selection: Selection, all_branches: bool) -> str | None:
+    """None (every branch) unless --branch or --production names one."""
+    if all_branches or (selection.branch is None and selection.production is None):
+        return None
+    return selection.target().branch
+
+
+def _row(deployment: "Deployment") -> list[str]:
+    from mfproj import tokens
+    from mfproj.backends import registry
+
+    record = deployment.record
+    commit = (record.commit or "-")[:10] + ("+dirty" if record.dirty else "")
+    state = deployment.state + (f" ({', '.join(deployment.drift)})" if deployment.drift else "")
+    return [
+        record.flow or "?",
+        record.branch or "?",
+        registry.label(deployment.backend),
+        deployment.existing.name,
+        record.owner or "-",
+        f"production:{tokens.mask(record.production_token)}",
+        (record.deployed_at or "-").replace("+00:00", "Z"),
+        record.managed_by,
+        commit,
+        deployment.existing.schedule or "-",
+        state,
+    ]
+
+
+def listing_view(listing: "Listing") -> output.View:
+    columns = ["flow", "branch", "backend", "name", "owner", "namespace", "deployed", "made by", "commit"]
+    after = []
+    if not listing.looked_for_metaflow:
+        after.append(
+            "deployments made by Metaflow itself were not looked for (they carry no tags); "
+            "--include-metaflow finds them by name"
+        )
+    return output.View(
+        [*columns, "schedule", "state"],
+        [_row(d) for d in listing.deployments],
+        after=after,
+        empty="no deployments of this project",
+    )
+
+
+def list_command(
+    ctx: typer.Context,
+    flows: options.FlowArguments = None,
+    backend: options.Backends = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    all_branches: bool = typer.Option(False, "--all-branches", help="Every branch (the default)."),
+    include_metaflow: bool = typer.Option(
+        False, "--include-metaflow", help="Also deployments made by Metaflow itself (found by name)."
+    ),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Every deployment of the project: branch, owner, namespace, lineage, schedule, state vs the manifest."""
+    from mfproj.usecases import deployments
+
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    listing = deployments.list_deployments(
+        selection.session(),
+        flows=flows,
+        backends=_backends(backend),
+        branch=_branch(selection, all_branches),
+        include_metaflow=include_metaflow,
+    )
+    output.show(selection.output, listing.as_json(), listing_view(listing))
+    raise typer.Exit(0)
+
+
+def show_command(
+    ctx: typer.Context,
+    flow: str = typer.Argument(..., metavar="FLOW", help="The flow whose deployment to show."),
+    backend: options.Backends = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """One deployment in detail: record, lineage, schedule, its last 5 runs, and the diff against the manifest."""
+    from mfproj.usecases import deployments
+
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    session = selection.session()
+    found = deployments.show_deployment(session, flow=flow, branch=session.target.branch, backends=_backends(backend))
+    documents = [d.as_json() for d in found]
+    lines: list[str] = []
+    for document in documents:
+        lines += [f"{k:<12} {v if v is not None else '-'}" for k, v in document.items() if k not in ("diff", "runs")]
+        lines.append("last runs    " + (", ".join(f"{r['run_id']} {r['status']}" for r in document["runs"]) or "-"))
+        lines += ["diff against the manifest:", document["diff"] or "  (none)", ""]
+    if selection.json:
+        output.emit_json(documents)
+    else:
+        output.emit_text("\n".join(lines) + "\n")
+    raise typer.Exit(0)
+
+
+def namespaces_command(
+    ctx: typer.Context,
+    count_runs: bool = typer.Option(False, "--count-runs", help="Also count each namespace's runs."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Each production namespace of the project: its branch, deployments, and whether your keyring has it."""
+    from mfproj.backends import registry
+    from mfproj.usecases import deployments
+
+    selection = select(ctx, profile=profile, output_format=output_format)
+    found = deployments.namespaces(selection.session(), count_runs=count_runs)
+    rows = [
+        [
+            ns.as_json()["namespace"],
+            ", ".join(ns.branches),
+            ", ".join(f"{d.record.flow} ({registry.label(d.backend)})" for d in ns.deployments),
+            "yes" if ns.in_keyring else "no",
+            "-" if ns.runs is None else str(ns.runs),
+        ]
+        for ns in found
+    ]
+    view = output.View(["namespace", "branch", "deployments", "in your keyring", "runs"], rows, empty="no namespaces")
+    output.show(selection.output, [ns.as_json() for ns in found], view)
+    raise typer.Exit(0)
+
+
+def register(app: "typer.Typer") -> None:
+    group = typer.Typer(
+        cls=options.ListByDefault,
+        help="Every deployment of the project ('list', the default), or one in detail ('show FLOW').",
+    )
+    app.add_typer(group, name="deployments")
+    group.command("list")(list_command)
+    group.command("show")(show_command)
+    app.command("namespaces")(namespaces_command)
