@@ -71,7 +71,7 @@ def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake
     ]
     assert _bash_complete("mfproj token ", tmp_path, fake_path) == ["authorize", "forget", "list", "share", "show"]
     assert "--reveal" in _bash_complete("mfproj token show --", tmp_path, fake_path)
-    assert _bash_complete("mfproj na", tmp_path, fake_path) == ["names"]
+    assert _bash_complete("mfproj na", tmp_path, fake_path) == ["names", "namespaces"]
     assert "--branch" in _bash_complete("mfproj names --", tmp_path, fake_path)
     assert _bash_complete("mfproj names -o ", tmp_path, fake_path) == ["table", "json"]
     assert _bash_complete("mfproj --manifest x.toml names --out", tmp_path, fake_path) == ["--output"]
