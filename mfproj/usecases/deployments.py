@@ -133,7 +133,8 @@ def _judge(session: Session, backend: str, existing: Existing, *, detail: bool) 
         state_machine_prefix=session.manifest.state_machine_prefix(session.env),
     )
     pair = Pair(manifest_flow, backend, names)
-    stamp = Stamp(record.owner or "", record.production_token or "", record.tags, None, "", lineage.Lineage())
+    token = record.production_token or ""
+    stamp = Stamp(record.owner or "", token, record.tags, record.principal, "", lineage.Lineage())
     desired = desired_for(session, pair, record.branch, record.branch.startswith("prod"), stamp)
     drift = [c for c in session.backend(backend).changes(existing, desired) if c != "record"]
     if set(manifest_flow.tags) - set(record.tags):

@@ -76,8 +76,8 @@ class Deploying(KubeClient):
         labels.update(tag_labels(run_tags))
         annotations = dict(metadata.get("annotations") or {})
         annotations.update(self._annotations(desired))
-        annotations.pop(ANNOTATION_TIMESTAMP, None)  # the template's own; runs need not change with it
-        annotations.pop(ANNOTATION_LINEAGE, None)
+        for volatile in (ANNOTATION_TIMESTAMP, ANNOTATION_LINEAGE, ANNOTATION_PRINCIPAL, ANNOTATION_VERSION):
+            annotations.pop(volatile, None)  # the template's own facts: its runs need not change with them
         annotations["metaflow/run_id"] = "argo-{{workflow.name}}"
         annotations[ANNOTATION_RUN_TAGS] = json.dumps(run_tags, ensure_ascii=False)
         metadata["labels"], metadata["annotations"] = labels, annotations
