@@ -65,7 +65,7 @@ def main() -> int:
         import boto3
 
         from mfproj import manifest, naming
-        from mfproj.backends.base import RunFilter
+        from mfproj.backends.base import RunFilter, RunRequest
         from mfproj.usecases import deploy, runs
         from mfproj.usecases import session as sessions
 
@@ -92,8 +92,8 @@ def main() -> int:
 
         def start(index: int) -> None:
             tags = [*system, "needle"] if index % (args.executions // args.needles) == 0 else [*system, f"n{index}"]
-            payload = {"Parameters": "{}", "mfproj": {"namespace": f"production:{token}", "tags": tags}}
-            backend.start(existing, payload, tags)
+            request = RunRequest("BenchFlow", "bench", session.target.branch, f"production:{token}", tuple(tags), {})
+            backend.start(existing, request)
 
         client = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
 

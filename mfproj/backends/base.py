@@ -135,6 +135,7 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)
     deployment: str = ""
     error: str | None = None
+    partial: bool = False  # listed without its tags and parameters: `get_run` completes it
 
     @property
     def finished(self) -> bool:
@@ -276,7 +277,9 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[Run]:
-        """Runs of a deployment matching `query`, newest first, read lazily page by page."""
+        """Runs of a deployment matching `query`, newest first, read lazily page by page. When the query
+        needs no tags, a backend may yield `partial` runs (from the listing alone); the caller completes
+        the few it keeps with `get_run`."""
 
     @abc.abstractmethod
     def running(self, existing: Existing, *, limit: int = 1000) -> int:

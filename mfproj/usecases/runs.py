@@ -13,12 +13,12 @@ import heapq
 import itertools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mfproj import tokens
 from mfproj.backends import registry
-from mfproj.backends.base import Run, RunFilter, iso
+from mfproj.backends.base import Existing, Run, RunFilter, iso
 from mfproj.errors import NotFoundError, ValidationError
 from mfproj.tags import TagError, validate_tags
 from mfproj.usecases.parallel import parallel
@@ -47,6 +47,7 @@ class RunRow:
     branch: str | None
     backend: str  # a registry name, or metaflow_local
     run: Run
+    source: Existing | None = None  # the deployment, to complete a partial run
 
     def as_json(self, *, parameters: bool = False) -> dict[str, Any]:
         run = self.run
@@ -154,19 +155,32 @@ def deployment_runs(
             namespace=wanted, tags=query.tags, statuses=query.statuses, since=query.since, limit=query.limit
         )
         runs = session.backend(pair.backend).list_runs(existing, source_query)
-        streams.append(_rows(pair, session.target.branch, runs))
+        streams.append(_rows(pair, session.target.branch, runs, existing))
     if not streams:
         which = ", ".join(registry.label(b) for b in backends) if backends else "any backend"
         raise NotFoundError(
             f"nothing is deployed in {session.target.branch} on {which} for the selected flows",
             hint="deploy first, choose another branch, or read local Metaflow runs with --metaflow-local",
         )
-    return merge_newest_first(streams, query.limit)
+    return complete(session, merge_newest_first(streams, query.limit))
 
 
-def _rows(pair: Pair, branch: str, runs: Iterator[Run]) -> Iterator[RunRow]:
+def complete(session: Session, rows: Iterator[RunRow]) -> Iterator[RunRow]:
+    """The rows, with partial runs (listed without their tags) read in full, concurrently."""
+    kept = list(rows)  # at most `limit`
+
+    def full(row: RunRow) -> RunRow:
+        if not row.run.partial or row.source is None:
+            return row
+        run = session.backend(row.backend).get_run(row.source, row.run.run_id)
+        return replace(row, run=run) if run is not None else row
+
+    return iter(parallel(full, kept))
+
+
+def _rows(pair: Pair, branch: str, runs: Iterator[Run], existing: Existing) -> Iterator[RunRow]:
     for run in runs:
-        yield RunRow(pair.flow.name, branch, pair.backend, run)
+        yield RunRow(pair.flow.name, branch, pair.backend, run, existing)
 
 
 def _every_branch(
@@ -180,12 +194,12 @@ def _every_branch(
         for backend, existing in inventory(session, backends, include_metaflow=False)
         if existing.record and (not flows or existing.record.flow in flows)
     ]
-    return merge_newest_first(streams, query.limit)
+    return complete(session, merge_newest_first(streams, query.limit))
 
 
 def _inventory_rows(backend: str, existing: Any, runs: Iterator[Run]) -> Iterator[RunRow]:
     for run in runs:
-        yield RunRow(existing.record.flow or "?", existing.record.branch, backend, run)
+        yield RunRow(existing.record.flow or "?", existing.record.branch, backend, run, existing)
 
 
 def find_deployment_run(
