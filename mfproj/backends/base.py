@@ -233,9 +233,10 @@ class Deployer(abc.ABC, Generic[LockHandle]):
     def delete(self, existing: Existing) -> None: ...
 
     @abc.abstractmethod
-    def find_deployments(self, project: str, *, include_metaflow: bool) -> Inventory:
+    def find_deployments(self, project: str, *, include_metaflow: bool, full: bool = True) -> Inventory:
         """Every deployment of `project`, in API calls that grow with the project's deployments (not the
-        account's); with `include_metaflow`, also those the reference made (which may cost a listing)."""
+        account's); with `include_metaflow`, also those the reference made (which may cost a listing).
+        Without `full`, only what listing their runs needs (identifier and record), in fewer calls."""
 
     def document(self, desired: Desired) -> Any:
         """The whole document that deploying `desired` writes (for dry-run diffs)."""

@@ -85,7 +85,9 @@ def _branch_order(deployment: Deployment) -> tuple[int, str, float]:
     return rank, branch, -seconds
 
 
-def inventory(session: Session, backends: list[str] | None, *, include_metaflow: bool) -> list[tuple[str, Existing]]:
+def inventory(
+    session: Session, backends: list[str] | None, *, include_metaflow: bool, full: bool = True
+) -> list[tuple[str, Existing]]:
     """(backend, deployment) for every deployment of the project on the selected (or configured) backends."""
     wanted = backends or [b for b in registry.NAMES if any(b in flow.backends for flow in session.manifest.flows)]
     found = parallel(

@@ -109,7 +109,9 @@ def check_tags(tags: list[str]) -> tuple[str, ...]:
 
 
 def merge_newest_first(streams: list[Iterator[RunRow]], limit: int) -> Iterator[RunRow]:
-    """Merges streams that are each newest first; reads only as far as the first `limit` rows need."""
+    """Merges streams that are each newest first; reads only as far as the first `limit` rows need. The
+    first page of every stream is read concurrently (a merge needs them all before its first row)."""
+    streams = _first_pages_at_once(streams)
 
     def key(row: RunRow) -> float:
         started = row.run.started_at
@@ -165,6 +167,17 @@ def deployment_runs(
     return complete(session, merge_newest_first(streams, query.limit))
 
 
+def _first_pages_at_once(streams: list[Iterator[RunRow]]) -> list[Iterator[RunRow]]:
+    if len(streams) <= 1:
+        return streams
+    done = object()
+    firsts = parallel(lambda stream: next(stream, done), streams)
+    return [
+        stream if first is done else itertools.chain([first], stream)
+        for first, stream in zip(firsts, streams, strict=True)
+    ]
+
+
 def complete(session: Session, rows: Iterator[RunRow]) -> Iterator[RunRow]:
     """The rows, with partial runs (listed without their tags) read in full, concurrently."""
     kept = list(rows)  # at most `limit`
@@ -191,7 +204,7 @@ def _every_branch(
     source_query = RunFilter(namespace, query.tags, query.statuses, query.since, query.limit)
     streams = [
         _inventory_rows(backend, existing, session.backend(backend).list_runs(existing, source_query))
-        for backend, existing in inventory(session, backends, include_metaflow=False)
+        for backend, existing in inventory(session, backends, include_metaflow=False, full=False)
         if existing.record and (not flows or existing.record.flow in flows)
     ]
     return complete(session, merge_newest_first(streams, query.limit))

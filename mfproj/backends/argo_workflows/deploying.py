@@ -153,11 +153,13 @@ class Deploying(KubeClient):
                 return None
         return self.existing_of(template)
 
-    def existing_of(self, template: dict[str, Any]) -> Existing:
-        """A template as read (with its CronWorkflow, which has the same name)."""
+    def existing_of(self, template: dict[str, Any], *, with_schedule: bool = True) -> Existing:
+        """A template as read (with its CronWorkflow, which has the same name, unless told not to)."""
         name = template["metadata"]["name"]
-        with self._errors(f"reading the CronWorkflow {name}"):
-            cron = self._get(CRONS, name)
+        cron = None
+        if with_schedule:
+            with self._errors(f"reading the CronWorkflow {name}"):
+                cron = self._get(CRONS, name)
         metadata = template.get("metadata") or {}
         annotations = metadata.get("annotations") or {}
         labels = metadata.get("labels") or {}

@@ -17,7 +17,7 @@ MAX_PAGES = 10_000
 
 
 class Inventorying(Deploying):
-    def find_deployments(self, project: str, *, include_metaflow: bool) -> Inventory:
+    def find_deployments(self, project: str, *, include_metaflow: bool, full: bool = True) -> Inventory:
         with self._errors(f"finding the deployments of {project}"):
             templates = list(self._templates(f"{LABEL_PROJECT}={label_value(project)}"))
             if include_metaflow:
@@ -26,7 +26,7 @@ class Inventorying(Deploying):
                     for t in self._templates(f"{MANAGED_BY}!=mfproj")
                     if ((t.get("metadata") or {}).get("annotations") or {}).get("metaflow/project_name") == project
                 ]
-        deployments = [self.existing_of(t) for t in templates]
+        deployments = [self.existing_of(t, with_schedule=full) for t in templates]
         return Inventory([e for e in deployments if e.record is not None], looked_for_metaflow=include_metaflow)
 
     def _templates(self, selector: str) -> Iterator[dict[str, Any]]:

@@ -9,14 +9,14 @@ from typing import Any
 
 from mfproj.backends.base import Existing, Inventory
 from mfproj.backends.step_functions.deploying import Deploying
-from mfproj.backends.step_functions.record import TAG_PREFIX
+from mfproj.backends.step_functions.record import TAG_PREFIX, decode_record
 from mfproj.naming import attach_state_machine_prefix
 
 READS_AT_ONCE = 8
 
 
 class Inventorying(Deploying):
-    def find_deployments(self, project: str, *, include_metaflow: bool) -> Inventory:
+    def find_deployments(self, project: str, *, include_metaflow: bool, full: bool = True) -> Inventory:
         tagging = self.client("resourcegroupstaggingapi")
         found: dict[str, dict[str, str]] = {}
         with self._errors(f"finding the deployments of {project}"):
@@ -27,6 +27,9 @@ class Inventorying(Deploying):
             for page in pages:
                 for mapping in page.get("ResourceTagMappingList", []):
                     found[mapping["ResourceARN"]] = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
+        if not full and not include_metaflow:  # the tags hold the record: no describe needed
+            light = [self.listed(arn, tags) for arn, tags in found.items()]
+            return Inventory([e for e in light if e.record is not None], looked_for_metaflow=False)
         candidates: list[tuple[str, dict[str, str] | None]] = list(found.items())
         if include_metaflow:
             candidates += [(arn, None) for arn in self._reference_candidates(project, set(found))]
@@ -39,6 +42,10 @@ class Inventorying(Deploying):
             read_back = list(pool.map(read, candidates))
         deployments = [e for e in read_back if e is not None and e.record is not None]
         return Inventory(deployments, looked_for_metaflow=include_metaflow)
+
+    def listed(self, arn: str, tags: dict[str, str]) -> Existing:
+        """A state machine as the tagging API lists it: its ARN and mfproj's record (no definition)."""
+        return Existing(self.name, arn.rsplit(":", 1)[1], arn, None, decode_record(tags), details={"tags": tags})
 
     def _reference_candidates(self, project: str, known: set[str]) -> list[str]:
         """State machines named like the project's (`<prefix><project>.…`) that carry no mfproj record."""
