@@ -6,7 +6,7 @@ _mfproj_commands() {
     case "$1" in
         '') echo 'completion delete deploy deployments init names namespaces runs token trigger unlock' ;;
         deployments) echo 'list show' ;;
-        runs) echo 'list show' ;;
+        runs) echo 'list show terminate' ;;
         token) echo 'authorize forget list share show' ;;
     esac
 }
@@ -26,6 +26,7 @@ _mfproj_options() {
         runs) echo '--help -h' ;;
         'runs list') echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;
         'runs show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
+        'runs terminate') echo '--branch -b --production --no-production --authorize --authorize-file --yes -y --profile --output -o --help -h' ;;
         token) echo '--help -h' ;;
         'token authorize') echo '--branch -b --production --no-production --from-env --from-file --output -o --help -h' ;;
         'token forget') echo '--branch -b --production --no-production --all --yes -y --output -o --help -h' ;;
@@ -82,6 +83,11 @@ _mfproj_takes_value() {
         'runs show:--branch'|'runs show:-b') return 0 ;;
         'runs show:--profile') return 0 ;;
         'runs show:--output'|'runs show:-o') return 0 ;;
+        'runs terminate:--branch'|'runs terminate:-b') return 0 ;;
+        'runs terminate:--authorize') return 0 ;;
+        'runs terminate:--authorize-file') return 0 ;;
+        'runs terminate:--profile') return 0 ;;
+        'runs terminate:--output'|'runs terminate:-o') return 0 ;;
         'token authorize:--branch'|'token authorize:-b') return 0 ;;
         'token authorize:--from-env') return 0 ;;
         'token authorize:--from-file') return 0 ;;
@@ -125,6 +131,8 @@ _mfproj_values() {
         namespaces:--output|namespaces:-o) echo 'table json' ;;
         'runs list:--output'|'runs list:-o') echo 'table json' ;;
         'runs show:--output'|'runs show:-o') echo 'table json' ;;
+        'runs terminate:--authorize-file') echo __files__ ;;
+        'runs terminate:--output'|'runs terminate:-o') echo 'table json' ;;
         'token authorize:--from-file') echo __files__ ;;
         'token authorize:--output'|'token authorize:-o') echo 'table json' ;;
         'token forget:--output'|'token forget:-o') echo 'table json' ;;
@@ -148,6 +156,7 @@ _mfproj_arguments() {
         names) command mfproj __complete flows 2>/dev/null ;;
         'runs list') command mfproj __complete flows 2>/dev/null ;;
         'runs show') command mfproj __complete flows 2>/dev/null ;;
+        'runs terminate') command mfproj __complete flows 2>/dev/null ;;
         trigger) command mfproj __complete flows 2>/dev/null ;;
         unlock) command mfproj __complete flows 2>/dev/null ;;
         completion) echo 'bash zsh fish' ;;

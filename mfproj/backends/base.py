@@ -286,6 +286,11 @@ class Runner(abc.ABC):
     def running(self, existing: Existing, *, limit: int = 1000) -> int:
         """How many runs of this deployment are still running (counted up to `limit`)."""
 
+    @abc.abstractmethod
+    def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
+        """Stops a running run of this deployment (the service's own stop: its steps end, it is recorded
+        as aborted or failed)."""
+
 
 class Backend(Deployer[Any], Runner):
     """A workflow service: both concerns. Implementations live in `mfproj/backends/<name>/`."""

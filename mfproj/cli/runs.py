@@ -193,6 +193,48 @@ def show_command(
     raise typer.Exit(run_show(selection, run_id=run_id, flows=flows, backends=_backends(backend)))
 
 
+def terminate_command(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),
+    flows: options.FlowArguments = None,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    authorize: options.Authorize = None,
+    authorize_file: options.AuthorizeFile = None,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Stop a running run of the branch's deployments (same authorization as delete)."""
+    from mfproj.cli.deploy import _token_options
+    from mfproj.usecases import terminate
+
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+
+    def confirm(run: Any) -> bool:
+        return output.confirm(
+            f"stop {run.run_id} ({run.status})?", yes=yes, refusal=f"stopping {run.run_id} needs --yes"
+        )
+
+    result = terminate.terminate(
+        selection.session(),
+        run_id,
+        flows=flows,
+        token_options=_token_options(authorize, authorize_file, False),
+        confirm=confirm,
+    )
+    if result is None:
+        output.info("nothing stopped")
+        raise typer.Exit(0)
+    said = (
+        f"stopped {run_id}: now {result.run.status}"
+        if result.stopped
+        else f"{run_id} had already ended {result.run.status}"
+    )
+    output.show(selection.output, result.as_json(), output.View(after=[said]))
+    raise typer.Exit(0)
+
+
 def register(app: "typer.Typer") -> None:
     group = typer.Typer(
         cls=options.ListByDefault,
@@ -203,3 +245,4 @@ def register(app: "typer.Typer") -> None:
     app.add_typer(group, name="runs")
     group.command("list")(list_command)
     group.command("show")(show_command)
+    group.command("terminate")(terminate_command)

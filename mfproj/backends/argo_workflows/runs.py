@@ -113,6 +113,15 @@ class Running(KubeClient):
             if not token:
                 return
 
+    def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
+        """Argo's own stop: `spec.shutdown: Terminate` (its pods are stopped, exit handlers skipped)."""
+        name = run.run_id[len(RUN_ID_PREFIX) :]
+        body = {"spec": {"shutdown": "Terminate"}, "metadata": {"annotations": {"mfproj.io/terminated": reason}}}
+        with self._errors(f"stopping the run {run.run_id}"):
+            self.api().patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, WORKFLOWS, name, body, _request_timeout=self._timeout()
+            )
+
     def get_run(self, existing: Existing, run_id: str) -> Run | None:
         if not run_id.startswith(RUN_ID_PREFIX):
             return None

@@ -90,6 +90,11 @@ class Running(AwsClient):
             deployment=existing.name,
         )
 
+    def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
+        arn = existing.identifier.replace(":stateMachine:", ":execution:", 1) + f":{run.run_id[len(RUN_ID_PREFIX) :]}"
+        with self._errors(f"stopping the run {run.run_id}"):
+            self.client("stepfunctions").stop_execution(executionArn=arn, error="mfproj.Terminated", cause=reason)
+
     def get_run(self, existing: Existing, run_id: str) -> Run | None:
         if not run_id.startswith(RUN_ID_PREFIX):
             return None

@@ -1,0 +1,102 @@
+"""`mfproj runs terminate RUN_ID`: stop a running run, with the authorization of a delete (the run's
+deployment's owner, or its token); a run of another branch or project is refused, as the reference does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mfproj import identity, tokens
+from mfproj.backends import registry
+from mfproj.backends.base import Existing, Run
+from mfproj.errors import NotFoundError, UsageError, ValidationError
+from mfproj.usecases.plan import identity_check
+from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for, select_pairs
+
+
+@dataclass
+class Terminated:
+    run: Run
+    flow: str
+    branch: str
+    backend: str
+    deployment: str
+    stopped: bool  # False: it had already ended
+    authorization: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.run_id,
+            "flow": self.flow,
+            "branch": self.branch,
+            "backend": self.backend,
+            "deployment": self.deployment,
+            "status": self.run.status,
+            "stopped": self.stopped,
+            "authorization": self.authorization,
+        }
+
+
+def find(session: Session, run_id: str, flows: list[str] | None) -> tuple[Pair, Existing, Run]:
+    """The run among the selected branch's deployments; refused when it is another branch's; 4 if unknown."""
+    spec = registry.for_run_id(run_id)
+    if spec is None:
+        forms = " or ".join(f"{s.run_id_prefix}…" for s in registry.SPECS)
+        raise ValidationError(f"{run_id!r} is not a run id of a deployment ({forms})")
+    for pair in select_pairs(session, flows, [spec.name]):
+        backend = session.backend(pair.backend)
+        existing = backend.read(pair.names)
+        run = backend.get_run(existing, run_id) if existing is not None else None
+        if existing is not None and run is not None:
+            return pair, existing, run
+    _refuse_if_elsewhere(session, spec.name, run_id)
+    raise NotFoundError(f"no run {run_id} among the deployments of {session.target.branch}")
+
+
+def _refuse_if_elsewhere(session: Session, backend_name: str, run_id: str) -> None:
+    from mfproj.usecases.deployments import inventory
+
+    backend = session.backend(backend_name)
+    for _, existing in inventory(session, [backend_name], include_metaflow=False, full=False):
+        record = existing.record
+        if record is None or record.branch == session.target.branch or backend.get_run(existing, run_id) is None:
+            continue
+        options = identity.branch_options(record.branch or "")
+        raise UsageError(
+            f"{run_id} is a run of {record.project} {record.branch}, not of {session.target.branch}",
+            hint=f"select its branch: mfproj runs terminate {run_id}{' ' + options if options else ''}",
+        )
+
+
+def terminate(
+    session: Session,
+    run_id: str,
+    *,
+    flows: list[str] | None = None,
+    token_options: TokenOptions = TokenOptions(),
+    confirm: Callable[[Run], bool] = lambda run: True,
+) -> Terminated | None:
+    """Stops the run once authorized and confirmed (`confirm` sees the run; False: nothing is done)."""
+    offered = offer_for(session, token_options)
+    pair, existing, run = find(session, run_id, flows)
+    identity_check(existing, pair, session, adopt=False)
+    record = existing.record
+    assert record is not None
+    decision = tokens.authorize(
+        existing=tokens.Deployment(record.owner, record.production_token),
+        caller=session.user,
+        offered=offered,
+        generate_new=False,
+        new=lambda previous: "",  # terminating never makes a token
+        deployment_name=f"{pair.flow.name} ({existing.name})",
+        branch_options=identity.branch_options(session.target.branch),
+    )
+    backend = session.backend(pair.backend)
+    stopped = not run.finished
+    if stopped and not confirm(run):
+        return None
+    if stopped:
+        backend.stop_run(existing, run, reason=f"terminated by {session.user} with mfproj")
+        run = backend.get_run(existing, run_id) or run
+    return Terminated(run, pair.flow.name, session.target.branch, pair.backend, existing.name, stopped, decision.reason)
