@@ -16,12 +16,12 @@ _mfproj_options() {
         '') echo '--manifest -m --no-color --debug --version --help -h' ;;
         completion) echo '--help -h' ;;
         delete) echo '--backend --branch -b --production --no-production --authorize --authorize-file --yes -y --profile --output -o --help -h' ;;
-        deploy) echo '--backend --branch -b --production --no-production --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --profile --output -o --help -h' ;;
+        deploy) echo '--backend --branch -b --production --no-production --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --branch-from-git --allow-branch --allow-dirty --profile --output -o --help -h' ;;
         deployments) echo '--help -h' ;;
         'deployments list') echo '--backend --branch -b --production --no-production --all-branches --include-metaflow --profile --output -o --help -h' ;;
         'deployments show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
-        names) echo '--branch -b --production --no-production --output -o --strict --help -h' ;;
+        names) echo '--branch -b --production --no-production --output -o --strict --branch-from-git --help -h' ;;
         namespaces) echo '--count-runs --profile --output -o --help -h' ;;
         runs) echo '--help -h' ;;
         'runs list') echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;

@@ -30,7 +30,8 @@ TOKEN_SCHEMES = ("random", "metaflow")
 BACKENDS = registry.NAMES
 
 _TOP_KEYS = ("project", "flows", *BACKENDS)
-_PROJECT_KEYS = ("name", "token_scheme")
+_PROJECT_KEYS = ("name", "token_scheme", "production_branch", "schedules")
+SCHEDULES = ("all", "production")
 _FLOW_KEYS = ("name", *BACKENDS, "schedule", "tags")
 
 
@@ -57,6 +58,12 @@ class Manifest:
     flows: tuple[Flow, ...]
     token_scheme: str = "random"
     settings: Mapping[str, Any] = field(default_factory=dict)  # backend name -> its settings object
+    production_branch: str | None = None  # the git branch production deploys must come from
+    schedules: str = "all"  # "production": only production branches keep their schedules
+
+    def schedule_of(self, flow: Flow, *, is_production: bool) -> str | None:
+        """The flow's schedule on a branch: none off production when `schedules = "production"`."""
+        return flow.schedule if self.schedules == "all" or is_production else None
 
     def settings_for(self, backend: str) -> Any:
         """The [<backend>] table, parsed by the backend's own settings class."""
@@ -249,7 +256,18 @@ def parse_manifest(data: Mapping[str, Any], *, path: Path, key_prefix: str = "")
 
         settings[spec.name] = settings_class.parse(table, base=path.parent, fail=fail)
 
-    return Manifest(path=path, project=project, flows=tuple(flows), token_scheme=scheme, settings=settings)
+    schedules = read.string(project_table, "schedules", "project") or "all"
+    if schedules not in SCHEDULES:
+        raise read.fail("project.schedules", f"must be one of {', '.join(SCHEDULES)}, not {schedules!r}")
+    return Manifest(
+        path=path,
+        project=project,
+        flows=tuple(flows),
+        token_scheme=scheme,
+        settings=settings,
+        production_branch=read.string(project_table, "production_branch", "project") or None,
+        schedules=schedules,
+    )
 
 
 def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -> Flow:

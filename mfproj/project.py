@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mfproj import naming
@@ -25,7 +25,9 @@ class FlowPlan:
 def plan_names(manifest: Manifest, target: Target, flows: list[Flow], *, sfn_prefix: str | None) -> list[FlowPlan]:
     """Names of the selected flows; raises NameCollisionError when two flows share a backend name."""
     plans = []
-    for flow in flows:
+    for listed in flows:
+        # The flow as this branch gets it: without its schedule off production with `schedules = "production"`.
+        flow = replace(listed, schedule=manifest.schedule_of(listed, is_production=target.is_production))
         names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=sfn_prefix)
         problems = flow_problems(manifest, flow, names, branch=target.branch, backends=flow.backends or BACKENDS)
         plans.append(FlowPlan(flow, names, tuple(problems)))

@@ -70,6 +70,8 @@ def run_deploy(
     tags: list[str],
     dry_run: bool,
     adopt: bool,
+    allow_branch: bool = False,
+    allow_dirty: bool = False,
 ) -> int:
     from mfproj.usecases import deploy
 
@@ -83,6 +85,8 @@ def run_deploy(
             extra_tags=tags,
             dry_run=dry_run,
             adopt=adopt,
+            allow_branch=allow_branch,
+            allow_dirty=allow_dirty,
         )
     output.show(selection.output, report.as_json(), deploy_view(report))
     return 0
@@ -215,11 +219,23 @@ def deploy_command(
     tag: list[str] = typer.Option([], "--tag", help="A tag for every run of the deployment (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and the definition diff; change nothing."),
     adopt: bool = typer.Option(False, "--adopt", help="Take over a deployment that mfproj did not make."),
+    branch_from_git: options.BranchFromGit = False,
+    allow_branch: bool = typer.Option(
+        False, "--allow-branch", help="Deploy production from a git branch other than production_branch."
+    ),
+    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Deploy production from a dirty tree."),
     profile: options.Profile = None,
     output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Deploy flows to the selected branch, guarded by its production token."""
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    selection = select(
+        ctx,
+        branch=branch,
+        production=production,
+        profile=profile,
+        output_format=output_format,
+        branch_from_git=branch_from_git,
+    )
     raise typer.Exit(
         run_deploy(
             selection,
@@ -229,6 +245,8 @@ def deploy_command(
             tags=tag,
             dry_run=dry_run,
             adopt=adopt,
+            allow_branch=allow_branch,
+            allow_dirty=allow_dirty,
         )
     )
 

@@ -61,7 +61,10 @@ def register(app: "typer.Typer") -> None:
         production: options.Production = None,
         output_format: options.Output = options.OutputFormat.table,
         strict: bool = typer.Option(False, "--strict", help="Exit 2 when a name would be rejected by its backend."),
+        branch_from_git: options.BranchFromGit = False,
     ) -> None:
         """Show the deployment names of every flow in the selected branch (no network)."""
-        selection = select(ctx, branch=branch, production=production, output_format=output_format)
+        selection = select(
+            ctx, branch=branch, production=production, output_format=output_format, branch_from_git=branch_from_git
+        )
         raise typer.Exit(run(selection, flows=flows, strict=strict))

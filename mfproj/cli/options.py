@@ -80,6 +80,14 @@ AuthorizeFile = Annotated[
         dir_okay=False,
     ),
 ]
+BranchFromGit = Annotated[
+    bool,
+    typer.Option(
+        "--branch-from-git",
+        help="The branch of the current git branch (normalized); the manifest's production_branch is prod. "
+        "[env: MFPROJ_BRANCH_FROM_GIT]",
+    ),
+]
 Profile = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--profile", help="AWS profile. [env: AWS_PROFILE]", show_default=False),

@@ -24,6 +24,27 @@ class Selection:
     production: bool | None = None
     profile: str | None = None
     output: str = "table"
+    branch_from_git: bool = False
+
+    def resolved(self, loaded: Manifest) -> Selection:
+        """With --branch-from-git (or MFPROJ_BRANCH_FROM_GIT=1), the branch the current git branch maps
+        to, said once; explicit --branch/--production win."""
+        import os
+
+        from mfproj.identity import parse_bool
+
+        wanted = self.branch_from_git or parse_bool(
+            "MFPROJ_BRANCH_FROM_GIT", os.environ.get("MFPROJ_BRANCH_FROM_GIT", "0")
+        )
+        if not wanted or self.branch is not None or self.production is not None:
+            return self
+        from dataclasses import replace
+
+        from mfproj import gitbranch
+
+        choice = gitbranch.choose(loaded.root, os.environ, loaded.production_branch)
+        output.info(choice.note)
+        return replace(self, branch=choice.branch, production=choice.production, branch_from_git=False)
 
     @property
     def json(self) -> bool:
@@ -37,16 +58,19 @@ class Selection:
     def target(self, loaded: Manifest | None = None) -> Target:
         from mfproj import identity
 
-        project = (loaded or self.manifest()).project
-        return identity.select_target(project, branch=self.branch, production=self.production)
+        loaded = loaded or self.manifest()
+        chosen = self.resolved(loaded)
+        return identity.select_target(loaded.project, branch=chosen.branch, production=chosen.production)
 
     def session(self, *, progress: Progress | None = None, say: Callable[[str], None] | None = None) -> Session:
         from mfproj.usecases import session
 
+        loaded = self.manifest()
+        chosen = self.resolved(loaded)
         return session.open_session(
-            self.manifest(),
-            branch=self.branch,
-            production=self.production,
+            loaded,
+            branch=chosen.branch,
+            production=chosen.production,
             profile=self.profile,
             progress=progress or session.quiet,
             notice=output.warn,
@@ -61,6 +85,7 @@ def select(
     production: bool | None = None,
     profile: str | None = None,
     output_format: Any = "table",
+    branch_from_git: bool = False,
 ) -> Selection:
     """The command's selection; also tells the error handler which format errors take (-o json)."""
     root = ctx.find_root()
@@ -68,4 +93,4 @@ def select(
     manifest = obj.get("manifest")
     fmt = str(getattr(output_format, "value", output_format))
     output.set_format(fmt)
-    return Selection(str(manifest) if manifest else None, branch, production, profile, fmt)
+    return Selection(str(manifest) if manifest else None, branch, production, profile, fmt, branch_from_git)

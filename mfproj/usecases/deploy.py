@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from mfproj import interrupts
+from mfproj import gitbranch, interrupts
 from mfproj.backends import registry
 from mfproj.backends.base import Backend, Existing
 from mfproj.errors import InterruptedByUser, MfprojError
@@ -47,6 +47,15 @@ def locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Iter
                     )
 
 
+def _guard_production(session: Session, *, allow_branch: bool, allow_dirty: bool) -> None:
+    """The manifest's production_branch rule, before any request (see gitbranch)."""
+    if session.target.is_production:
+        manifest = session.manifest
+        gitbranch.check_production_source(
+            manifest.root, session.env, manifest.production_branch, allow_branch=allow_branch, allow_dirty=allow_dirty
+        )
+
+
 def deploy(
     session: Session,
     *,
@@ -56,7 +65,10 @@ def deploy(
     extra_tags: list[str] | None = None,
     dry_run: bool = False,
     adopt: bool = False,
+    allow_branch: bool = False,
+    allow_dirty: bool = False,
 ) -> Report:
+    _guard_production(session, allow_branch=allow_branch, allow_dirty=allow_dirty)
     pairs = select_pairs(session, flows, backends)
     tags_by_flow = {pair.flow.name: deployment_tags(pair.flow, extra_tags or []) for pair in pairs}
     for pair in pairs:  # templates parse before any request; placeholders are checked with a stand-in token

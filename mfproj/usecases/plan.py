@@ -237,7 +237,8 @@ def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, 
         tags=(*run_tags_for(session, pair.backend, stamp.token, branch), *record.tags),
         triggered_by={"type": "schedule"},
     )
-    return Desired(pair.flow.name, pair.names, definition, record, pair.flow.schedule, scheduled)
+    schedule = session.manifest.schedule_of(pair.flow, is_production=is_production)
+    return Desired(pair.flow.name, pair.names, definition, record, schedule, scheduled)
 
 
 def _outcome(

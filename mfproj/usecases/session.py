@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mfproj import identity, lineage, naming, project, tokens
@@ -120,7 +120,8 @@ def select_pairs(session: Session, flows: list[str] | None, backends: list[str] 
     prefix = manifest.state_machine_prefix(session.env)
     project.check_collisions(manifest, target, sfn_prefix=prefix)
     pairs = []
-    for flow in chosen:
+    for listed in chosen:
+        flow = replace(listed, schedule=manifest.schedule_of(listed, is_production=target.is_production))
         available = flow.backends
         wanted = [b for b in (backends or available) if b in available]
         if flows and backends and not wanted:

@@ -1,0 +1,99 @@
+"""Branches from git, and the production guard rails.
+
+`--branch-from-git` (or MFPROJ_BRANCH_FROM_GIT=1) deploys to the current git branch, normalized to the
+branch rule (`feature/Add-X` → `feature_add_x`), and the manifest's `production_branch` to `prod`.
+With `production_branch` set, production deploys from another git branch or a dirty tree are refused
+unless `--allow-branch` / `--allow-dirty`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfproj import lineage, naming
+from mfproj.errors import UsageError, ValidationError
+
+# Where CI systems say which branch a detached checkout is for.
+_CI_BRANCH_VARIABLES = (
+    "GITHUB_HEAD_REF",
+    "GITHUB_REF_NAME",
+    "CI_COMMIT_REF_NAME",
+    "BUILDKITE_BRANCH",
+    "CIRCLE_BRANCH",
+    "BRANCH_NAME",
+    "GIT_BRANCH",
+)
+
+
+def normalize(git_branch: str) -> str:
+    """A git branch name under the branch rule: a-z, 0-9 and _, at most 128 characters."""
+    text = re.sub(r"[^a-z0-9_]+", "_", git_branch.lower()).strip("_")
+    text = re.sub(r"_+", "_", text)[: naming.PROJECT_NAME_MAX].strip("_")
+    if not text:
+        raise ValidationError(f"git branch {git_branch!r} has no letter or digit to make a branch name of")
+    return text
+
+
+def current_git_branch(directory: Path, env: Mapping[str, str]) -> str:
+    origin = lineage.read(directory, env)
+    if origin.git_branch:
+        return origin.git_branch
+    for variable in _CI_BRANCH_VARIABLES:
+        value = env.get(variable, "").strip()
+        if value:
+            return value.removeprefix("origin/")
+    if origin.commit is None:
+        raise UsageError(
+            "--branch-from-git: not in a git repository", hint="use --branch B, or run from the repository"
+        )
+    raise UsageError(
+        "--branch-from-git: HEAD is detached and no CI branch variable says which branch this is",
+        hint="check out a branch, set GITHUB_REF_NAME (or your CI's branch variable), or use --branch B",
+    )
+
+
+@dataclass(frozen=True)
+class GitChoice:
+    branch: str | None  # the custom branch, or None for production
+    production: bool
+    note: str  # what was chosen, and from which git branch (the normalization shown)
+
+
+def choose(directory: Path, env: Mapping[str, str], production_branch: str | None) -> GitChoice:
+    git_branch = current_git_branch(directory, env)
+    if production_branch and git_branch == production_branch:
+        return GitChoice(None, True, f"git branch {git_branch!r} is the production branch: deploying to prod")
+    branch = normalize(git_branch)
+    return GitChoice(branch, False, f"git branch {git_branch!r} → branch test.{branch}")
+
+
+def check_production_source(
+    directory: Path,
+    env: Mapping[str, str],
+    production_branch: str | None,
+    *,
+    allow_branch: bool,
+    allow_dirty: bool,
+) -> None:
+    """The guard rails of a production change; raises naming the rule and how to pass it."""
+    if not production_branch:
+        return
+    origin = lineage.read(directory, env)
+    found = origin.git_branch
+    if found is None and origin.commit is not None:
+        found = next((env[v].removeprefix("origin/") for v in _CI_BRANCH_VARIABLES if env.get(v)), None)
+    if found != production_branch and not allow_branch:
+        where = f"git branch {found!r}" if found else "outside a git branch"
+        raise UsageError(
+            f"production deploys come from git branch {production_branch!r} (production_branch in the "
+            f"manifest); this is {where}",
+            hint=f"check out {production_branch}, or pass --allow-branch to deploy from here anyway",
+        )
+    if origin.dirty and not allow_dirty:
+        raise UsageError(
+            "production deploys come from a clean tree; this one has uncommitted changes",
+            hint="commit or stash them, or pass --allow-dirty to deploy anyway",
+        )
