@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy deployments init names namespaces runs token trigger unlock' ;;
+        '') echo 'completion delete deploy deployments init names namespaces runs teardown token trigger unlock' ;;
         deployments) echo 'list show' ;;
         runs) echo 'list show terminate' ;;
         token) echo 'authorize forget list share show' ;;
@@ -27,6 +27,7 @@ _mfproj_options() {
         'runs list') echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;
         'runs show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         'runs terminate') echo '--branch -b --production --no-production --authorize --authorize-file --yes -y --profile --output -o --help -h' ;;
+        teardown) echo '--branch -b --production --no-production --user --authorize --authorize-file --terminate-runs --dry-run --yes -y --profile --output -o --help -h' ;;
         token) echo '--help -h' ;;
         'token authorize') echo '--branch -b --production --no-production --from-env --from-file --output -o --help -h' ;;
         'token forget') echo '--branch -b --production --no-production --all --yes -y --output -o --help -h' ;;
@@ -88,6 +89,12 @@ _mfproj_takes_value() {
         'runs terminate:--authorize-file') return 0 ;;
         'runs terminate:--profile') return 0 ;;
         'runs terminate:--output'|'runs terminate:-o') return 0 ;;
+        teardown:--branch|teardown:-b) return 0 ;;
+        teardown:--user) return 0 ;;
+        teardown:--authorize) return 0 ;;
+        teardown:--authorize-file) return 0 ;;
+        teardown:--profile) return 0 ;;
+        teardown:--output|teardown:-o) return 0 ;;
         'token authorize:--branch'|'token authorize:-b') return 0 ;;
         'token authorize:--from-env') return 0 ;;
         'token authorize:--from-file') return 0 ;;
@@ -133,6 +140,8 @@ _mfproj_values() {
         'runs show:--output'|'runs show:-o') echo 'table json' ;;
         'runs terminate:--authorize-file') echo __files__ ;;
         'runs terminate:--output'|'runs terminate:-o') echo 'table json' ;;
+        teardown:--authorize-file) echo __files__ ;;
+        teardown:--output|teardown:-o) echo 'table json' ;;
         'token authorize:--from-file') echo __files__ ;;
         'token authorize:--output'|'token authorize:-o') echo 'table json' ;;
         'token forget:--output'|'token forget:-o') echo 'table json' ;;

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from mfproj import __version__
-from mfproj.cli import completion, deploy, deployments, init, names, output, runs, token
+from mfproj.cli import completion, deploy, deployments, init, lifecycle, names, output, runs, token
 
 app = typer.Typer(
     name="mfproj",
@@ -49,7 +49,7 @@ def root(
     ctx.obj = {"manifest": manifest, "debug": debug}
 
 
-for module in (names, init, deploy, deployments, runs, token, completion):
+for module in (names, init, deploy, deployments, lifecycle, runs, token, completion):
     module.register(app)
 
 

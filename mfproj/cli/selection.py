@@ -25,6 +25,12 @@ class Selection:
     profile: str | None = None
     output: str = "table"
     branch_from_git: bool = False
+    owner: str | None = None  # another user's branch (user.<owner>), as METAFLOW_OWNER selects it
+
+    def env(self) -> dict[str, str]:
+        import os
+
+        return {**os.environ, **({"METAFLOW_OWNER": self.owner} if self.owner else {})}
 
     def resolved(self, loaded: Manifest) -> Selection:
         """With --branch-from-git (or MFPROJ_BRANCH_FROM_GIT=1), the branch the current git branch maps
@@ -60,7 +66,9 @@ class Selection:
 
         loaded = loaded or self.manifest()
         chosen = self.resolved(loaded)
-        return identity.select_target(loaded.project, branch=chosen.branch, production=chosen.production)
+        return identity.select_target(
+            loaded.project, branch=chosen.branch, production=chosen.production, env=self.env()
+        )
 
     def session(self, *, progress: Progress | None = None, say: Callable[[str], None] | None = None) -> Session:
         from mfproj.usecases import session
@@ -71,6 +79,7 @@ class Selection:
             loaded,
             branch=chosen.branch,
             production=chosen.production,
+            env=self.env(),
             profile=self.profile,
             progress=progress or session.quiet,
             notice=output.warn,

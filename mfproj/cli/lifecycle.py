@@ -1,0 +1,88 @@
+"""`mfproj teardown`: remove a whole branch (the lifecycle commands that change many deployments at once)."""
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import typer
+
+from mfproj.cli import options, output
+from mfproj.cli.selection import select
+from mfproj.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from mfproj.usecases.teardown import Item
+
+
+def teardown_command(
+    ctx: typer.Context,
+    branch: options.Branch = None,
+    production: options.Production = None,
+    user: str = typer.Option(None, "--user", metavar="U", help="The user branch user.<U>."),
+    authorize: options.Authorize = None,
+    authorize_file: options.AuthorizeFile = None,
+    terminate_runs: bool = typer.Option(False, "--terminate-runs", help="Stop the branch's running runs too."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Remove every deployment of one branch on every backend: flows, orphans, schedules and locks."""
+    from mfproj.cli.deploy import _token_options
+    from mfproj.usecases import teardown
+
+    if sum(x is not None and x is not False for x in (branch, production, user)) == 0:
+        raise UsageError(
+            "name the branch to tear down: --branch B, --production [--branch B], or --user U",
+            hint="production branches are torn down only with --production named",
+        )
+    if user is not None and (branch is not None or production):
+        raise UsageError("--user selects a user branch; it does not go with --branch or --production")
+    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    selection = replace(selection, owner=user, production=False if user else selection.production)
+    session = selection.session()
+    items = teardown.plan_teardown(session, token_options=_token_options(authorize, authorize_file, False))
+    if not items:
+        raise NotFoundError(f"nothing is deployed in {session.target.branch}", hint="'mfproj deployments' lists it all")
+    view = _plan_view(items)
+    if dry_run:
+        plan = teardown.Teardown(session.target.branch, items, dry_run=True)
+        view.before = [f"{session.target.branch}: {len(items)} deployment(s)  (dry run: nothing changed)"]
+        output.show(selection.output, plan.as_json(), view)
+        raise typer.Exit(0)
+    if not selection.json:
+        output.table(None, view.columns, view.rows)
+    if not output.confirm(
+        f"remove {len(items)} deployment(s) of {session.target.branch}?",
+        yes=yes,
+        refusal=f"tearing down {session.target.branch} needs --yes when nobody can answer a prompt",
+    ):
+        output.info("nothing removed")
+        raise typer.Exit(0)
+    result = teardown.teardown(session, items, terminate_runs=terminate_runs)
+    running = sum(i.running for i in items)
+    after = [f"removed {teardown.label(i)} ({i.existing.name})" for i in items]
+    if running and not terminate_runs:
+        after.append(f"{running} run(s) still running were left running (--terminate-runs stops them)")
+    output.show(selection.output, result.as_json(), output.View(after=after))
+    raise typer.Exit(0)
+
+
+def _plan_view(items: "list[Item]") -> output.View:
+    from mfproj.cli.deploy import _label
+
+    rows = [
+        [
+            i.pair.flow.name,
+            _label(i.pair.backend),
+            i.existing.name,
+            i.existing.schedule or "-",
+            str(i.running),
+            i.reason if i.authorized else f"REFUSED: {i.reason}",
+        ]
+        for i in items
+    ]
+    return output.View(["flow", "backend", "name", "schedule", "running", "authorization"], rows)
+
+
+def register(app: "typer.Typer") -> None:
+    app.command("teardown")(teardown_command)

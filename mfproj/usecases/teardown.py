@@ -1,0 +1,135 @@
+"""`mfproj teardown`: remove every deployment of one branch on every backend (the manifest's flows and
+orphans), their schedules and their locks, each authorized as a delete; running runs are reported, and
+stopped only when asked. `plan_teardown` reads and authorizes without changing anything (also for gc)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mfproj import identity, naming, tokens
+from mfproj.backends import registry
+from mfproj.backends.base import Existing, RunFilter
+from mfproj.errors import AuthorizationError, NotFoundError
+from mfproj.manifest import Flow
+from mfproj.usecases import delete as deleting
+from mfproj.usecases.deployments import inventory
+from mfproj.usecases.plan import Outcome
+from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for
+
+
+@dataclass
+class Item:
+    pair: Pair
+    existing: Existing
+    running: int
+    authorized: bool
+    reason: str  # the authorization, or why it is refused
+
+    def as_json(self) -> dict[str, Any]:
+        record = self.existing.record
+        return {
+            "flow": self.pair.flow.name,
+            "backend": self.pair.backend,
+            "name": self.existing.name,
+            "owner": record.owner if record else None,
+            "schedule": self.existing.schedule,
+            "running_executions": self.running,
+            "authorized": self.authorized,
+            "authorization": self.reason,
+        }
+
+
+@dataclass
+class Teardown:
+    branch: str
+    items: list[Item]
+    dry_run: bool
+    removed: bool = False
+    terminated: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "branch": self.branch,
+            "dry_run": self.dry_run,
+            "removed": self.removed,
+            "deployments": [item.as_json() for item in self.items],
+            "terminated_runs": self.terminated,
+        }
+
+
+def plan_teardown(session: Session, *, token_options: TokenOptions = TokenOptions()) -> list[Item]:
+    """Every deployment of the session's branch, read and authorized; nothing changes."""
+    branch = session.target.branch
+    offered = offer_for(session, token_options)
+    prefix = session.manifest.state_machine_prefix(session.env)
+    items = []
+    for backend, existing in inventory(session, None, include_metaflow=False):
+        record = existing.record
+        if record is None or record.branch != branch or not record.flow:
+            continue
+        flow = next((f for f in session.manifest.flows if f.name == record.flow), Flow(name=record.flow))
+        names = naming.flow_names(session.manifest.project, branch, record.flow, state_machine_prefix=prefix)
+        try:
+            reason = tokens.authorize(
+                existing=tokens.Deployment(record.owner, record.production_token),
+                caller=session.user,
+                offered=offered,
+                generate_new=False,
+                new=lambda previous: "",
+                deployment_name=f"{record.flow} ({existing.name})",
+                branch_options=identity.branch_options(branch),
+            ).reason
+            authorized = True
+        except AuthorizationError as exc:
+            reason, authorized = exc.message, False
+        running = session.backend(backend).running(existing)
+        items.append(Item(Pair(flow, backend, names), existing, running, authorized, reason))
+    return items
+
+
+def teardown(
+    session: Session,
+    items: list[Item],
+    *,
+    terminate_runs: bool = False,
+) -> Teardown:
+    """Removes what `plan_teardown` found: all of it, or (when any is not authorized) nothing."""
+    branch = session.target.branch
+    if not items:
+        raise NotFoundError(f"nothing is deployed in {branch}", hint="'mfproj deployments' lists what is deployed")
+    refused = [item for item in items if not item.authorized]
+    if refused:
+        first = refused[0]
+        raise AuthorizationError(
+            f"{len(refused)} of {len(items)} deployments of {branch} may not be removed by you: {first.reason}",
+            hint="get the branch's token ('mfproj token authorize'), or ask its owner to tear it down",
+        )
+    result = Teardown(branch, items, dry_run=False)
+    if terminate_runs:
+        result.terminated = _stop_runs(session, items)
+    plans = [
+        (item.pair, item.existing, Outcome(item.pair.flow.name, item.pair.backend, item.existing.name, "delete"))
+        for item in items
+    ]
+    deleting.delete(session, plans)
+    for item in items:  # a lock left behind by someone else's killed deploy goes with the deployment
+        session.backend(item.pair.backend).unlock(item.pair.names)
+    result.removed = True
+    return result
+
+
+def _stop_runs(session: Session, items: list[Item]) -> list[str]:
+    stopped = []
+    for item in items:
+        if not item.running:
+            continue
+        backend = session.backend(item.pair.backend)
+        for run in backend.list_runs(item.existing, RunFilter(statuses=frozenset({"RUNNING"}), limit=item.running)):
+            backend.stop_run(item.existing, run, reason=f"branch {item.pair.names.project_flow_name} torn down")
+            stopped.append(run.run_id)
+    return stopped
+
+
+def label(item: Item) -> str:
+    return f"{item.pair.flow.name} on {registry.label(item.pair.backend)}"

@@ -1,0 +1,83 @@
+"""`mfproj teardown`: a whole branch goes (flows, orphans, schedules, locks) on both backends, authorized
+per deployment as a delete, with --dry-run, confirmation, and running runs reported or stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfproj.backends.step_functions.lock import LOCK_TTL_SECONDS
+from tests.conftest import as_user, write_manifest
+from tests.test_locks import ELSEWHERE, _plant
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+
+
+def _manifest(root: Path, *, old: bool) -> None:
+    extra = '[[flows]]\nname = "OldFlow"\nstep_functions = "wait.asl.json"\n' if old else ""
+    write_manifest(
+        root,
+        f'[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "wait.asl.json"\n'
+        f'argo_workflows = "a.json"\n[[flows]]\nname = "NightlyFlow"\nstep_functions = "wait.asl.json"\n'
+        f'schedule = "0 3 * * *"\n{extra}[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
+        templates=False,
+    )
+
+
+@pytest.fixture
+def branch(cli, tmp_path: Path, aws: Any, kube: Any) -> Path:  # type: ignore[no-untyped-def]
+    asl = {"StartAt": "w", "States": {"w": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    (tmp_path / "wait.asl.json").write_text(json.dumps(asl))
+    (tmp_path / "a.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": [{"name": "a"}]}}))
+    _manifest(tmp_path, old=True)
+    alice = as_user("alice", tmp_path)
+    assert cli("deploy", env=alice).code == 0
+    _manifest(tmp_path, old=False)  # OldFlow is an orphan now
+    assert cli("trigger", "HelloFlow", "--backend", "step-functions", env=alice).code == 0
+    return tmp_path
+
+
+def _names(sfn: Any) -> set[str]:
+    return {m["name"] for m in sfn.list_state_machines()["stateMachines"]}
+
+
+def test_a_branch_is_torn_down_whole(cli, branch: Path, sfn: Any, events: Any, kube: Any) -> None:  # type: ignore[no-untyped-def]
+    _plant(sfn, ELSEWHERE, age=LOCK_TTL_SECONDS + 60)  # stranded on another machine by a killed deploy
+    before = _names(sfn)
+    assert cli("teardown", env=as_user("alice", branch)).code == 2  # the branch must be named
+    plan = cli("teardown", "--user", "alice", "--dry-run", "-o", "json", env=as_user("alice", branch))
+    assert plan.code == 0, plan.stderr
+    planned = {(d["flow"], d["backend"]) for d in plan.json()["deployments"]}
+    assert planned == {
+        ("HelloFlow", "step_functions"),
+        ("HelloFlow", "argo_workflows"),
+        ("NightlyFlow", "step_functions"),
+        ("OldFlow", "step_functions"),
+    }
+    assert _names(sfn) == before
+    assert cli("teardown", "--user", "alice", env=as_user("alice", branch)).code == 2  # --yes without a terminal
+    refused = cli("teardown", "--user", "alice", "--yes", env=as_user("bob", branch))
+    assert refused.code == 3, refused.stderr
+    assert _names(sfn) == before
+    done = cli("teardown", "--user", "alice", "--yes", env=as_user("alice", branch))
+    assert done.code == 0, done.stderr
+    assert "1 run(s) still running were left running" in done.stderr
+    assert not any(".user.alice." in name or name.startswith("mfproj-lock-") for name in _names(sfn))
+    with pytest.raises(events.exceptions.ResourceNotFoundException):
+        events.describe_rule(Name="myproj.user.alice.NightlyFlow")
+    assert not [key for key in kube.objects if key[0] in ("workflowtemplates", "cronworkflows")]
+    assert cli("teardown", "--user", "alice", "--yes", env=as_user("alice", branch)).code == 4
+
+
+def test_production_teardown_can_stop_its_runs(cli, branch: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    ci = as_user("ci", branch)
+    assert cli("deploy", "--production", env=ci).code == 0
+    run_id = cli("trigger", "HelloFlow", "--backend", "step-functions", "--production", env=ci).stdout.strip()
+    done = cli("teardown", "--production", "--yes", "--terminate-runs", "-o", "json", env=ci)
+    assert done.code == 0, done.stderr
+    assert done.json()["terminated_runs"] == [run_id]  # stopped (checked in test_terminate) before removal
+    assert not any(".prod." in name for name in _names(sfn))
+    assert any(".user.alice." in name for name in _names(sfn))  # other branches untouched
