@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy deployments init names namespaces runs teardown token trigger unlock' ;;
+        '') echo 'completion delete deploy deployments gc init names namespaces runs teardown token trigger unlock' ;;
         deployments) echo 'list show' ;;
         runs) echo 'list show terminate' ;;
         token) echo 'authorize forget list share show' ;;
@@ -20,6 +20,7 @@ _mfproj_options() {
         deployments) echo '--help -h' ;;
         'deployments list') echo '--backend --branch -b --production --no-production --all-branches --include-metaflow --profile --output -o --help -h' ;;
         'deployments show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
+        gc) echo '--older-than --merged --branches --dry-run --yes -y --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--branch -b --production --no-production --output -o --strict --branch-from-git --help -h' ;;
         namespaces) echo '--count-runs --profile --output -o --help -h' ;;
@@ -63,6 +64,10 @@ _mfproj_takes_value() {
         'deployments show:--branch'|'deployments show:-b') return 0 ;;
         'deployments show:--profile') return 0 ;;
         'deployments show:--output'|'deployments show:-o') return 0 ;;
+        gc:--older-than) return 0 ;;
+        gc:--branches) return 0 ;;
+        gc:--profile) return 0 ;;
+        gc:--output|gc:-o) return 0 ;;
         init:--project) return 0 ;;
         init:--flow) return 0 ;;
         init:--dir) return 0 ;;
@@ -133,6 +138,7 @@ _mfproj_values() {
         deploy:--output|deploy:-o) echo 'table json' ;;
         'deployments list:--output'|'deployments list:-o') echo 'table json' ;;
         'deployments show:--output'|'deployments show:-o') echo 'table json' ;;
+        gc:--output|gc:-o) echo 'table json' ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
         namespaces:--output|namespaces:-o) echo 'table json' ;;

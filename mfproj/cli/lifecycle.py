@@ -84,5 +84,50 @@ def _plan_view(items: "list[Item]") -> output.View:
     return output.View(["flow", "backend", "name", "schedule", "running", "authorization"], rows)
 
 
+def gc_command(
+    ctx: typer.Context,
+    older_than: str = typer.Option(None, "--older-than", metavar="AGE", help="Not deployed again for this long: 30d."),
+    merged: bool = typer.Option(False, "--merged", help="Whose git branch is merged into (or gone from) the default."),
+    branches: str = typer.Option(None, "--branches", metavar="GLOB", help="Only branches matching: 'test.*'."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Tear down the stale branches you may remove."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Find stale branches (never production) and, with --yes, tear down the ones you may."""
+    import datetime as _dt
+
+    from mfproj.usecases import gc, runs
+
+    selection = select(ctx, profile=profile, output_format=output_format)
+    session = selection.session()
+    age = None
+    if older_than is not None or not merged:
+        since = runs.parse_since(older_than or "30d", now=_dt.datetime.now(_dt.timezone.utc))
+        age = _dt.datetime.now(_dt.timezone.utc) - since if since else None
+    stale = gc.find_stale(session, older_than=age, merged=merged, pattern=branches)
+    if yes and not dry_run:
+        stale = gc.collect(session, stale)
+    documents = [s.as_json() for s in stale]
+    rows = [
+        [
+            d["branch"],
+            ", ".join(d["flows"]),
+            ", ".join(d["owners"]),
+            d["last_deployed"] or "-",
+            d["last_run"] or "-",
+            "; ".join(d["why"]),
+            d["outcome"],
+        ]
+        for d in documents
+    ]
+    columns = ["branch", "flows", "owner", "last deployed", "last run", "why stale", "outcome"]
+    after = [] if yes and not dry_run else (["run again with --yes to tear them down"] if stale else [])
+    view = output.View(columns, rows, after=after, empty="no stale branches")
+    output.show(selection.output, documents, view)
+    raise typer.Exit(0)
+
+
 def register(app: "typer.Typer") -> None:
     app.command("teardown")(teardown_command)
+    app.command("gc")(gc_command)

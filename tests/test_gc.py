@@ -1,0 +1,80 @@
+"""`mfproj gc`: stale branches by age or by merged git branch; production is never proposed; with --yes
+the caller's own are torn down and the others skipped for lack of a token."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import as_user, write_manifest
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+
+
+def _project(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "a.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
+    write_manifest(
+        root,
+        f'[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "a.asl.json"\n'
+        f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
+        templates=False,
+    )
+
+
+def _branches(sfn: Any) -> set[str]:
+    return {m["name"].split(".")[1] + "." + m["name"].split(".")[2] for m in sfn.list_state_machines()["stateMachines"]}
+
+
+def test_stale_by_age_never_production_and_skipped_without_a_token(cli, tmp_path: Path, aws: Any, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    _project(tmp_path)
+    assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
+    assert cli("deploy", "--branch", "exp", env=as_user("alice", tmp_path)).code == 0
+    assert cli("deploy", env=as_user("bob", tmp_path)).code == 0
+    assert cli("deploy", "--production", env=as_user("ci", tmp_path)).code == 0
+    fresh = cli("gc", "-o", "json", env=as_user("bob", tmp_path))  # the default age is 30 days
+    assert fresh.code == 0 and fresh.json() == []
+    plan = cli("gc", "--older-than", "0s", "-o", "json", env=as_user("bob", tmp_path)).json()
+    assert [p["branch"] for p in plan] == ["test.exp", "user.alice", "user.bob"]  # never prod
+    assert all(p["outcome"] == "proposed" and p["why"] for p in plan)
+    only = cli("gc", "--older-than", "0s", "--branches", "test.*", "-o", "json", env=as_user("bob", tmp_path)).json()
+    assert [p["branch"] for p in only] == ["test.exp"]
+    done = cli("gc", "--older-than", "0s", "--yes", "-o", "json", env=as_user("bob", tmp_path))
+    assert done.code == 0, done.stderr
+    outcomes = {p["branch"]: p["outcome"] for p in done.json()}
+    assert outcomes["user.bob"] == "removed"
+    assert outcomes["user.alice"].startswith("skipped: no token") and outcomes["test.exp"].startswith("skipped")
+    assert _branches(sfn) == {"user.alice", "test.exp", "prod.HelloFlow"}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_stale_when_its_git_branch_is_merged(cli, tmp_path: Path, aws: Any) -> None:  # type: ignore[no-untyped-def]
+    repo = tmp_path / "repo"
+    _project(repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+    def run(*args: str) -> None:
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+
+    run("init", "-q", "-b", "main")
+    run("add", "-A")
+    run("commit", "-q", "-m", "first")
+    env = as_user("alice", tmp_path)
+    for name in ("done", "open"):
+        run("checkout", "-q", "-b", f"feature/{name}")
+        (repo / f"{name}.txt").write_text(name)
+        run("add", "-A")
+        run("commit", "-q", "-m", name)
+        assert cli("deploy", "--branch", name, env=env, cwd=repo).code == 0
+        run("checkout", "-q", "main")
+    run("merge", "-q", "--no-ff", "-m", "merge", "feature/done")
+    plan = cli("gc", "--merged", "-o", "json", env=env, cwd=repo).json()
+    assert [(p["branch"], p["why"]) for p in plan] == [("test.done", ["git branch feature/done is merged into main"])]
+    run("branch", "-q", "-D", "feature/open")
+    gone = cli("gc", "--merged", "-o", "json", env=env, cwd=repo).json()
+    assert {p["branch"] for p in gone} == {"test.done", "test.open"}
