@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy deployments gc init names namespaces runs teardown token trigger unlock' ;;
+        '') echo 'completion delete deploy deployments gc init names namespaces promote runs teardown token trigger unlock' ;;
         deployments) echo 'list show' ;;
         runs) echo 'list show terminate' ;;
         token) echo 'authorize forget list share show' ;;
@@ -24,6 +24,7 @@ _mfproj_options() {
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--branch -b --production --no-production --output -o --strict --branch-from-git --help -h' ;;
         namespaces) echo '--count-runs --profile --output -o --help -h' ;;
+        promote) echo '--branch -b --to-branch --backend --authorize --authorize-file --dry-run --allow-branch --allow-dirty --profile --output -o --help -h' ;;
         runs) echo '--help -h' ;;
         'runs list') echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;
         'runs show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
@@ -75,6 +76,13 @@ _mfproj_takes_value() {
         names:--output|names:-o) return 0 ;;
         namespaces:--profile) return 0 ;;
         namespaces:--output|namespaces:-o) return 0 ;;
+        promote:--branch|promote:-b) return 0 ;;
+        promote:--to-branch) return 0 ;;
+        promote:--backend) return 0 ;;
+        promote:--authorize) return 0 ;;
+        promote:--authorize-file) return 0 ;;
+        promote:--profile) return 0 ;;
+        promote:--output|promote:-o) return 0 ;;
         'runs list:--backend') return 0 ;;
         'runs list:--branch'|'runs list:-b') return 0 ;;
         'runs list:--namespace') return 0 ;;
@@ -142,6 +150,8 @@ _mfproj_values() {
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
         namespaces:--output|namespaces:-o) echo 'table json' ;;
+        promote:--authorize-file) echo __files__ ;;
+        promote:--output|promote:-o) echo 'table json' ;;
         'runs list:--output'|'runs list:-o') echo 'table json' ;;
         'runs show:--output'|'runs show:-o') echo 'table json' ;;
         'runs terminate:--authorize-file') echo __files__ ;;
@@ -169,6 +179,7 @@ _mfproj_arguments() {
         'deployments list') command mfproj __complete flows 2>/dev/null ;;
         'deployments show') command mfproj __complete flows 2>/dev/null ;;
         names) command mfproj __complete flows 2>/dev/null ;;
+        promote) command mfproj __complete flows 2>/dev/null ;;
         'runs list') command mfproj __complete flows 2>/dev/null ;;
         'runs show') command mfproj __complete flows 2>/dev/null ;;
         'runs terminate') command mfproj __complete flows 2>/dev/null ;;

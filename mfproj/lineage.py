@@ -17,6 +17,7 @@ class Lineage:
     dirty: bool | None = None
     git_branch: str | None = None
     ci_run: str | None = None
+    promoted_from: str | None = None  # "<branch>@<commit>" for a promotion
 
 
 def _git(directory: Path, *args: str) -> str | None:

@@ -43,6 +43,7 @@ class DeploymentRecord:
     dirty: bool | None = None  # whether its tree had uncommitted changes,
     git_branch: str | None = None  # the git branch,
     ci_run: str | None = None  # and the CI run that deployed it
+    promoted_from: str | None = None  # "<branch>@<commit>" when `mfproj promote` made it
 
     def identity(self) -> tuple[str, str, str] | None:
         if self.project and self.branch and self.flow:

@@ -128,6 +128,46 @@ def gc_command(
     raise typer.Exit(0)
 
 
+def promote_command(
+    ctx: typer.Context,
+    flows: options.FlowArguments = None,
+    branch: str = typer.Option(..., "--branch", "-b", metavar="B", help="Promote what is deployed on test.<B>."),
+    to_branch: str = typer.Option(None, "--to-branch", metavar="C", help="To prod.<C> (default: prod)."),
+    backend: options.Backends = None,
+    authorize: options.Authorize = None,
+    authorize_file: options.AuthorizeFile = None,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and the diff against production now."),
+    allow_branch: bool = typer.Option(
+        False, "--allow-branch", help="Promote from a git branch other than production_branch."
+    ),
+    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Promote from a dirty tree."),
+    profile: options.Profile = None,
+    output_format: options.Output = options.OutputFormat.table,
+) -> None:
+    """Deploy to production exactly the commit deployed (and tested) on test.<B>."""
+    from mfproj.cli.deploy import _backends, _token_options, deploy_view
+    from mfproj.usecases import promote
+
+    selection = select(ctx, production=True, branch=to_branch, profile=profile, output_format=output_format)
+    session = selection.session()
+    commit, report = promote.promote(
+        session,
+        source_branch=branch,
+        to_branch=to_branch,
+        flows=flows,
+        backends=_backends(backend),
+        token_options=_token_options(authorize, authorize_file, False),
+        dry_run=dry_run,
+        allow_branch=allow_branch,
+        allow_dirty=allow_dirty,
+    )
+    view = deploy_view(report)
+    view.before = [f"promoting test.{branch} at commit {commit[:10]} to {report.branch}", *view.before]
+    output.show(selection.output, {**report.as_json(), "commit": commit, "source": f"test.{branch}"}, view)
+    raise typer.Exit(0)
+
+
 def register(app: "typer.Typer") -> None:
+    app.command("promote")(promote_command)
     app.command("teardown")(teardown_command)
     app.command("gc")(gc_command)

@@ -52,6 +52,7 @@ class Deployment:
             "dirty": record.dirty,
             "git_branch": record.git_branch,
             "ci_run": record.ci_run,
+            "promoted_from": record.promoted_from,
             "schedule": self.existing.schedule,
             "state": self.state,
             "drift": self.drift,
@@ -115,12 +116,12 @@ def list_deployments(
         if (branch is None or (existing.record and existing.record.branch == branch))
         and (not flows or (existing.record and existing.record.flow in flows))
     ]
-    deployments = parallel(lambda item: _judge(session, item[0], item[1], detail=detail), found)
+    deployments = parallel(lambda item: judge(session, item[0], item[1], detail=detail), found)
     deployments.sort(key=_branch_order)
     return Listing(deployments, looked_for_metaflow=include_metaflow)
 
 
-def _judge(session: Session, backend: str, existing: Existing, *, detail: bool) -> Deployment:
+def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -> Deployment:
     record = existing.record
     assert record is not None
     if record.managed_by != "mfproj" or not (record.project and record.branch and record.flow):

@@ -228,6 +228,7 @@ def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, 
         dirty=stamp.origin.dirty,
         git_branch=stamp.origin.git_branch,
         ci_run=stamp.origin.ci_run,
+        promoted_from=stamp.origin.promoted_from,
     )
     scheduled = RunRequest(
         flow=pair.flow.name,

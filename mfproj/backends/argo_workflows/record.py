@@ -31,7 +31,13 @@ def record_annotations(record: DeploymentRecord, *, flow: str, schedule: str | N
     }
     if record.principal:
         annotations[ANNOTATION_PRINCIPAL] = record.principal
-    lineage = {"commit": record.commit, "dirty": record.dirty, "git_branch": record.git_branch, "ci_run": record.ci_run}
+    lineage = {
+        "commit": record.commit,
+        "dirty": record.dirty,
+        "git_branch": record.git_branch,
+        "ci_run": record.ci_run,
+        "promoted_from": record.promoted_from,
+    }
     if any(value is not None for value in lineage.values()):
         annotations[ANNOTATION_LINEAGE] = json.dumps(lineage, sort_keys=True)
     if schedule:
@@ -59,6 +65,7 @@ def decode_annotations(annotations: Mapping[str, str], *, made_by_mfproj: bool) 
         dirty=lineage.get("dirty") if isinstance(lineage.get("dirty"), bool) else None,
         git_branch=_text(lineage.get("git_branch")),
         ci_run=_text(lineage.get("ci_run")),
+        promoted_from=_text(lineage.get("promoted_from")),
         owner=annotations.get("metaflow/owner") or None,
         production_token=annotations.get("metaflow/production_token") or None,
         project=annotations.get("metaflow/project_name") or None,

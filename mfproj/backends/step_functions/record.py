@@ -32,6 +32,7 @@ _RECORD_FIELDS = (
     "commit",
     "git_branch",
     "ci_run",
+    "promoted_from",
 )
 
 
@@ -126,6 +127,7 @@ def decode_record(tags: Mapping[str, str]) -> DeploymentRecord | None:
         dirty={"true": True, "false": False}.get(tags.get(TAG_PREFIX + "dirty", "")),
         git_branch=values["git_branch"],
         ci_run=values["ci_run"],
+        promoted_from=values["promoted_from"],
     )
 
 

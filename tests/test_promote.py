@@ -1,0 +1,102 @@
+"""`mfproj promote`: production gets exactly the commit deployed on test.B, read from git whatever the
+working tree holds; dirty, git-less or mixed-commit sources are refused; --dry-run changes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import as_user, write_manifest
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
+
+
+def _template(repo: Path, version: str) -> None:
+    asl = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}}
+    (repo / "flows").mkdir(exist_ok=True)
+    (repo / "flows" / "hello.asl.json").write_text(json.dumps(asl))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, aws: Any) -> Path:
+    root = tmp_path / "repo" / "project"  # the manifest below the repository's top
+    root.mkdir(parents=True)
+    _template(root, "v1")
+    write_manifest(
+        root,
+        f'[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "flows/hello.asl.json"\n'
+        f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
+        templates=False,
+    )
+    _git(root.parent, "init", "-q", "-b", "main")
+    _git(root.parent, "add", "-A")
+    _git(root.parent, "commit", "-q", "-m", "v1")
+    return root
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def _version(sfn: Any, name: str) -> str:
+    definition = sfn.describe_state_machine(stateMachineArn=ARN.format(name))["definition"]
+    definition = json.loads(definition) if isinstance(definition, str) else definition
+    return str(definition["States"]["a"]["Result"])
+
+
+def test_promote_deploys_the_tested_commit_even_when_the_tree_moved_on(
+    cli, repo: Path, tmp_path: Path, sfn: Any
+) -> None:  # type: ignore[no-untyped-def]
+    tested = _git(repo, "rev-parse", "HEAD")
+    alice = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "exp", env=alice, cwd=repo).code == 0
+    _template(repo, "v2")  # the tree moves on: a new commit and an uncommitted change on top
+    _git(repo, "commit", "-q", "-am", "v2")
+    _template(repo, "v3-uncommitted")
+    plan = cli("promote", "--branch", "exp", "--dry-run", "-o", "json", env=alice, cwd=repo)
+    assert plan.code == 0, plan.stderr
+    assert plan.json()["commit"] == tested and plan.json()["dry_run"] is True
+    with pytest.raises(sfn.exceptions.StateMachineDoesNotExist):
+        sfn.describe_state_machine(stateMachineArn=ARN.format("myproj.prod.HelloFlow"))
+    done = cli("promote", "--branch", "exp", "--allow-dirty", "-o", "json", env=alice, cwd=repo)
+    assert done.code == 0, done.stderr
+    assert _version(sfn, "myproj.prod.HelloFlow") == "v1"  # what was tested, not the working tree
+    [row] = cli("deployments", "--production", "-o", "json", env=alice, cwd=repo).json()
+    assert row["commit"] == tested and row["promoted_from"] == f"test.exp@{tested}" and row["dirty"] is False
+    to_variant = cli("promote", "--branch", "exp", "--to-branch", "v1", "--allow-dirty", env=alice, cwd=repo)
+    assert to_variant.code == 0 and _version(sfn, "myproj.prod.v1.HelloFlow") == "v1"
+
+
+def test_a_dirty_or_changed_source_cannot_be_promoted(cli, repo: Path, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    alice = as_user("alice", tmp_path)
+    _template(repo, "v2-uncommitted")
+    assert cli("deploy", "--branch", "dirty", env=alice, cwd=repo).code == 0
+    refused = cli("promote", "--branch", "dirty", env=alice, cwd=repo)
+    assert refused.code == 2 and "dirty tree" in refused.stderr and "hint:" in refused.stderr
+    assert cli("promote", "--branch", "nothing", env=alice, cwd=repo).code == 4
+    # test.exp from the clean commit, then changed by hand on the service: the source is not proven.
+    _git(repo, "checkout", "-q", "--", ".")
+    assert cli("deploy", "--branch", "exp", env=alice, cwd=repo).code == 0
+    changed = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "hand-made", "End": True}}}
+    sfn.update_state_machine(stateMachineArn=ARN.format("myproj.test.exp.HelloFlow"), definition=json.dumps(changed))
+    unproven = cli("promote", "--branch", "exp", env=alice, cwd=repo)
+    assert unproven.code == 2 and "is not what commit" in unproven.stderr
+    outside = tmp_path / "outside"
+    shutil.copytree(repo, outside)
+    assert cli("deploy", "--branch", "nogit", env=alice, cwd=outside).code == 0
+    nogit = cli("promote", "--branch", "nogit", env=alice, cwd=outside)
+    assert nogit.code == 2 and "outside a git repository" in nogit.stderr
