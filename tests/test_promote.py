@@ -22,16 +22,19 @@ def _template(repo: Path, version: str) -> None:
     asl = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}}
     (repo / "flows").mkdir(exist_ok=True)
     (repo / "flows" / "hello.asl.json").write_text(json.dumps(asl))
+    argo = {"spec": {"entrypoint": "a", "templates": [{"name": "a", "container": {"image": version}}]}}
+    (repo / "flows" / "hello.json").write_text(json.dumps(argo))
 
 
 @pytest.fixture
-def repo(tmp_path: Path, aws: Any) -> Path:
+def repo(tmp_path: Path, aws: Any, kube: Any) -> Path:
     root = tmp_path / "repo" / "project"  # the manifest below the repository's top
     root.mkdir(parents=True)
     _template(root, "v1")
     write_manifest(
         root,
         f'[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "flows/hello.asl.json"\n'
+        'argo_workflows = "flows/hello.json"\n'
         f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
         templates=False,
     )
@@ -59,7 +62,7 @@ def _version(sfn: Any, name: str) -> str:
 
 
 def test_promote_deploys_the_tested_commit_even_when_the_tree_moved_on(
-    cli, repo: Path, tmp_path: Path, sfn: Any
+    cli, repo: Path, tmp_path: Path, sfn: Any, kube: Any
 ) -> None:  # type: ignore[no-untyped-def]
     tested = _git(repo, "rev-parse", "HEAD")
     alice = as_user("alice", tmp_path)
@@ -75,13 +78,19 @@ def test_promote_deploys_the_tested_commit_even_when_the_tree_moved_on(
     done = cli("promote", "--branch", "exp", "--allow-dirty", "-o", "json", env=alice, cwd=repo)
     assert done.code == 0, done.stderr
     assert _version(sfn, "myproj.prod.HelloFlow") == "v1"  # what was tested, not the working tree
-    [row] = cli("deployments", "--production", "-o", "json", env=alice, cwd=repo).json()
-    assert row["commit"] == tested and row["promoted_from"] == f"test.exp@{tested}" and row["dirty"] is False
+    template = kube.objects[("workflowtemplates", "default", "myproj.prod.helloflow")]
+    assert template["spec"]["templates"][0]["container"]["image"] == "v1"
+    rows = cli("deployments", "--production", "-o", "json", env=alice, cwd=repo).json()
+    assert {r["backend"] for r in rows} == {"step_functions", "argo_workflows"}
+    for row in rows:
+        assert row["commit"] == tested and row["promoted_from"] == f"test.exp@{tested}" and row["dirty"] is False
     to_variant = cli("promote", "--branch", "exp", "--to-branch", "v1", "--allow-dirty", env=alice, cwd=repo)
     assert to_variant.code == 0 and _version(sfn, "myproj.prod.v1.HelloFlow") == "v1"
 
 
-def test_a_dirty_or_changed_source_cannot_be_promoted(cli, repo: Path, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_a_dirty_or_changed_source_cannot_be_promoted(  # type: ignore[no-untyped-def]
+    cli, repo: Path, tmp_path: Path, sfn: Any
+) -> None:
     alice = as_user("alice", tmp_path)
     _template(repo, "v2-uncommitted")
     assert cli("deploy", "--branch", "dirty", env=alice, cwd=repo).code == 0
