@@ -3,14 +3,14 @@ locks; a deletion cut off part-way says exactly what is gone and what is left.""
 
 from __future__ import annotations
 
-from mfproj import identity, tokens
+from mfproj import identity
 from mfproj.backends import registry
 from mfproj.backends.base import Existing
 from mfproj.errors import ConflictError, InterruptedByUser, NotFoundError, PartiallyAppliedError
 from mfproj.usecases.apply import key
 from mfproj.usecases.deploy import locked
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import Outcome, identity_check
+from mfproj.usecases.plan import Outcome, authorize_change, identity_check
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for, select_pairs
 
 
@@ -40,17 +40,9 @@ def plan_delete(
     for pair, existing in zip(pairs, found, strict=True):
         assert existing is not None
         identity_check(existing, pair, session, adopt=False)
+        reason = authorize_change(session, offered, pair.flow.name, existing)
         record = existing.record
         assert record is not None
-        decision = tokens.authorize(
-            existing=tokens.Deployment(record.owner, record.production_token),
-            caller=session.user,
-            offered=offered,
-            generate_new=False,
-            new=lambda previous: "",  # a deletion never makes a token
-            deployment_name=f"{pair.flow.name} ({existing.name})",
-            branch_options=identity.branch_options(session.target.branch),
-        )
         running = session.backend(pair.backend).running(existing)
         plans.append(
             (
@@ -61,7 +53,7 @@ def plan_delete(
                     backend=pair.backend,
                     name=existing.name,
                     action="delete",
-                    reason=decision.reason,
+                    reason=reason,
                     previous_owner=record.owner,
                     running=running,
                 ),

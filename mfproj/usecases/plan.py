@@ -85,6 +85,22 @@ def identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool
         )
 
 
+def authorize_change(session: Session, offered: tokens.OfferedToken | None, flow: str, existing: Existing) -> str:
+    """The authorization of a change that makes no token (delete, unlock, terminate, teardown): the
+    deployment's owner, or its token; returns the reason, or raises AuthorizationError (exit 3)."""
+    record = existing.record
+    assert record is not None
+    return tokens.authorize(
+        existing=tokens.Deployment(record.owner, record.production_token),
+        caller=session.user,
+        offered=offered,
+        generate_new=False,
+        new=lambda previous: "",  # never called: generate_new is False
+        deployment_name=f"{flow} ({existing.name})",
+        branch_options=identity.branch_options(session.target.branch),
+    ).reason
+
+
 class _BranchToken:
     """One token per project branch: flows deployed for the first time join the branch's namespace,
     and --generate-new-token moves every flow of the run to the same fresh token."""

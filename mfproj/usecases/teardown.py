@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfproj import identity, naming, tokens
+from mfproj import naming
 from mfproj.backends import registry
 from mfproj.backends.base import Existing, RunFilter
 from mfproj.errors import AuthorizationError, NotFoundError
 from mfproj.manifest import Flow
 from mfproj.usecases import delete as deleting
 from mfproj.usecases.deployments import inventory
-from mfproj.usecases.plan import Outcome
+from mfproj.usecases.plan import Outcome, authorize_change
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for
 
 
@@ -71,15 +71,7 @@ def plan_teardown(session: Session, *, token_options: TokenOptions = TokenOption
         flow = next((f for f in session.manifest.flows if f.name == record.flow), Flow(name=record.flow))
         names = naming.flow_names(session.manifest.project, branch, record.flow, state_machine_prefix=prefix)
         try:
-            reason = tokens.authorize(
-                existing=tokens.Deployment(record.owner, record.production_token),
-                caller=session.user,
-                offered=offered,
-                generate_new=False,
-                new=lambda previous: "",
-                deployment_name=f"{record.flow} ({existing.name})",
-                branch_options=identity.branch_options(branch),
-            ).reason
+            reason = authorize_change(session, offered, record.flow, existing)
             authorized = True
         except AuthorizationError as exc:
             reason, authorized = exc.message, False

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mfproj import identity, tokens
+from mfproj import identity
 from mfproj.backends import registry
 from mfproj.backends.base import Existing, Run
 from mfproj.errors import NotFoundError, UsageError, ValidationError
-from mfproj.usecases.plan import identity_check
+from mfproj.usecases.plan import authorize_change, identity_check
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for, select_pairs
 
 
@@ -81,17 +81,7 @@ def terminate(
     offered = offer_for(session, token_options)
     pair, existing, run = find(session, run_id, flows)
     identity_check(existing, pair, session, adopt=False)
-    record = existing.record
-    assert record is not None
-    decision = tokens.authorize(
-        existing=tokens.Deployment(record.owner, record.production_token),
-        caller=session.user,
-        offered=offered,
-        generate_new=False,
-        new=lambda previous: "",  # terminating never makes a token
-        deployment_name=f"{pair.flow.name} ({existing.name})",
-        branch_options=identity.branch_options(session.target.branch),
-    )
+    reason = authorize_change(session, offered, pair.flow.name, existing)
     backend = session.backend(pair.backend)
     stopped = not run.finished
     if stopped and not confirm(run):
@@ -99,4 +89,4 @@ def terminate(
     if stopped:
         backend.stop_run(existing, run, reason=f"terminated by {session.user} with mfproj")
         run = backend.get_run(existing, run_id) or run
-    return Terminated(run, pair.flow.name, session.target.branch, pair.backend, existing.name, stopped, decision.reason)
+    return Terminated(run, pair.flow.name, session.target.branch, pair.backend, existing.name, stopped, reason)

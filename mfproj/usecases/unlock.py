@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mfproj import identity, tokens
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import identity_check
+from mfproj.usecases.plan import authorize_change, identity_check
 from mfproj.usecases.session import Session, TokenOptions, offer_for, select_pairs
 
 
@@ -50,17 +49,7 @@ def unlock(
             reason = "no token guards it"
         elif existing is not None:
             identity_check(existing, pair, session, adopt=False)
-            record = existing.record
-            assert record is not None
-            reason = tokens.authorize(
-                existing=tokens.Deployment(record.owner, record.production_token),
-                caller=session.user,
-                offered=offered,
-                generate_new=False,
-                new=lambda previous: "",  # unlocking never makes a token
-                deployment_name=f"{pair.flow.name} ({existing.name})",
-                branch_options=identity.branch_options(session.target.branch),
-            ).reason
+            reason = authorize_change(session, offered, pair.flow.name, existing)
         backend = session.backend(pair.backend)
         name = backend.deployed_name(pair.names)
         results.append(Unlocked(pair.flow.name, pair.backend, name, None, reason, lockable=backend.locks))

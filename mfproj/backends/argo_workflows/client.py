@@ -134,6 +134,25 @@ class KubeClient:
             raise
         return dict(result)
 
+    def _paged(self, plural: str, selector: str, *, page_size: int, max_pages: int) -> Iterator[dict[str, Any]]:
+        """Objects matching a label selector, one page at a time (limit/continue), bounded."""
+        token = None
+        for _ in range(max_pages):
+            page = self.api().list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                plural,
+                label_selector=selector,
+                limit=page_size,
+                _continue=token,
+                _request_timeout=self._timeout(),
+            )
+            yield from page.get("items", [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
     def _create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         result = self.api().create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, plural, body, _request_timeout=self._timeout()

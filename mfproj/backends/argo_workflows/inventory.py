@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mfproj.backends.argo_workflows.client import GROUP, TEMPLATES, VERSION
+from mfproj.backends.argo_workflows.client import TEMPLATES
 from mfproj.backends.argo_workflows.deploying import Deploying
 from mfproj.backends.argo_workflows.labels import LABEL_PROJECT, MANAGED_BY, label_value
 from mfproj.backends.base import Inventory
@@ -30,19 +30,4 @@ class Inventorying(Deploying):
         return Inventory([e for e in deployments if e.record is not None], looked_for_metaflow=include_metaflow)
 
     def _templates(self, selector: str) -> Iterator[dict[str, Any]]:
-        token = None
-        for _ in range(MAX_PAGES):
-            page = self.api().list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                TEMPLATES,
-                label_selector=selector,
-                limit=PAGE,
-                _continue=token,
-                _request_timeout=self._timeout(),
-            )
-            yield from page.get("items", [])
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return
+        return self._paged(TEMPLATES, selector, page_size=PAGE, max_pages=MAX_PAGES)

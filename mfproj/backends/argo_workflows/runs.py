@@ -95,23 +95,7 @@ class Running(KubeClient):
         yield from newest
 
     def _workflows(self, selector: str, *, page_size: int, max_pages: int) -> Iterator[dict[str, Any]]:
-        """Workflows matching a label selector, one page at a time (limit/continue), bounded."""
-        token = None
-        for _ in range(max_pages):
-            page = self.api().list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                WORKFLOWS,
-                label_selector=selector,
-                limit=page_size,
-                _continue=token,
-                _request_timeout=self._timeout(),
-            )
-            yield from page.get("items", [])
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return
+        return self._paged(WORKFLOWS, selector, page_size=page_size, max_pages=max_pages)
 
     def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
         """Argo's own stop: `spec.shutdown: Terminate` (its pods are stopped, exit handlers skipped)."""
