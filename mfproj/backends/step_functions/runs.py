@@ -113,7 +113,12 @@ class Running(AwsClient):
         from concurrent.futures import ThreadPoolExecutor
 
         sfn = self.client("stepfunctions")
-        arguments: dict[str, Any] = {"stateMachineArn": existing.identifier, "PaginationConfig": {"PageSize": 100}}
+        # Without tags to check, every listed run is kept: pages need be no larger than the limit.
+        page_size = 100 if query.required_tags() else max(1, min(100, query.limit))
+        arguments: dict[str, Any] = {
+            "stateMachineArn": existing.identifier,
+            "PaginationConfig": {"PageSize": page_size},
+        }
         if query.statuses and len(query.statuses) == 1:
             arguments["statusFilter"] = next(iter(query.statuses))
 
