@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/races.py
+	$(BIN)/python bench/deployments.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
