@@ -16,13 +16,15 @@ from tests.conftest import as_user, write_manifest
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
 
-def _project(root: Path) -> None:
+def _project(root: Path, *, argo: bool = False) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "a.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
+    (root / "a.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": [{"name": "a"}]}}))
     write_manifest(
         root,
-        f'[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "a.asl.json"\n'
-        f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
+        '[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "a.asl.json"\n'
+        + ('argo_workflows = "a.json"\n' if argo else "")
+        + f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
         templates=False,
     )
 
@@ -31,8 +33,10 @@ def _branches(sfn: Any) -> set[str]:
     return {m["name"].split(".")[1] + "." + m["name"].split(".")[2] for m in sfn.list_state_machines()["stateMachines"]}
 
 
-def test_stale_by_age_never_production_and_skipped_without_a_token(cli, tmp_path: Path, aws: Any, sfn: Any) -> None:  # type: ignore[no-untyped-def]
-    _project(tmp_path)
+def test_stale_by_age_never_production_and_skipped_without_a_token(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, aws: Any, sfn: Any, kube: Any
+) -> None:
+    _project(tmp_path, argo=True)
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     assert cli("deploy", "--branch", "exp", env=as_user("alice", tmp_path)).code == 0
     assert cli("deploy", env=as_user("bob", tmp_path)).code == 0
@@ -44,12 +48,19 @@ def test_stale_by_age_never_production_and_skipped_without_a_token(cli, tmp_path
     assert all(p["outcome"] == "proposed" and p["why"] for p in plan)
     only = cli("gc", "--older-than", "0s", "--branches", "test.*", "-o", "json", env=as_user("bob", tmp_path)).json()
     assert [p["branch"] for p in only] == ["test.exp"]
+    rehearsal = cli("gc", "--older-than", "0s", "--yes", "--dry-run", "-o", "json", env=as_user("bob", tmp_path))
+    assert {p["outcome"] for p in rehearsal.json()} == {"proposed"}
+    assert _branches(sfn) == {"user.alice", "test.exp", "user.bob", "prod.HelloFlow"}
+    templates = {key[2] for key in kube.objects if key[0] == "workflowtemplates"}
+    assert "myproj.user.bob.helloflow" in templates
     done = cli("gc", "--older-than", "0s", "--yes", "-o", "json", env=as_user("bob", tmp_path))
     assert done.code == 0, done.stderr
     outcomes = {p["branch"]: p["outcome"] for p in done.json()}
     assert outcomes["user.bob"] == "removed"
     assert outcomes["user.alice"].startswith("skipped: no token") and outcomes["test.exp"].startswith("skipped")
     assert _branches(sfn) == {"user.alice", "test.exp", "prod.HelloFlow"}
+    after = {key[2] for key in kube.objects if key[0] == "workflowtemplates"}
+    assert after == templates - {"myproj.user.bob.helloflow"}  # bob's branch went on Argo too
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
