@@ -16,7 +16,7 @@ _FIELDS: list[tuple[str, int, int, dict[str, int]]] = [
     ("month", 1, 12, {m: i + 1 for i, m in enumerate(_MONTHS)}),
     ("day of week", 0, 7, {d: i for i, d in enumerate(_DAYS)}),
 ]
-_ITEM = re.compile(r"^(?P<range>\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>\d+))?$")
+_ITEM = re.compile(r"^(?P<range>\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>\d+))?\Z")
 
 
 def _value(text: str, field: str, low: int, high: int, names: dict[str, int]) -> int:

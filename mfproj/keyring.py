@@ -23,7 +23,7 @@ from typing import Any
 
 from mfproj.errors import MfprojError, ValidationError
 
-_PREFIX_FILE_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
+_PREFIX_FILE_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}\Z")
 _MAX_TOKEN_FILE = 1 << 20  # token files are tiny; anything larger is not ours to parse
 
 

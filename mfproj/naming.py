@@ -18,7 +18,7 @@ from mfproj.errors import NameCollisionError, ValidationError
 
 PROJECT_NAME_MAX = 128
 _INVALID_NAME_CHAR = re.compile(r"[^a-z0-9_]")
-FLOW_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FLOW_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 TOKEN_PREFIX_PREFIX = "mfprj-"
 
@@ -30,14 +30,14 @@ _ARGO_HASH_LEN = 5
 _ARGO_MIN_PART = 7
 
 # Argo's own pattern for a valid name; anything else is sanitized (and, in the reference, not re-checked).
-_ARGO_VALID_NAME = re.compile(r"^[a-z]([a-z0-9.\-]*[a-z0-9])?$")
+_ARGO_VALID_NAME = re.compile(r"^[a-z]([a-z0-9.\-]*[a-z0-9])?\Z")
 
 # Backend rules that the reference does not check.
 STATE_MACHINE_MAX = 80
 # Step Functions forbids white space, brackets, wildcards, these punctuation marks and control characters.
 _SFN_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
-_EVENTBRIDGE_RULE_RE = re.compile(r"^[.\-_A-Za-z0-9]+$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_EVENTBRIDGE_RULE_RE = re.compile(r"^[.\-_A-Za-z0-9]+\Z")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 K8S_NAME_MAX = 253
 K8S_LABEL_VALUE_MAX = 63
 # Argo appends "-<10-digit unix time>" to a CronWorkflow's name for each workflow it starts.

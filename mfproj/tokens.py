@@ -25,9 +25,7 @@ METAFLOW_SEQUENCE_LENGTH = 10_000
 RANDOM_PART_LENGTH = 26
 _RANDOM_ALPHABET = string.ascii_lowercase + string.digits
 NAMESPACE_PREFIX = "production:"
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$")
-_PREFIX_FILE_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")
-_MAX_TOKEN_FILE = 1 << 20  # token files are tiny; anything larger is not ours to parse
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}\Z")
 
 
 # --- generation ---------------------------------------------------------------------------------

@@ -187,3 +187,9 @@ def test_cron_to_eventbridge(cron: str, aws: str) -> None:
 def test_cron_with_both_days_cannot_be_expressed() -> None:
     with pytest.raises(ValidationError, match="both day of month and day of week"):
         to_eventbridge("0 0 1 * MON")
+
+
+def test_a_value_with_a_newline_is_encoded_not_sent_as_is() -> None:
+    tags = encode_record(_record(owner="alice\n"))
+    assert tags["mfproj:owner"].startswith("b64:")
+    assert decode_record(tags).owner == "alice\n"  # type: ignore[union-attr]

@@ -425,3 +425,10 @@ def test_offered_token_comes_from_the_first_source_that_has_one(tmp_path: Path) 
     assert tokens.offered_token(env={}, **full) == tokens.OfferedToken(f"{PREFIX}-0-keyr", "keyring")
     other = tokens.BranchRef("myproj", "test.x", naming.token_prefix("myproj", "test.x"))
     assert tokens.offered_token(env={}, target=other, keyring=keyring) is None
+
+
+@pytest.mark.parametrize("value", ["abc\n", "mfprj-aaaaaaaaaaaaaaaa-0-abcd\n", "\n"])
+def test_a_trailing_newline_is_not_part_of_a_valid_token(value: str) -> None:
+    # `$` in a pattern also matches before a final newline; the rules use an exact end (found by hypothesis).
+    with pytest.raises(ValidationError):
+        tokens.validate_token(value)

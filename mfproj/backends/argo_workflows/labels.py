@@ -12,7 +12,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PROJECT, LABEL_BRANCH, LABEL_FLOW = "mfproj.io/project", "mfproj.io/branch", "mfproj.io/flow"
 LABEL_TEMPLATE = "mfproj.io/template"
 
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
 TAG_LABEL_PREFIX = "tags.mfproj.io/"
 
 

@@ -18,7 +18,7 @@ from mfproj.errors import ValidationError
 TAG_PREFIX = "mfproj:"
 MAX_TAGS = 50
 MAX_TAG_VALUE = 256
-_SAFE_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]*$")
+_SAFE_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]*\Z")
 _RECORD_FIELDS = (
     "owner",
     "production_token",

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+\Z")
 
 Fail = Callable[[str, str], Exception]  # (key, message) -> the manifest error to raise
 
