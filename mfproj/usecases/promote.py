@@ -97,7 +97,7 @@ def promote(
     source = open_session(loaded, branch=source_branch, production=False, profile=session.profile, env=env)
     commit, deployed = source_commit(source, flows, backends)
     with checkout_of(loaded, commit) as then:
-        proof = replace(source, manifest=then, _backends=source._backends)
+        proof = replace(source, manifest=then)  # the same backends, judging against the commit's manifest
         drifted = [d for d in (judge(proof, e.backend, e, detail=False) for e in deployed) if d.state == DRIFT]
         if drifted:
             first = drifted[0]
@@ -109,8 +109,9 @@ def promote(
         target = open_session(
             then, branch=to_branch, production=True, profile=session.profile, env=env, notice=session.notice
         )
-        target._lineage = replace(
-            lineage.read(loaded.root, env), commit=commit, dirty=False, promoted_from=f"{source.target.branch}@{commit}"
+        origin = lineage.read(loaded.root, env)
+        target = target.with_origin(
+            replace(origin, commit=commit, dirty=False, promoted_from=f"{source.target.branch}@{commit}")
         )
         # The guard rails were checked on the caller's tree above; the temporary checkout has no git.
         report = deploy.deploy(

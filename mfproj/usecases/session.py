@@ -52,6 +52,10 @@ class Session:
             self._backends[name] = registry.create(name, self.manifest, profile=self.profile, env=self.env)
         return self._backends[name]
 
+    def with_origin(self, origin: lineage.Lineage) -> Session:
+        """The same session, recording `origin` as where its deploys come from (a promotion)."""
+        return replace(self, _lineage=origin)
+
     def origin(self) -> lineage.Lineage:
         """Where this deploy comes from (git, CI), read once per session."""
         if self._lineage is None:
