@@ -139,7 +139,7 @@ def find_manifest(
 
 def load_manifest(path: Path) -> Manifest:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (some editors write one) is not TOML
     except OSError as exc:
         raise ManifestError(str(path), f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -9,9 +9,17 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     from mfproj.cli import fastpath
 
-    code = fastpath.try_run(args)
-    if code is None:
-        from mfproj.cli.app import run
+    try:
+        code = fastpath.try_run(args)
+        if code is None:
+            from mfproj.cli.app import run
 
-        code = run(args)
+            code = run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`mfproj runs | head -1`): end quietly, as other tools do (128 + SIGPIPE).
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
     sys.exit(code)

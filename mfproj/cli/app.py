@@ -68,6 +68,8 @@ def run(args: list[str]) -> int:
             result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
+    except BrokenPipeError:
+        raise  # main() ends quietly: the reader went away
     except (typer.Abort, KeyboardInterrupt):
         output.info("interrupted")
         return 130

@@ -196,6 +196,22 @@ def run_trigger(
     return 0
 
 
+def _wait_timeout(wait: bool, timeout: float | None) -> float:
+    import math
+
+    from mfproj.errors import UsageError
+
+    if timeout is None:
+        return 3600.0
+    if not wait:
+        raise UsageError("--timeout applies to --wait", hint="add --wait, or leave out --timeout")
+    if math.isnan(timeout) or not 0 < timeout <= 7 * 86400:
+        raise ValidationError(
+            f"--timeout {timeout:g} is not a number of seconds from 0 to 604800 (a week)", hint="for example 1800"
+        )
+    return timeout
+
+
 def _token_options(authorize: str | None, authorize_file: Path | None, generate_new: bool) -> "TokenOptions":
     from mfproj.usecases.session import TokenOptions
 
@@ -298,12 +314,13 @@ def trigger_command(
     param: list[str] = typer.Option([], "--param", metavar="KEY=VALUE", help="A run parameter (repeatable)."),
     input_file: Path = typer.Option(None, "--input-file", help="A JSON object merged into the run's input."),
     wait: bool = typer.Option(False, "--wait", help="Follow the run; exit 7 if it fails, times out or aborts."),
-    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds --wait waits at most."),
+    timeout: float = typer.Option(None, "--timeout", help="Seconds --wait waits at most (default 3600)."),
     profile: options.Profile = None,
     output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Start a run of a deployed flow, with its namespace and tags in the run's input."""
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
+    timeout = _wait_timeout(wait, timeout)  # checked before the run starts
     chosen = _backends([backend]) if backend else None
     raise typer.Exit(
         run_trigger(

@@ -78,7 +78,12 @@ def parse_since(text: str | None, *, now: _dt.datetime | None = None) -> _dt.dat
     now = now or _dt.datetime.now(_dt.timezone.utc)
     match = _DURATION.match(text.strip())
     if match:
-        return now - _dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        try:
+            return now - _dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        except OverflowError:
+            raise ValidationError(
+                f"--since {text!r} reaches back before the year 1", hint="for example --since 90d"
+            ) from None
     try:
         moment = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
