@@ -187,7 +187,7 @@ complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l tag -x -d 'A tag 
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l param -x -d 'A run parameter (repeatable)'
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l input-file -r -F -d 'A JSON object merged into the run'"'"'s input'
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l wait -d 'Follow the run; exit 7 if it fails, times out or aborts'
-complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l timeout -x -d 'Seconds --wait waits at most'
+complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l timeout -x -d 'Seconds --wait waits at most (default 3600)'
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l profile -x -d 'AWS profile'
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l output -s o -x -a 'table json' -d 'table for people, json for scripts'
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l help -s h -d 'Show help'
