@@ -20,7 +20,8 @@ class Lineage:
     promoted_from: str | None = None  # "<branch>@<commit>" for a promotion
 
 
-def _git(directory: Path, *args: str) -> str | None:
+def git(directory: Path, *args: str) -> str | None:
+    """`git ARGS` in `directory`: its output stripped, or None when git is missing or fails."""
     try:
         done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -47,11 +48,11 @@ def ci_run(env: Mapping[str, str]) -> str | None:
 def read(directory: Path, env: Mapping[str, str] | None = None) -> Lineage:
     """The lineage of the working tree at `directory` (the manifest's)."""
     env = os.environ if env is None else env
-    commit = _git(directory, "rev-parse", "HEAD")
+    commit = git(directory, "rev-parse", "HEAD")
     if commit is None:
         return Lineage(ci_run=ci_run(env))
-    status = _git(directory, "status", "--porcelain", "--untracked-files=normal")
-    branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD")
+    status = git(directory, "status", "--porcelain", "--untracked-files=normal")
+    branch = git(directory, "rev-parse", "--abbrev-ref", "HEAD")
     return Lineage(
         commit=commit,
         dirty=None if status is None else bool(status),

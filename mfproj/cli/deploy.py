@@ -19,18 +19,6 @@ if TYPE_CHECKING:
     from mfproj.usecases.session import TokenOptions
 
 
-def _label(backend: str) -> str:
-    from mfproj.backends import registry
-
-    return registry.label(backend)
-
-
-def _backends(values: list[Any] | None) -> list[str] | None:
-    from mfproj.backends import registry
-
-    return registry.normalize([str(getattr(v, "value", v)) for v in values]) if values else None
-
-
 def deploy_view(report: "Report") -> output.View:
     from mfproj.identity import branch_options
 
@@ -40,18 +28,18 @@ def deploy_view(report: "Report") -> output.View:
     ]
     for outcome in report.outcomes:
         if outcome.diff:
-            before += [f"--- {outcome.flow} on {_label(outcome.backend)}: definition diff", outcome.diff]
+            before += [f"--- {outcome.flow} on {options.backend_label(outcome.backend)}: definition diff", outcome.diff]
     after = []
     if report.token_changed and not report.dry_run:
-        options = branch_options(report.branch)
+        selecting = branch_options(report.branch)
         after.append(
             "new production token stored in your keyring; give it to co-deployers with "
-            f"'mfproj token share{' ' + options if options else ''}'"
+            f"'mfproj token share{' ' + selecting if selecting else ''}'"
         )
     rows = [
         [
             o.flow,
-            _label(o.backend),
+            options.backend_label(o.backend),
             o.name,
             o.action + (f" ({', '.join(o.changes)})" if o.action == "update" else ""),
             o.reason,
@@ -102,7 +90,7 @@ def run_delete(
     for _, _, outcome in plans:
         running = outcome.running or 0
         output.info(
-            f"{outcome.name} ({_label(outcome.backend)}): "
+            f"{outcome.name} ({options.backend_label(outcome.backend)}): "
             + (f"{running} execution(s) still running; they are not stopped" if running else "no running executions")
         )
     count = len(plans)
@@ -115,7 +103,7 @@ def run_delete(
         return 0
     delete.delete(session, plans)
     view = output.View(
-        after=[f"deleted {o.name} from {_label(o.backend)}" for _, _, o in plans]
+        after=[f"deleted {o.name} from {options.backend_label(o.backend)}" for _, _, o in plans]
         + ["the production token stays in your keyring (mfproj token forget removes it)"]
     )
     output.show(selection.output, {"deleted": [o.as_json() for _, _, o in plans]}, view)
@@ -130,11 +118,13 @@ def run_unlock(
     results = unlock.unlock(selection.session(), flows=flows, backends=backends, token_options=token_options)
     lines = []
     for result in results:
-        where = f"{result.name} ({_label(result.backend)})"
+        where = f"{result.name} ({options.backend_label(result.backend)})"
         if result.held_by is not None:
             lines.append(f"removed the lock on {where}, held by {result.held_by}")
         elif not result.lockable:
-            lines.append(f"{where}: {_label(result.backend)} takes no lock (its writes are compare-and-swap)")
+            lines.append(
+                f"{where}: {options.backend_label(result.backend)} takes no lock (its writes are compare-and-swap)"
+            )
         else:
             lines.append(f"{where}: not locked")
     output.show(selection.output, {"unlocked": [r.as_json() for r in results]}, output.View(after=lines))
@@ -178,7 +168,7 @@ def run_trigger(
         input_document=_input_document(input_file),
     )
     if not selection.json:
-        output.info(f"started {triggered.run.run_id} ({triggered.name} on {_label(triggered.backend)})")
+        output.info(f"started {triggered.run.run_id} ({triggered.name} on {options.backend_label(triggered.backend)})")
     failure = None
     if wait:
         try:
@@ -210,12 +200,6 @@ def _wait_timeout(wait: bool, timeout: float | None) -> float:
             f"--timeout {timeout:g} is not a number of seconds from 0 to 604800 (a week)", hint="for example 1800"
         )
     return timeout
-
-
-def _token_options(authorize: str | None, authorize_file: Path | None, generate_new: bool) -> "TokenOptions":
-    from mfproj.usecases.session import TokenOptions
-
-    return TokenOptions(authorize, authorize_file, generate_new)
 
 
 # --- the commands (registered by `register`) ---
@@ -256,8 +240,8 @@ def deploy_command(
         run_deploy(
             selection,
             flows=flows,
-            backends=_backends(backend),
-            token_options=_token_options(authorize, authorize_file, generate_new_token),
+            backends=options.backend_names(backend),
+            token_options=options.token_options(authorize, authorize_file, generate_new_token),
             tags=tag,
             dry_run=dry_run,
             adopt=adopt,
@@ -281,9 +265,11 @@ def delete_command(
 ) -> None:
     """Delete deployments (their schedules too); the keyring keeps the token."""
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-    token_options = _token_options(authorize, authorize_file, False)
+    token_options = options.token_options(authorize, authorize_file, False)
     raise typer.Exit(
-        run_delete(selection, flows=flows, backends=_backends(backend), token_options=token_options, yes=yes)
+        run_delete(
+            selection, flows=flows, backends=options.backend_names(backend), token_options=token_options, yes=yes
+        )
     )
 
 
@@ -300,8 +286,10 @@ def unlock_command(
 ) -> None:
     """Remove a deployment's write lock left by a deploy that is gone (same authorization as deploy)."""
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-    token_options = _token_options(authorize, authorize_file, False)
-    raise typer.Exit(run_unlock(selection, flows=flows, backends=_backends(backend), token_options=token_options))
+    token_options = options.token_options(authorize, authorize_file, False)
+    raise typer.Exit(
+        run_unlock(selection, flows=flows, backends=options.backend_names(backend), token_options=token_options)
+    )
 
 
 def trigger_command(
@@ -321,7 +309,7 @@ def trigger_command(
     """Start a run of a deployed flow, with its namespace and tags in the run's input."""
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     timeout = _wait_timeout(wait, timeout)  # checked before the run starts
-    chosen = _backends([backend]) if backend else None
+    chosen = options.backend_names([backend]) if backend else None
     raise typer.Exit(
         run_trigger(
             selection,

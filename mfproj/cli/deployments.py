@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from mfproj.cli import options, output
-from mfproj.cli.deploy import _backends
 from mfproj.cli.selection import Selection, select
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ def list_command(
     listing = deployments.list_deployments(
         selection.session(),
         flows=flows,
-        backends=_backends(backend),
+        backends=options.backend_names(backend),
         branch=_branch(selection, all_branches),
         include_metaflow=include_metaflow,
     )
@@ -100,7 +99,9 @@ def show_command(
 
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     session = selection.session()
-    found = deployments.show_deployment(session, flow=flow, branch=session.target.branch, backends=_backends(backend))
+    found = deployments.show_deployment(
+        session, flow=flow, branch=session.target.branch, backends=options.backend_names(backend)
+    )
     documents = [d.as_json() for d in found]
     lines: list[str] = []
     for document in documents:

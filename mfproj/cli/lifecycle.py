@@ -27,7 +27,6 @@ def teardown_command(
     output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Remove every deployment of one branch on every backend: flows, orphans, schedules and locks."""
-    from mfproj.cli.deploy import _token_options
     from mfproj.usecases import teardown
 
     if sum(x is not None and x is not False for x in (branch, production, user)) == 0:
@@ -40,7 +39,7 @@ def teardown_command(
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     selection = replace(selection, owner=user, production=False if user else selection.production)
     session = selection.session()
-    items = teardown.plan_teardown(session, token_options=_token_options(authorize, authorize_file, False))
+    items = teardown.plan_teardown(session, token_options=options.token_options(authorize, authorize_file, False))
     if not items:
         raise NotFoundError(f"nothing is deployed in {session.target.branch}", hint="'mfproj deployments' lists it all")
     view = _plan_view(items)
@@ -68,12 +67,10 @@ def teardown_command(
 
 
 def _plan_view(items: "list[Item]") -> output.View:
-    from mfproj.cli.deploy import _label
-
     rows = [
         [
             i.pair.flow.name,
-            _label(i.pair.backend),
+            options.backend_label(i.pair.backend),
             i.existing.name,
             i.existing.schedule or "-",
             str(i.running),
@@ -145,7 +142,7 @@ def promote_command(
     output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Deploy to production exactly the commit deployed (and tested) on test.<B>."""
-    from mfproj.cli.deploy import _backends, _token_options, deploy_view
+    from mfproj.cli.deploy import deploy_view
     from mfproj.usecases import promote
 
     selection = select(ctx, production=True, branch=to_branch, profile=profile, output_format=output_format)
@@ -155,8 +152,8 @@ def promote_command(
         source_branch=branch,
         to_branch=to_branch,
         flows=flows,
-        backends=_backends(backend),
-        token_options=_token_options(authorize, authorize_file, False),
+        backends=options.backend_names(backend),
+        token_options=options.token_options(authorize, authorize_file, False),
         dry_run=dry_run,
         allow_branch=allow_branch,
         allow_dirty=allow_dirty,

@@ -103,3 +103,19 @@ class ListByDefault(TyperGroup):
             args = ["list", *args]
         result: list[str] = super().parse_args(ctx, args)
         return result
+
+
+def backend_names(values: list[Any] | None) -> list[str] | None:
+    """--backend values (enum members or text) as registry names, without duplicates."""
+    return registry.normalize([str(getattr(v, "value", v)) for v in values]) if values else None
+
+
+def backend_label(backend: str) -> str:
+    return registry.label(backend)
+
+
+def token_options(authorize: str | None, authorize_file: Path | None, generate_new: bool) -> Any:
+    """--authorize, --authorize-file and --generate-new-token as the use-cases take them."""
+    from mfproj.usecases.session import TokenOptions
+
+    return TokenOptions(authorize, authorize_file, generate_new)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mfproj.cli import options, output
-from mfproj.cli.deploy import _backends
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import UsageError, ValidationError
 
@@ -166,7 +165,7 @@ def list_command(
         run_list(
             selection,
             flows=flows,
-            backends=_backends(backend),
+            backends=options.backend_names(backend),
             namespace=namespace,
             all_namespaces=all_namespaces,
             query=_query(tag, status, since, limit, latest),
@@ -190,7 +189,7 @@ def show_command(
 ) -> None:
     """One run of the branch's deployments, with its tags and parameters."""
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-    raise typer.Exit(run_show(selection, run_id=run_id, flows=flows, backends=_backends(backend)))
+    raise typer.Exit(run_show(selection, run_id=run_id, flows=flows, backends=options.backend_names(backend)))
 
 
 def terminate_command(
@@ -206,7 +205,6 @@ def terminate_command(
     output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Stop a running run of the branch's deployments (same authorization as delete)."""
-    from mfproj.cli.deploy import _token_options
     from mfproj.usecases import terminate
 
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
@@ -220,7 +218,7 @@ def terminate_command(
         selection.session(),
         run_id,
         flows=flows,
-        token_options=_token_options(authorize, authorize_file, False),
+        token_options=options.token_options(authorize, authorize_file, False),
         confirm=confirm,
     )
     if result is None:

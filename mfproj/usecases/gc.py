@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import fnmatch
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mfproj.backends.base import Existing, RunFilter, iso
+from mfproj.lineage import git
 from mfproj.usecases.deployments import inventory
 from mfproj.usecases.session import Session, open_session
 from mfproj.usecases.teardown import plan_teardown, teardown
@@ -48,27 +48,19 @@ def _when(text: str | None) -> _dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=_dt.timezone.utc)
 
 
-def _git(directory: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def merged_or_gone(directory: Path, git_branch: str) -> str | None:
     """Why a recorded git branch is finished: merged into the default branch, or gone; None otherwise."""
-    default = _git(directory, "symbolic-ref", "--short", "refs/remotes/origin/HEAD")
+    default = git(directory, "symbolic-ref", "--short", "refs/remotes/origin/HEAD")
     default = default.removeprefix("origin/") if default else None
     for candidate in (default, "main", "master"):
-        if candidate and _git(directory, "rev-parse", "--verify", "--quiet", f"refs/heads/{candidate}") is not None:
+        if candidate and git(directory, "rev-parse", "--verify", "--quiet", f"refs/heads/{candidate}") is not None:
             default = candidate
             break
     else:
         return None  # no repository, or no default branch to compare with
-    if _git(directory, "rev-parse", "--verify", "--quiet", f"refs/heads/{git_branch}") is None:
+    if git(directory, "rev-parse", "--verify", "--quiet", f"refs/heads/{git_branch}") is None:
         return f"git branch {git_branch} is gone"
-    merged = _git(directory, "branch", "--merged", default, "--format=%(refname:short)") or ""
+    merged = git(directory, "branch", "--merged", default, "--format=%(refname:short)") or ""
     if git_branch != default and git_branch in merged.splitlines():
         return f"git branch {git_branch} is merged into {default}"
     return None
