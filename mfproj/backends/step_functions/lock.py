@@ -47,10 +47,16 @@ class Locking(AwsClient):
         is broken at once; one held elsewhere is waited for (saying so once) up to `timeout` seconds."""
         arn = self.state_machine_arn(self.lock_name(names.state_machine))
         nonce = uuid.uuid4().hex
+        # Registered before the create: between its create and its own check, a lock this process is
+        # taking must not look abandoned to another thread of the same process (it would break it).
+        with _HELD_LOCK:
+            _HELD.add(nonce)
         try:
             with self._errors(f"locking {names.state_machine}"):
                 return self._take_lock(names, arn, nonce, holder, timeout, waiting)
         except BaseException:
+            with _HELD_LOCK:
+                _HELD.discard(nonce)
             self._drop_if_ours(arn, nonce)  # a lock created just before a failure or Ctrl-C must not linger
             raise
 
@@ -86,8 +92,6 @@ class Locking(AwsClient):
                 continue
             held = _lock_note(described)
             if held.get("nonce") == nonce:
-                with _HELD_LOCK:
-                    _HELD.add(nonce)
                 return (arn, nonce)
             if described.get("status") != "DELETING" and self._is_stale(held):
                 self._delete_lock(arn, held.get("nonce"))
