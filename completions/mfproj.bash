@@ -17,7 +17,7 @@ _mfproj_options() {
         completion) echo '--help -h' ;;
         delete) echo '--backend --branch -b --production --no-production --authorize --authorize-file --yes -y --profile --output -o --help -h' ;;
         deploy) echo '--backend --branch -b --production --no-production --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --branch-from-git --allow-branch --allow-dirty --profile --output -o --help -h' ;;
-        deployments) echo '--help -h' ;;
+        deployments) echo '--backend --branch -b --production --no-production --all-branches --include-metaflow --profile --output -o --help -h' ;;
         'deployments list') echo '--backend --branch -b --production --no-production --all-branches --include-metaflow --profile --output -o --help -h' ;;
         'deployments show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         gc) echo '--older-than --merged --branches --dry-run --yes -y --profile --output -o --help -h' ;;
@@ -25,7 +25,7 @@ _mfproj_options() {
         names) echo '--branch -b --production --no-production --output -o --strict --branch-from-git --help -h' ;;
         namespaces) echo '--count-runs --profile --output -o --help -h' ;;
         promote) echo '--branch -b --to-branch --backend --authorize --authorize-file --dry-run --allow-branch --allow-dirty --profile --output -o --help -h' ;;
-        runs) echo '--help -h' ;;
+        runs) echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;
         'runs list') echo '--backend --branch -b --production --no-production --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --profile --output -o --help -h' ;;
         'runs show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         'runs terminate') echo '--branch -b --production --no-production --authorize --authorize-file --yes -y --profile --output -o --help -h' ;;
@@ -57,6 +57,10 @@ _mfproj_takes_value() {
         deploy:--tag) return 0 ;;
         deploy:--profile) return 0 ;;
         deploy:--output|deploy:-o) return 0 ;;
+        deployments:--backend) return 0 ;;
+        deployments:--branch|deployments:-b) return 0 ;;
+        deployments:--profile) return 0 ;;
+        deployments:--output|deployments:-o) return 0 ;;
         'deployments list:--backend') return 0 ;;
         'deployments list:--branch'|'deployments list:-b') return 0 ;;
         'deployments list:--profile') return 0 ;;
@@ -83,6 +87,16 @@ _mfproj_takes_value() {
         promote:--authorize-file) return 0 ;;
         promote:--profile) return 0 ;;
         promote:--output|promote:-o) return 0 ;;
+        runs:--backend) return 0 ;;
+        runs:--branch|runs:-b) return 0 ;;
+        runs:--namespace) return 0 ;;
+        runs:--tag) return 0 ;;
+        runs:--status) return 0 ;;
+        runs:--since) return 0 ;;
+        runs:--limit) return 0 ;;
+        runs:--metaflow-root) return 0 ;;
+        runs:--profile) return 0 ;;
+        runs:--output|runs:-o) return 0 ;;
         'runs list:--backend') return 0 ;;
         'runs list:--branch'|'runs list:-b') return 0 ;;
         'runs list:--namespace') return 0 ;;
@@ -140,19 +154,32 @@ _mfproj_takes_value() {
 _mfproj_values() {
     case "$1:$2" in
         :--manifest|:-m) echo __files__ ;;
+        delete:--backend) echo 'step-functions argo-workflows' ;;
         delete:--authorize-file) echo __files__ ;;
         delete:--output|delete:-o) echo 'table json' ;;
+        deploy:--backend) echo 'step-functions argo-workflows' ;;
         deploy:--authorize-file) echo __files__ ;;
         deploy:--output|deploy:-o) echo 'table json' ;;
+        deployments:--backend) echo 'step-functions argo-workflows' ;;
+        deployments:--output|deployments:-o) echo 'table json' ;;
+        'deployments list:--backend') echo 'step-functions argo-workflows' ;;
         'deployments list:--output'|'deployments list:-o') echo 'table json' ;;
+        'deployments show:--backend') echo 'step-functions argo-workflows' ;;
         'deployments show:--output'|'deployments show:-o') echo 'table json' ;;
         gc:--output|gc:-o) echo 'table json' ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table json' ;;
         namespaces:--output|namespaces:-o) echo 'table json' ;;
+        promote:--backend) echo 'step-functions argo-workflows' ;;
         promote:--authorize-file) echo __files__ ;;
         promote:--output|promote:-o) echo 'table json' ;;
+        runs:--backend) echo 'step-functions argo-workflows' ;;
+        runs:--status) echo 'running succeeded failed timed_out aborted pending unknown' ;;
+        runs:--output|runs:-o) echo 'table json' ;;
+        'runs list:--backend') echo 'step-functions argo-workflows' ;;
+        'runs list:--status') echo 'running succeeded failed timed_out aborted pending unknown' ;;
         'runs list:--output'|'runs list:-o') echo 'table json' ;;
+        'runs show:--backend') echo 'step-functions argo-workflows' ;;
         'runs show:--output'|'runs show:-o') echo 'table json' ;;
         'runs terminate:--authorize-file') echo __files__ ;;
         'runs terminate:--output'|'runs terminate:-o') echo 'table json' ;;
@@ -167,6 +194,7 @@ _mfproj_values() {
         trigger:--backend) echo 'step-functions argo-workflows' ;;
         trigger:--input-file) echo __files__ ;;
         trigger:--output|trigger:-o) echo 'table json' ;;
+        unlock:--backend) echo 'step-functions argo-workflows' ;;
         unlock:--authorize-file) echo __files__ ;;
         unlock:--output|unlock:-o) echo 'table json' ;;
     esac
@@ -176,16 +204,18 @@ _mfproj_arguments() {
     case "$1" in
         delete) command mfproj __complete flows 2>/dev/null ;;
         deploy) command mfproj __complete flows 2>/dev/null ;;
+        deployments) command mfproj __complete flows 2>/dev/null ;;
         'deployments list') command mfproj __complete flows 2>/dev/null ;;
         'deployments show') command mfproj __complete flows 2>/dev/null ;;
         names) command mfproj __complete flows 2>/dev/null ;;
         promote) command mfproj __complete flows 2>/dev/null ;;
+        runs) command mfproj __complete flows 2>/dev/null ;;
         'runs list') command mfproj __complete flows 2>/dev/null ;;
-        'runs show') command mfproj __complete flows 2>/dev/null ;;
-        'runs terminate') command mfproj __complete flows 2>/dev/null ;;
         trigger) command mfproj __complete flows 2>/dev/null ;;
         unlock) command mfproj __complete flows 2>/dev/null ;;
         completion) echo 'bash zsh fish' ;;
+        'runs show') command mfproj __complete run-ids 2>/dev/null ;;
+        'runs terminate') command mfproj __complete run-ids 2>/dev/null ;;
     esac
 }
 
@@ -217,12 +247,8 @@ _mfproj() {
         COMPREPLY=($(compgen -W "$(_mfproj_options "$cmdpath")" -- "$cur"))
         return 0
     fi
-    subs="$(_mfproj_commands "$cmdpath")"
-    if [[ -n "$subs" ]]; then
-        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
-    else
-        COMPREPLY=($(compgen -W "$(_mfproj_arguments "$cmdpath")" -- "$cur"))
-    fi
+    # A group's subcommands, and the arguments of its default command (`runs` lists flows too).
+    COMPREPLY=($(compgen -W "$(_mfproj_commands "$cmdpath") $(_mfproj_arguments "$cmdpath")" -- "$cur"))
     return 0
 }
 

@@ -9,10 +9,12 @@ from typing import Any
 import typer
 
 from mfproj import __version__
-from mfproj.cli import completion, deploy, deployments, init, lifecycle, names, output, runs, token
+from mfproj.cli import completion, deploy, deployments, helptext, init, lifecycle, names, output, runs, token
 
 app = typer.Typer(
     name="mfproj",
+    cls=helptext.Group,
+    rich_markup_mode=None,
     help="Share one workflow project on AWS Step Functions and Argo Workflows, Metaflow @project style.",
     add_completion=False,
     no_args_is_help=True,
@@ -34,6 +36,7 @@ def root(
         None,
         "--manifest",
         "-m",
+        metavar="PATH",
         envvar="MFPROJ_MANIFEST",
         help="Path to mfproj.toml, or a pyproject.toml with a tool.mfproj table. Default: search upwards.",
         dir_okay=False,

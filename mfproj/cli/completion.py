@@ -1,9 +1,10 @@
 """Static shell completion scripts, generated from the live command tree.
 
 Commands, options and fixed choices are written into the scripts, so completing them runs no Python.
-Only values that depend on the project (flow names) call `mfproj __complete flows`, which the fast
-path answers without Typer. `scripts/gen_completions.py` writes `completions/`; a test fails when the
-files there differ from what this module generates.
+Only values that depend on the project call the fast path (no Typer): `mfproj __complete flows` (the
+manifest's flow names) and `mfproj __complete run-ids` (run ids this user listed or started lately).
+`scripts/gen_completions.py` writes `completions/`; a test fails when the files there differ from what
+this module generates.
 """
 
 import enum
@@ -39,18 +40,18 @@ class CommandSpec:
     subcommands: list[str]
     completes_flows: bool
     argument_choices: list[str] = field(default_factory=list)
+    completes_run_ids: bool = False
 
 
 def _value_kind(param: Any) -> tuple[list[str], bool]:
-    """(fixed choices, completes file names) of an option's value, for Typer 0.29+ and older."""
+    """(fixed choices, completes file names) of a parameter's value."""
+    from mfproj.cli import helptext
+
     descriptor = getattr(param, "type_descriptor", None)
-    if descriptor is not None:
-        annotation = descriptor.annotation
-        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-            return [str(member.value) for member in annotation], False
-        return [], isinstance(annotation, type) and issubclass(annotation, PurePath)
-    kind = getattr(param, "type", None)
-    return [str(c) for c in getattr(kind, "choices", [])], type(kind).__name__ in ("Path", "File")
+    annotation = getattr(descriptor, "annotation", None)
+    args = getattr(annotation, "__args__", None) or (annotation,)
+    is_path = any(isinstance(a, type) and issubclass(a, PurePath) for a in args)
+    return helptext.choices(param), is_path
 
 
 def command_tree(root: Any) -> list[CommandSpec]:
@@ -59,13 +60,18 @@ def command_tree(root: Any) -> list[CommandSpec]:
 
     def visit(command: Any, path: str) -> None:
         options = []
-        flows = False
+        flows = run_ids = False
         argument_choices: list[str] = []
-        for param in command.params:
+        children = getattr(command, "commands", {})
+        default = children.get(getattr(command, "default_command", None) or "")
+        # A group with a default command (`runs` runs `runs list`) completes that command's options too.
+        params = [*command.params, *(default.params if default is not None else [])]
+        for param in params:
             if getattr(param, "hidden", False):
                 continue
             if param.param_type_name == "argument":
-                flows = flows or param.name in _FLOW_ARGUMENTS
+                run_ids = run_ids or param.name == "run_id"
+                flows = flows or (param.name in _FLOW_ARGUMENTS and not run_ids)
                 argument_choices += _value_kind(param)[0]
                 continue
             choices, is_path = _value_kind(param)
@@ -80,7 +86,6 @@ def command_tree(root: Any) -> list[CommandSpec]:
             )
         options.append(OptionSpec(names=["--help", "-h"], takes_value=False, help="Show help"))
         subcommands = []
-        children = getattr(command, "commands", {})
         for name, child in children.items():
             if not getattr(child, "hidden", False):
                 subcommands.append(name)
@@ -92,6 +97,7 @@ def command_tree(root: Any) -> list[CommandSpec]:
                 subcommands=sorted(subcommands),
                 completes_flows=flows,
                 argument_choices=argument_choices,
+                completes_run_ids=run_ids,
             )
         )
         for name in sorted(subcommands):
@@ -132,6 +138,9 @@ def _posix_helpers(specs: list[CommandSpec]) -> str:
     flows += [
         (shlex.quote(s.path), f"echo {shlex.quote(' '.join(s.argument_choices))}") for s in specs if s.argument_choices
     ]
+    flows += [
+        (shlex.quote(s.path), "command mfproj __complete run-ids 2>/dev/null") for s in specs if s.completes_run_ids
+    ]
     parts = [
         _case_table("commands", commands or [("*", ":")]),
         _case_table("options", options),
@@ -171,12 +180,8 @@ _mfproj() {
         COMPREPLY=($(compgen -W "$(_mfproj_options "$cmdpath")" -- "$cur"))
         return 0
     fi
-    subs="$(_mfproj_commands "$cmdpath")"
-    if [[ -n "$subs" ]]; then
-        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
-    else
-        COMPREPLY=($(compgen -W "$(_mfproj_arguments "$cmdpath")" -- "$cur"))
-    fi
+    # A group's subcommands, and the arguments of its default command (`runs` lists flows too).
+    COMPREPLY=($(compgen -W "$(_mfproj_commands "$cmdpath") $(_mfproj_arguments "$cmdpath")" -- "$cur"))
     return 0
 }
 
@@ -211,12 +216,7 @@ _mfproj() {
         compadd -- ${=$(_mfproj_options "$cmdpath")}
         return
     fi
-    subs="$(_mfproj_commands "$cmdpath")"
-    if [[ -n "$subs" ]]; then
-        compadd -- ${=subs}
-    else
-        compadd -- ${(f)"$(_mfproj_arguments "$cmdpath")"}
-    fi
+    compadd -- ${=$(_mfproj_commands "$cmdpath")} ${=$(_mfproj_arguments "$cmdpath")}
 }
 
 if [[ "$funcstack[1]" == "_mfproj" ]]; then
@@ -275,6 +275,10 @@ def _fish(specs: list[CommandSpec]) -> str:
             lines.append(
                 f"complete -c mfproj -n {shlex.quote(cond)} -a '(command mfproj __complete flows 2>/dev/null)'"
             )
+        if spec.completes_run_ids:
+            lines.append(
+                f"complete -c mfproj -n {shlex.quote(cond)} -a '(command mfproj __complete run-ids 2>/dev/null)'"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -296,11 +300,11 @@ def generate(shell: str, root: Any | None = None) -> str:
 def register(app: "typer.Typer") -> None:
     import typer
 
-    from mfproj.cli import output
+    from mfproj.cli import helptext, output
 
     shell_type = enum.Enum("Shell", {name: name for name in SHELLS}, type=str)  # type: ignore[misc]
 
-    @app.command("completion")
+    @app.command("completion", cls=helptext.Command)
     def completion_command(
         shell: shell_type = typer.Argument(..., help="The shell.", show_default=False),  # type: ignore[valid-type]
     ) -> None:

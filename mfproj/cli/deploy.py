@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from mfproj.cli import options, output
+from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import RunFailedError, ValidationError
 
@@ -167,6 +167,9 @@ def run_trigger(
         params=trigger.parse_params(params),
         input_document=_input_document(input_file),
     )
+    from mfproj import recent
+
+    recent.remember([triggered.run.run_id])
     if not selection.json:
         output.info(f"started {triggered.run.run_id} ({triggered.name} on {options.backend_label(triggered.backend)})")
     failure = None
@@ -325,7 +328,7 @@ def trigger_command(
 
 
 def register(app: "typer.Typer") -> None:
-    app.command("deploy")(deploy_command)
-    app.command("delete")(delete_command)
-    app.command("unlock")(unlock_command)
-    app.command("trigger")(trigger_command)
+    app.command("deploy", cls=helptext.Command)(deploy_command)
+    app.command("delete", cls=helptext.Command)(delete_command)
+    app.command("unlock", cls=helptext.Command)(unlock_command)
+    app.command("trigger", cls=helptext.Command)(trigger_command)

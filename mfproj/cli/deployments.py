@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mfproj.cli import options, output
+from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import Selection, select
 
 if TYPE_CHECKING:
@@ -148,6 +148,6 @@ def register(app: "typer.Typer") -> None:
         help="Every deployment of the project ('list', the default), or one in detail ('show FLOW').",
     )
     app.add_typer(group, name="deployments")
-    group.command("list")(list_command)
-    group.command("show")(show_command)
-    app.command("namespaces")(namespaces_command)
+    group.command("list", cls=helptext.Command)(list_command)
+    group.command("show", cls=helptext.Command)(show_command)
+    app.command("namespaces", cls=helptext.Command)(namespaces_command)

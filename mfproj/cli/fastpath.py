@@ -1,7 +1,7 @@
 """Answers the hottest invocations without importing Typer (which alone costs ~6x `python -c pass`).
 
 Handled here: `mfproj --version`, `mfproj [GLOBAL...] names [...]` with the options it knows, and
-`mfproj __complete flows` (called by the static completion scripts). Anything else, including
+`mfproj __complete flows|run-ids` (called by the static completion scripts). Anything else, including
 `--help` and every unknown or malformed option, returns None and goes to Typer, which owns help
 and usage errors. Tests run the same inputs through both paths and compare the results.
 """
@@ -112,6 +112,11 @@ def _parse_names(rest: list[str]) -> _NamesArgs | None:
 
 def _complete(rest: list[str], manifest_path: str | None) -> int:
     """Values for the completion scripts; silent on any error (a completion must never print one)."""
+    if rest[:1] == ["run-ids"]:
+        from mfproj import recent
+
+        sys.stdout.write("".join(f"{run_id}\n" for run_id in recent.run_ids()))
+        return 0
     if rest[:1] != ["flows"]:
         return 0
     try:

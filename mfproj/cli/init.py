@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mfproj import manifest, naming
-from mfproj.cli import output
+from mfproj.cli import helptext, output
 from mfproj.errors import UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def run(*, directory: Path, project: str | None, flow: str, force: bool) -> int:
 def register(app: "typer.Typer") -> None:
     import typer
 
-    @app.command("init")
+    @app.command("init", cls=helptext.Command)
     def init_command(
         project: str = typer.Option(None, "--project", help="Project name ([a-z0-9_]); default: the directory's."),
         flow: str = typer.Option("ProjectFlow", "--flow", help="Name of the first flow."),

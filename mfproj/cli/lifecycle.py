@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mfproj.cli import options, output
+from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import select
 from mfproj.errors import NotFoundError, UsageError
 
@@ -165,6 +165,6 @@ def promote_command(
 
 
 def register(app: "typer.Typer") -> None:
-    app.command("promote")(promote_command)
-    app.command("teardown")(teardown_command)
-    app.command("gc")(gc_command)
+    app.command("promote", cls=helptext.Command)(promote_command)
+    app.command("teardown", cls=helptext.Command)(teardown_command)
+    app.command("gc", cls=helptext.Command)(gc_command)

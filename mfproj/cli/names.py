@@ -51,9 +51,9 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
 def register(app: "typer.Typer") -> None:
     import typer
 
-    from mfproj.cli import options
+    from mfproj.cli import helptext, options
 
-    @app.command("names")
+    @app.command("names", cls=helptext.Command)
     def names_command(
         ctx: typer.Context,
         flows: options.FlowArguments = None,

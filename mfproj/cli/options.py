@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from mfproj.backends import registry
+from mfproj.cli import helptext
 
 
 class OutputFormat(str, enum.Enum):
@@ -94,13 +94,15 @@ Profile = Annotated[
 ]
 
 
-class ListByDefault(TyperGroup):
+class ListByDefault(helptext.Group):
     """A command group whose default subcommand is `list`: anything that is not a subcommand (flow names,
     options) goes to it, so `mfproj runs --tag x` works and `mfproj runs show ID` is its own command."""
 
+    default_command = "list"
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
-            args = ["list", *args]
+            args = [self.default_command, *args]
         result: list[str] = super().parse_args(ctx, args)
         return result
 

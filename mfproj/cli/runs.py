@@ -5,13 +5,18 @@ as before, and a flow named `show` is listed with `mfproj runs list show`.
 """
 
 import datetime as _dt
+import enum
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from mfproj.cli import options, output
+from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import UsageError, ValidationError
+from mfproj.usecases.runs import STATUSES
+
+# --status choices (the statuses every backend's runs are mapped to), completed by the shell scripts.
+RunStatus = enum.Enum("RunStatus", {s.lower(): s.lower() for s in STATUSES}, type=str)  # type: ignore[misc]
 
 if TYPE_CHECKING:
     from mfproj.usecases.runs import RunRow
@@ -89,6 +94,9 @@ def run_list(
             all_branches=all_branches,
         )
         rows = list(found)  # at most `limit` rows
+        from mfproj import recent
+
+        recent.remember(row.run.run_id for row in rows)  # for `runs show <TAB>`
     output.show(selection.output, [row.as_json() for row in rows], runs_view(rows))
     return 0
 
@@ -140,8 +148,8 @@ def list_command(
     ),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="The global namespace: no filter."),
     tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable; all must match)."),
-    status: list[str] = typer.Option(
-        [], "--status", help="running, succeeded, failed, timed_out, aborted, pending (repeatable)."
+    status: list[RunStatus] = typer.Option(  # type: ignore[valid-type]
+        [], "--status", help="Only runs in this status (repeatable).", case_sensitive=False
     ),
     since: str = typer.Option(None, "--since", help="Only runs started since: 7d, 12h, 30m, or a date."),
     limit: int = typer.Option(20, "--limit", help="At most this many runs."),
@@ -168,7 +176,7 @@ def list_command(
             backends=options.backend_names(backend),
             namespace=namespace,
             all_namespaces=all_namespaces,
-            query=_query(tag, status, since, limit, latest),
+            query=_query(tag, [str(s.value) for s in status], since, limit, latest),
             local=metaflow_local or metaflow_root is not None,
             local_root=metaflow_root,
             # -A is the global namespace: every branch, unless --branch/--production narrows it.
@@ -241,6 +249,6 @@ def register(app: "typer.Typer") -> None:
         no_args_is_help=False,
     )
     app.add_typer(group, name="runs")
-    group.command("list")(list_command)
-    group.command("show")(show_command)
-    group.command("terminate")(terminate_command)
+    group.command("list", cls=helptext.Command)(list_command)
+    group.command("show", cls=helptext.Command)(show_command)
+    group.command("terminate", cls=helptext.Command)(terminate_command)

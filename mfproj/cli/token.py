@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from mfproj import identity, tokens
-from mfproj.cli import options, output
+from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import select
 from mfproj.errors import NotFoundError, UsageError, ValidationError
 from mfproj.identity import branch_options
@@ -208,7 +208,7 @@ def share_command(
 def authorize_command(
     ctx: typer.Context,
     value: str = typer.Argument(
-        None, metavar="[VALUE|-]", help="A share string or a token; '-' reads standard input.", show_default=False
+        None, metavar="VALUE", help="A share string or a token; '-' reads standard input.", show_default=False
     ),
     branch: options.Branch = None,
     production: options.Production = None,
@@ -241,10 +241,12 @@ def forget_command(
 
 
 def register(app: "typer.Typer") -> None:
-    group = typer.Typer(help="Production tokens in the local keyring: list, show, share, authorize, forget.")
+    group = typer.Typer(
+        cls=helptext.Group, help="Production tokens in the local keyring: list, show, share, authorize, forget."
+    )
     app.add_typer(group, name="token")
-    group.command("list")(list_command)
-    group.command("show")(show_command)
-    group.command("share")(share_command)
-    group.command("authorize")(authorize_command)
-    group.command("forget")(forget_command)
+    group.command("list", cls=helptext.Command)(list_command)
+    group.command("show", cls=helptext.Command)(show_command)
+    group.command("share", cls=helptext.Command)(share_command)
+    group.command("authorize", cls=helptext.Command)(authorize_command)
+    group.command("forget", cls=helptext.Command)(forget_command)
