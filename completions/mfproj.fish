@@ -16,7 +16,7 @@ complete -c mfproj -n __fish_use_subcommand -a teardown -d 'Remove every deploym
 complete -c mfproj -n __fish_use_subcommand -a token -d 'Production tokens in the local keyring: list, show, share, authorize, forget.'
 complete -c mfproj -n __fish_use_subcommand -a trigger -d 'Start a run of a deployed flow, with its namespace and tags in the run'"'"'s input.'
 complete -c mfproj -n __fish_use_subcommand -a unlock -d 'Remove a deployment'"'"'s write lock left by a deploy that is gone (same authorization as deploy).'
-complete -c mfproj -n __fish_use_subcommand -l manifest -s m -r -F -d 'Path to mfproj.toml, or a pyproject.toml with a tool.mfproj table'
+complete -c mfproj -n __fish_use_subcommand -l manifest -s m -r -F -d 'Path to mfproj.toml (or a pyproject.toml with a tool.mfproj table, or a directory with one)'
 complete -c mfproj -n __fish_use_subcommand -l no-color -d 'No colour in output (also: NO_COLOR=1)'
 complete -c mfproj -n __fish_use_subcommand -l debug -d 'Show tracebacks for errors'
 complete -c mfproj -n __fish_use_subcommand -l version -d 'Show the version and exit'

@@ -116,22 +116,33 @@ class Keyring:
 
     def entries(self) -> list[StoredToken]:
         """Every token file in the keyring (files with a `production_token` key), sorted by prefix."""
+        return self.scan()[0]
+
+    def scan(self) -> tuple[list[StoredToken], list[KeyringError]]:
+        """(every readable token file, what is wrong with each token file that cannot be read). Other
+        unreadable files are not counted: Metaflow keeps config.json and more here."""
+        from mfproj.naming import TOKEN_PREFIX_PREFIX
+
         try:
             names = sorted(os.listdir(self.home))
         except FileNotFoundError:
-            return []
-        found = []
+            return [], []
+        except OSError as exc:
+            return [], [KeyringError(f"cannot read the keyring directory {self.home}: {exc.strerror}")]
+        found, problems = [], []
         for name in names:
             if name.startswith(".") or not _PREFIX_FILE_RE.match(name):
                 continue
             path = self.home / name
             try:
                 data = self._read(path)
-            except KeyringError:
-                continue  # not necessarily ours (Metaflow keeps config.json here too)
+            except KeyringError as exc:
+                if name.startswith(TOKEN_PREFIX_PREFIX):
+                    problems.append(exc)
+                continue
             if data is not None and "production_token" in data:
                 found.append(_stored(name, path, data))
-        return found
+        return found, problems
 
     # writing
 
@@ -142,7 +153,13 @@ class Keyring:
 
         self._ensure_home()
         lock_path = self.home / f".{token_prefix}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:  # before any write: nothing is half done
+            raise KeyringError(
+                f"cannot write to the keyring {self.home}: {exc.strerror}",
+                hint="make it writable, or set METAFLOW_TOKEN_HOME to a directory you can write",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -157,7 +174,10 @@ class Keyring:
         except PermissionError:
             pass  # a shared, read-only home is used as it is; writes below will say what failed
         except OSError as exc:
-            raise KeyringError(f"cannot create the keyring directory {self.home}: {exc.strerror}") from None
+            raise KeyringError(
+                f"cannot create the keyring directory {self.home}: {exc.strerror}",
+                hint="set METAFLOW_TOKEN_HOME (or HOME) to a directory you can write",
+            ) from None
 
     def _remove_stale_temporaries(self, path: Path) -> None:
         # Writers hold the prefix's lock while their temporary file exists, so under the lock any

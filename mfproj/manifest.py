@@ -118,8 +118,19 @@ def find_manifest(
     given = explicit or env.get(MANIFEST_VARIABLE)
     if given:
         path = Path(given).expanduser()
+        origin = "--manifest" if explicit else MANIFEST_VARIABLE
+        if path.is_dir():  # `-m DIR` means the manifest in DIR, as `git -C DIR` means the repository there
+            inside = path / MANIFEST_NAME
+            if inside.is_file():
+                return inside
+            if (path / PYPROJECT_NAME).is_file() and _has_tool_table(path / PYPROJECT_NAME):
+                return path / PYPROJECT_NAME
+            raise ManifestError(
+                str(path),
+                f"is a directory without {MANIFEST_NAME} (or pyproject.toml with [tool.mfproj])",
+                hint=f"give {origin} the manifest file, or a directory that has one",
+            )
         if not path.is_file():
-            origin = "--manifest" if explicit else MANIFEST_VARIABLE
             raise ManifestError(str(path), "no such file", hint=f"check the path given by {origin}")
         return path
     here = (start or Path.cwd()).resolve()
@@ -285,6 +296,8 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
         if value is None:
             continue
         template = base / value
+        if template.is_dir():
+            raise read.fail(f"{where}.{backend}", f"template {value!r} is a directory, not a file (relative to {base})")
         if not template.is_file():
             raise read.fail(f"{where}.{backend}", f"template {value!r} does not exist (relative to {base})")
         templates[backend] = template

@@ -86,7 +86,7 @@ def names_document(
                 "schedule": plan.flow.schedule,
                 "step_functions": {
                     "state_machine": plan.names.state_machine,
-                    "eventbridge_rule": plan.names.eventbridge_rule,
+                    "eventbridge_rule": plan.names.eventbridge_rule if plan.flow.schedule else None,
                 },
                 "argo_workflows": {"workflow_template": plan.names.workflow_template},
             }

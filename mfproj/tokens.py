@@ -318,7 +318,7 @@ def authorize(
                 f"{TOKEN_VARIABLE} from a secret. To start a separate namespace instead, deploy to another branch."
             ),
         )
-    reason = "owner redeploy" if is_owner or offered is None else f"authorized by the token from {offered.source}"
+    reason = "owner" if is_owner or offered is None else f"authorized by the token from {offered.source}"
     if generate_new:
         return Decision(new(previous), True, f"{reason}; new production token")
     return Decision(previous, False, reason)

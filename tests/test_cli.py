@@ -41,7 +41,7 @@ def test_names_json_shape(cli, project: Path) -> None:  # type: ignore[no-untype
     assert hello["project_flow_name"] == "myproj.test.foo.HelloFlow"
     assert hello["step_functions"] == {
         "state_machine": "myproj.test.foo.HelloFlow",
-        "eventbridge_rule": "myproj.test.foo.HelloFlow",
+        "eventbridge_rule": None,  # not scheduled: no rule (the table shows '-')
     }
     assert hello["argo_workflows"] == {"workflow_template": "myproj.test.foo.helloflow"}
     assert "metaflow_scheme_tokens" not in document  # only for token_scheme = "metaflow"

@@ -131,7 +131,7 @@ def test_owner_redeploy_is_unchanged_then_updates(cli, proj: Path, sfn: Any, tmp
     assert cli("deploy", env=env).code == 0
     again = cli("deploy", "-o", "json", env=env).json()
     assert [d["action"] for d in again["deployments"]] == ["unchanged", "unchanged"]
-    assert all(d["authorization"] == "owner redeploy" for d in again["deployments"])
+    assert all(d["authorization"] == "owner" for d in again["deployments"])
     _write_project(proj, version="v2")
     changed = cli("deploy", "HelloFlow", "-o", "json", env=env).json()
     assert [(d["flow"], d["action"], d["changes"]) for d in changed["deployments"]] == [

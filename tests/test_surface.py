@@ -1,35 +1,140 @@
 """The surface people touch: bad input ends in one `error:` line, a `hint:` line and the documented exit
-code, never a traceback; a reader that goes away ends the command quietly. (Issue #14, first part.)"""
+code, never a traceback; a reader that goes away ends the command quietly. (Issue #14.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import write_manifest
 
-BAD_INPUT = [
-    (["runs", "--since", "99999999d"], 2, "reaches back before the year 1"),
-    (["trigger", "F", "--wait", "--timeout", "-5"], 2, "--timeout -5 is not a number of seconds"),
-    (["trigger", "F", "--wait", "--timeout", "nan"], 2, "--timeout nan is not a number of seconds"),
-    (["trigger", "F", "--timeout", "5"], 2, "--timeout applies to --wait"),
+ARGO_FLOW = '[project]\nname = "p"\n[[flows]]\nname = "F"\nargo_workflows = "f.yaml"\n'
+WORKFLOW_TEMPLATE = """\
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+spec:
+  entrypoint: start
+  templates:
+    - name: start
+      container: {image: alpine, command: [echo, "${mfproj.namespace}"]}
+"""
+
+
+def _manifest_dir(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "empty").mkdir()
+    return {}
+
+
+def _template_is_a_directory(tmp_path: Path) -> dict[str, str]:
+    write_manifest(
+        tmp_path, '[project]\nname = "p"\n[[flows]]\nname = "F"\nargo_workflows = "flows"\n', templates=False
+    )
+    (tmp_path / "flows").mkdir()
+    return {}
+
+
+def _kubeconfig(text: str) -> Any:
+    def setup(tmp_path: Path) -> dict[str, str]:
+        write_manifest(tmp_path, ARGO_FLOW)
+        (tmp_path / "f.yaml").write_text(WORKFLOW_TEMPLATE)
+        (tmp_path / "kubeconfig").write_text(text)
+        return {"KUBECONFIG": str(tmp_path / "kubeconfig")}
+
+    return setup
+
+
+def _keyring_under_a_file(variable: str) -> Any:
+    def setup(tmp_path: Path) -> dict[str, str]:
+        write_manifest(tmp_path, ARGO_FLOW)
+        (tmp_path / "a-file").write_text("")
+        env = {variable: str(tmp_path / "a-file" / "home")}
+        if variable == "HOME":
+            env["METAFLOW_TOKEN_HOME"] = ""
+        return env
+
+    return setup
+
+
+def _corrupt_keyring(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "keyring").mkdir(exist_ok=True)
+    (tmp_path / "keyring" / "mfprj-abcdef").write_text("{not json")
+    return {}
+
+
+def _no_manifest_needed(tmp_path: Path) -> dict[str, str]:
+    write_manifest(tmp_path, ARGO_FLOW)
+    return {}
+
+
+def _prod_token(tmp_path: Path) -> str:
+    from mfproj import naming, tokens
+
+    return tokens.random_token(naming.token_prefix("p", "test.x"), None)
+
+
+BAD_INPUT: list[tuple[str, Any, list[str], int, str]] = [
+    ("since overflow", None, ["runs", "--since", "99999999d"], 2, "reaches back before the year 1"),
+    ("negative timeout", None, ["trigger", "F", "--wait", "--timeout", "-5"], 2, "--timeout -5 is not a number"),
+    ("nan timeout", None, ["trigger", "F", "--wait", "--timeout", "nan"], 2, "--timeout nan is not a number"),
+    ("timeout without wait", None, ["trigger", "F", "--timeout", "5"], 2, "--timeout applies to --wait"),
+    ("unknown option", None, ["deploy", "--nope"], 2, "no such option: --nope"),
+    ("bad choice", None, ["names", "-o", "yaml"], 2, "'yaml' is not one of 'table', 'json'"),
+    ("not a number", None, ["runs", "--limit", "x"], 2, "invalid value for '--limit': not a whole number"),
+    ("unknown command", None, ["deplyo"], 2, "no such command 'deplyo'"),
+    ("missing argument", None, ["runs", "show"], 2, "missing argument 'RUN_ID'"),
+    ("bad status", None, ["runs", "--status", "done"], 2, "'done' is not one of"),
+    ("-m DIR names", _manifest_dir, ["-m", "empty", "names"], 2, "empty: is a directory without mfproj.toml"),
+    ("-m DIR deploy", _manifest_dir, ["-m", "empty", "deploy"], 2, "empty: is a directory without mfproj.toml"),
+    ("-m missing", None, ["-m", "missing.toml", "deploy"], 2, "missing.toml: no such file"),
+    ("template dir", _template_is_a_directory, ["names"], 2, "template 'flows' is a directory, not a file"),
+    ("kubeconfig text", _kubeconfig("just text\n"), ["deploy"], 2, "kubeconfig is not a kubeconfig"),
+    ("kubeconfig yaml", _kubeconfig("a: [\n"), ["deploy"], 2, "kubeconfig is not a kubeconfig"),
+    (
+        "keyring not writable",
+        _keyring_under_a_file("METAFLOW_TOKEN_HOME"),
+        ["token", "authorize", "-b", "x", "TOKEN"],
+        2,
+        "cannot create the keyring directory",
+    ),
+    (
+        "HOME missing",
+        _keyring_under_a_file("HOME"),
+        ["token", "authorize", "-b", "x", "TOKEN"],
+        2,
+        "cannot create the keyring directory",
+    ),
+    ("corrupt keyring", _corrupt_keyring, ["token", "list"], 2, "mfprj-abcdef is corrupt (not JSON)"),
+    ("forget nothing", _no_manifest_needed, ["token", "forget", "-b", "x"], 4, "no production token stored"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("args", "code", "message"), BAD_INPUT, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
-)
-def test_bad_input_is_one_error_and_a_hint(cli, tmp_path: Path, args: list[str], code: int, message: str) -> None:  # type: ignore[no-untyped-def]
-    result = cli(*args, env={"METAFLOW_USER": "alice"})
+@pytest.mark.parametrize(("name", "setup", "args", "code", "message"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_every_bad_input_is_one_error_and_a_hint(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, name: str, setup: Any, args: list[str], code: int, message: str, fmt: str
+) -> None:
+    env = {"METAFLOW_USER": "alice", **(setup(tmp_path) if setup else {})}
+    args = [_prod_token(tmp_path) if a == "TOKEN" else a for a in args]
+    as_json = fmt == "json" and args[0] != "-m" and "-o" not in args  # -m: before any command
+    result = cli(*args, *(["-o", "json"] if as_json else []), env=env, reveal=True)
     assert result.code == code, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr, result.stderr
+    if as_json:
+        error = json.loads(result.stderr)["error"]
+        assert message in error["message"] and error["hint"] and error["exit_code"] == code, error
+        return
     lines = result.stderr.splitlines()
     assert lines[0].startswith("error:") and message in lines[0], result.stderr
-    assert any(line.startswith("hint:") for line in lines[1:])
-    assert "Traceback" not in result.stderr
+    assert any(line.startswith("hint:") for line in lines[1:]), result.stderr
+    assert result.stdout == "", "an error prints no result"
+    if name in ("keyring not writable", "HOME missing"):
+        assert not (tmp_path / "a-file").read_text(), "nothing half written"
 
 
 def test_a_manifest_with_a_byte_order_mark_loads(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -66,3 +171,89 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path, fmt: s
     )
     assert "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
     assert done.stdout.strip() == "141"  # ended by the closed pipe (128 + SIGPIPE), as other tools end
+
+
+# --- wording and checks met with a real backend (the Kubernetes emulator) ---
+
+ALICE = {"METAFLOW_USER": "alice"}
+
+
+@pytest.fixture
+def argo_project(tmp_path: Path, kube: Any) -> Path:
+    write_manifest(tmp_path, ARGO_FLOW)
+    (tmp_path / "f.yaml").write_text(WORKFLOW_TEMPLATE)
+    return tmp_path
+
+
+def test_argo_not_deployed_names_the_workflow_template(cli, argo_project: Path) -> None:  # type: ignore[no-untyped-def]
+    for args in (["delete", "F", "--yes"], ["trigger", "F"]):
+        result = cli(*args, env=ALICE)
+        assert result.code == 4, result.stderr
+        assert "p.user.alice.f" in result.stderr and "p.user.alice.F" not in result.stderr, result.stderr
+
+
+def test_an_unchanged_argo_dry_run_shows_no_diff_of_volatile_annotations(cli, argo_project: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("deploy", env=ALICE).code == 0
+    (argo_project / "f.yaml").write_text(WORKFLOW_TEMPLATE.replace("alpine", "alpine:3.20"))
+    plan = cli("deploy", "--dry-run", "-o", "json", env=ALICE)
+    assert plan.code == 0, plan.stderr
+    diff = plan.json()["deployments"][0]["diff"]
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert changed and all("image" in line for line in changed), changed  # the one real change, nothing else
+
+
+def test_delete_json_says_owner_not_redeploy(cli, argo_project: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("deploy", env=ALICE).code == 0
+    result = cli("delete", "F", "--yes", "-o", "json", env=ALICE)
+    assert result.code == 0, result.stderr
+    assert {d["authorization"] for d in result.json()["deleted"]} == {"owner"}
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (WORKFLOW_TEMPLATE + "specs:\n  entrypoint: x\n", "unknown top-level key(s) specs"),
+        (
+            "metadata:\n  annotations:\n    a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"    {c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                for p, c in zip("abcdef", "bcdefg", strict=True)
+            )
+            + "spec: {entrypoint: s, templates: [{name: s, container: {image: x, args: *g}}]}\n",
+            "expands to more than 100000 values",
+        ),
+    ],
+    ids=["unknown key", "alias bomb"],
+)
+def test_a_workflow_template_that_cannot_be_meant_is_refused_before_any_request(  # type: ignore[no-untyped-def]
+    cli, argo_project: Path, kube: Any, template: str, message: str
+) -> None:
+    (argo_project / "f.yaml").write_text(template)
+    result = cli("deploy", env=ALICE)
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith("error:") and message in result.stderr, result.stderr
+    assert "hint:" in result.stderr
+    assert not kube.objects, "nothing sent"
+
+
+def test_trigger_refuses_to_push_a_run_past_50_user_tags(cli, argo_project: Path, kube: Any) -> None:  # type: ignore[no-untyped-def]
+    deployed = [f"--tag=d{i}" for i in range(30)]
+    assert cli("deploy", *deployed, env=ALICE).code == 0
+    workflows_before = [key for key in kube.objects if key[0] == "workflows"]
+    result = cli("trigger", "F", *[f"--tag=t{i}" for i in range(25)], env=ALICE)
+    assert result.code == 2, result.stderr
+    assert "would have 55 distinct user tags" in result.stderr and "hint:" in result.stderr
+    assert [key for key in kube.objects if key[0] == "workflows"] == workflows_before, "no run started"
+    assert cli("trigger", "F", *[f"--tag=t{i}" for i in range(20)], env=ALICE).code == 0
+
+
+def test_names_json_has_no_rule_for_an_unscheduled_flow(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    write_manifest(
+        tmp_path,
+        '[project]\nname = "p"\n[[flows]]\nname = "F"\nstep_functions = "f.json"\n'
+        '[[flows]]\nname = "G"\nstep_functions = "g.json"\nschedule = "0 3 * * *"\n'
+        '[step_functions]\nrole_arn = "arn:aws:iam::123456789012:role/r"\n',
+    )
+    flows = cli("names", "-o", "json", env=ALICE).json()["flows"]
+    rules = {f["flow"]: f["step_functions"]["eventbridge_rule"] for f in flows}
+    assert rules["F"] is None and rules["G"]

@@ -48,7 +48,7 @@ def test_a_running_step_functions_run_is_stopped(cli, proj: Path, tmp_path: Path
     done = cli("runs", "terminate", run_id, "--yes", "-o", "json", env=alice)
     assert done.code == 0, done.stderr
     result = done.json()
-    assert result["stopped"] is True and result["status"] == "ABORTED" and result["authorization"] == "owner redeploy"
+    assert result["stopped"] is True and result["status"] == "ABORTED" and result["authorization"] == "owner"
     assert cli("runs", "show", run_id, "-o", "json", env=alice).json()["status"] == "ABORTED"
     again = cli("runs", "terminate", run_id, "--yes", env=alice)
     assert again.code == 0 and "already ended ABORTED" in again.stderr

@@ -367,7 +367,7 @@ def test_first_deployment_gets_a_new_token() -> None:
 def test_owner_redeploys_without_a_token() -> None:
     existing = tokens.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
     decision = _decide(existing=existing)
-    assert (decision.token, decision.is_new, decision.reason) == (existing.token, False, "owner redeploy")
+    assert (decision.token, decision.is_new, decision.reason) == (existing.token, False, "owner")
 
 
 def test_anyone_with_the_token_may_redeploy_and_becomes_authorized() -> None:

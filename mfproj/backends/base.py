@@ -244,8 +244,22 @@ class Deployer(abc.ABC, Generic[LockHandle]):
         return desired.definition
 
     def deployed_document(self, existing: Existing) -> Any:
-        """The deployed counterpart of `document`."""
+        """The deployed counterpart of `document`, without what changes on every deploy (timestamps)."""
         return existing.definition
+
+    def desired_document(self, desired: Desired) -> Any:
+        """`document` as `deployed_document` shows it, so that a diff lists only real changes."""
+        return self.document(desired)
+
+    def definition_diff(self, existing: Existing | None, desired: Desired, *, new_label: str = "new") -> str:
+        """A unified diff of the deployed document (none: empty) against the desired one (not masked)."""
+        import difflib
+
+        from mfproj import render
+
+        before = render.canonical(self.deployed_document(existing)).splitlines() if existing else []
+        after = render.canonical(self.desired_document(desired)).splitlines()
+        return "\n".join(difflib.unified_diff(before, after, "deployed", new_label, lineterm=""))
 
     def definition_of(self, existing: Existing) -> Any:
         """The part of `fingerprint` that is the flow's definition."""

@@ -29,6 +29,7 @@ class BackendSpec:
     run_id_prefix: str  # run ids are <prefix><name>, as the reference forms them
     settings: str  # "module:Class" of its [<name>] table (stdlib only)
     factory: str  # "module:Class" of its Backend
+    name_field: str  # the naming.FlowNames field that is its deployment's name
 
     def settings_class(self) -> Any:
         return _load(self.settings)
@@ -43,6 +44,7 @@ SPECS: tuple[BackendSpec, ...] = (
         run_id_prefix="sfn-",
         settings="mfproj.backends.step_functions.settings:StepFunctionsSettings",
         factory="mfproj.backends.step_functions.backend:StepFunctionsBackend",
+        name_field="state_machine",
     ),
     BackendSpec(
         name="argo_workflows",
@@ -52,6 +54,7 @@ SPECS: tuple[BackendSpec, ...] = (
         run_id_prefix="argo-",
         settings="mfproj.backends.argo_workflows.settings:ArgoWorkflowsSettings",
         factory="mfproj.backends.argo_workflows.backend:ArgoWorkflowsBackend",
+        name_field="workflow_template",
     ),
 )
 
@@ -70,6 +73,11 @@ def spec(name: str) -> BackendSpec:
         if name in (candidate.name, candidate.cli_name):
             return candidate
     raise UsageError(f"unknown backend {name!r}; choose {' or '.join(CLI_NAMES)}")
+
+
+def deployed_name(name: str, names: Any) -> str:
+    """The name a flow's deployment has on this backend (a state machine, a WorkflowTemplate)."""
+    return str(getattr(names, spec(name).name_field))
 
 
 def label(name: str) -> str:

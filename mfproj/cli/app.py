@@ -38,8 +38,8 @@ def root(
         "-m",
         metavar="PATH",
         envvar="MFPROJ_MANIFEST",
-        help="Path to mfproj.toml, or a pyproject.toml with a tool.mfproj table. Default: search upwards.",
-        dir_okay=False,
+        help="Path to mfproj.toml (or a pyproject.toml with a tool.mfproj table, or a directory with one). "
+        "Default: search upwards.",
         show_default=False,
     ),
     no_color: bool = typer.Option(False, "--no-color", help="No colour in output (also: NO_COLOR=1)."),
@@ -77,14 +77,46 @@ def run(args: list[str]) -> int:
         output.info("interrupted")
         return 130
     except Exception as exc:
-        # Typer's (vendored) click usage errors know how to show themselves, with exit code 2.
-        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
-        if callable(show) and isinstance(exit_code, int):
-            if output.wants_json(args):
-                from mfproj.errors import UsageError
-
-                return output.report_error(UsageError(exc.format_message()), debug=False, as_json=True)  # type: ignore[attr-defined]
-            show()
-            return exit_code
+        if _is_click_usage_error(exc):
+            return output.report_error(usage_error(exc), debug=False, as_json=output.wants_json(args))
         return output.report_error(exc, debug=debug, as_json=output.wants_json(args))
     return int(result or 0)
+
+
+def _is_click_usage_error(exc: Exception) -> bool:
+    """Typer's (vendored) click errors about the command line: they carry an exit code and format_message."""
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(getattr(exc, "format_message", None))
+
+
+_PYDANTIC_WORDS = {
+    "Input should be a valid integer, unable to parse string as an integer": "not a whole number",
+    "Input should be a valid number, unable to parse string as a number": "not a number",
+    "Input should be a valid boolean, unable to interpret input": "not true or false",
+}
+
+
+def usage_error(exc: Any) -> Exception:
+    """A click usage error in mfproj's own words: one `error:` line naming the option and the rule, and a
+    hint (the closest options, or where the help is)."""
+    import re
+
+    from mfproj.errors import UsageError
+
+    message = " ".join(str(exc.format_message()).split())
+    message = message.replace("Value error, ", "").replace(" (env var: 'MFPROJ_MANIFEST')", "")
+    hint = None
+    possible = re.search(r" \(Possible options: (.+)\)$", message)
+    if possible:
+        message = message[: possible.start()]
+        hint = "did you mean " + " or ".join(possible.group(1).split(", ")) + "?"
+    for said, plain in _PYDANTIC_WORDS.items():
+        message = message.replace(said, plain)
+    message = message.rstrip(".")
+    message = message[:1].lower() + message[1:]
+    context = getattr(exc, "ctx", None)
+    suggestion = re.search(r"\. Did you mean (.+)\?$", message)  # click's own guess, for commands
+    if suggestion:
+        message, hint = message[: suggestion.start()], f"did you mean {suggestion.group(1)}?"
+    where = getattr(context, "command_path", None) or "mfproj"
+    help_hint = f"see '{where} --help'"
+    return UsageError(message, hint=f"{hint} ({help_hint})" if hint else help_hint)

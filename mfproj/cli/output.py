@@ -80,12 +80,13 @@ def report_error(exc: BaseException, *, debug: bool, as_json: bool = False) -> i
         import traceback
 
         sys.stderr.write(mask_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+    hint: str | None
     if isinstance(exc, MfprojError):
         code, exit_code, message, hint = exc.code, exc.exit_code, exc.message, exc.hint
     else:
         code, exit_code = "unexpected", EXIT_UNEXPECTED
         message = f"unexpected {type(exc).__name__}: {exc}"
-        hint = None if debug else "run again with --debug to see the traceback"
+        hint = "this is a bug in mfproj: please report it" if debug else "run again with --debug to see the traceback"
     message, hint = mask_text(message), mask_text(hint) if hint else None
     if as_json:
         error = {"code": code, "exit_code": exit_code, "message": message, "hint": hint}

@@ -34,15 +34,22 @@ def _describe(stored: StoredToken, *, reveal: bool = False) -> dict[str, Any]:
 
 
 def run_list(output_format: str) -> int:
-    entries = Keyring().entries()
+    entries, problems = Keyring().scan()
     rows = [
         [e.token_prefix, e.project or "?", e.branch or "?", tokens.mask(e.token), e.stored_at or "?", e.source or "?"]
         for e in entries
     ]
-    view = output.View(
-        ["token prefix", "project", "branch", "token", "stored", "source"], rows, empty=f"no tokens in {keyring_home()}"
-    )
+    empty = None if problems else f"no tokens in {keyring_home()}"  # with problems, the error says it
+    view = output.View(["token prefix", "project", "branch", "token", "stored", "source"], rows, empty=empty)
     output.show(output_format, [_describe(e) for e in entries], view)
+    if problems:  # said, never hidden behind "no tokens": a token the user counts on may be in there
+        for problem in problems[1:]:
+            output.warn(problem.message)
+        first = problems[0]
+        raise type(first)(
+            f"{len(problems)} token file(s) cannot be read: {first.message}" if len(problems) > 1 else first.message,
+            hint=first.hint,
+        )
     return 0
 
 
@@ -166,10 +173,13 @@ def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_f
         output.info("nothing forgotten")
         return 0
     forgotten = [p for p in prefixes if keyring.forget(p)]
+    if not everything and not forgotten:  # an error only: no result printed before it
+        raise NotFoundError(
+            f"no production token stored for {target.project} {target.branch} ({target.token_prefix})",
+            hint="'mfproj token list' shows the stored tokens",
+        )
     view = output.View(after=[f"forgot {prefix}" for prefix in forgotten] or ["no stored token to forget"])
     output.show(output_format, {"forgotten": forgotten}, view)
-    if not everything and not forgotten:
-        raise NotFoundError(f"no production token stored for {target.project} {target.branch}")
     return 0
 
 

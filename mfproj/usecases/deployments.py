@@ -5,11 +5,10 @@ reference's); `deployments show` adds the diff and the last runs; `namespaces` g
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfproj import lineage, naming, render, tokens
+from mfproj import lineage, naming, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import Existing, Run, RunFilter, iso
 from mfproj.errors import NotFoundError
@@ -145,9 +144,7 @@ def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -
     result = Deployment(backend, existing, DRIFT if drift else IN_SYNC, drift)
     if detail:
         found = session.backend(backend)
-        before = render.canonical(found.deployed_document(existing)).splitlines()
-        after = render.canonical(found.document(desired)).splitlines()
-        text = "\n".join(difflib.unified_diff(before, after, "deployed", "manifest", lineterm=""))
+        text = found.definition_diff(existing, desired, new_label="manifest")
         result.diff = tokens.mask_text(text, {record.production_token or ""})
         result.runs = list(found.list_runs(existing, RunFilter(limit=5)))
     return result

@@ -4,7 +4,6 @@ would change. Nothing here writes; `apply` does, under the undo log."""
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +180,7 @@ def _authorize(
     decisions = []
     for pair, existing in zip(pairs, existing_list, strict=True):
         record = existing.record if existing else None
+        name = existing.name if existing else registry.deployed_name(pair.backend, pair.names)
         decisions.append(
             tokens.authorize(
                 existing=tokens.Deployment(record.owner, record.production_token) if record else None,
@@ -188,7 +188,7 @@ def _authorize(
                 offered=offered,
                 generate_new=token_options.generate_new_token,
                 new=branch_token.new,
-                deployment_name=f"{pair.flow.name} ({existing.name if existing else pair.names.project_flow_name})",
+                deployment_name=f"{pair.flow.name} ({name})",
                 branch_options=identity.branch_options(target.branch),
             )
         )
@@ -275,10 +275,7 @@ def _outcome(
         action = "update" if changes else "unchanged"
     diff = None
     if diff_secrets is not None and "definition" in changes:
-        before = render.canonical(backend.deployed_document(existing)).splitlines() if existing else []
-        after = render.canonical(backend.document(desired)).splitlines()
-        diff_lines = difflib.unified_diff(before, after, "deployed", "new", lineterm="")
-        diff = tokens.mask_text("\n".join(diff_lines), diff_secrets)
+        diff = tokens.mask_text(backend.definition_diff(existing, desired), diff_secrets)
     return Outcome(
         flow=pair.flow.name,
         backend=pair.backend,

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mfproj import gitbranch, lineage, manifest
+from mfproj.backends import registry
 from mfproj.backends.base import Existing
 from mfproj.errors import NotFoundError, UsageError
 from mfproj.usecases import deploy
@@ -37,7 +38,11 @@ def source_commit(source: Session, flows: list[str] | None, backends: list[str] 
     """The one clean commit test.B's selected deployments were made from; refuses anything else."""
     pairs = select_pairs(source, flows, backends)
     found = parallel(lambda pair: source.backend(pair.backend).read(pair.names), pairs)
-    missing = [f"{p.flow.name} ({p.backend})" for p, e in zip(pairs, found, strict=True) if e is None]
+    missing = [
+        f"{p.flow.name} ({registry.label(p.backend)}: {registry.deployed_name(p.backend, p.names)})"
+        for p, e in zip(pairs, found, strict=True)
+        if e is None
+    ]
     branch = source.target.branch
     if missing:
         raise NotFoundError(f"not deployed on {branch}: {', '.join(missing)}", hint="deploy and test it there first")

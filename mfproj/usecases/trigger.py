@@ -11,7 +11,7 @@ from mfproj import tokens
 from mfproj.backends import registry
 from mfproj.backends.base import Run, RunRequest, iso
 from mfproj.errors import ConflictError, NotFoundError, RunFailedError, UsageError, ValidationError
-from mfproj.tags import TagError, validate_tags
+from mfproj.tags import MAX_USER_TAGS, TagError, validate_tags
 from mfproj.usecases.session import Pair, Session, run_tags_for, select_pairs
 
 
@@ -67,13 +67,21 @@ def trigger(
     existing = backend.read(pair.names)
     if existing is None:
         raise NotFoundError(
-            f"{flow} is not deployed in {session.target.branch} on {registry.label(pair.backend)}",
+            f"{flow} is not deployed in {session.target.branch} on {registry.label(pair.backend)} "
+            f"(no {registry.deployed_name(pair.backend, pair.names)})",
             hint="run 'mfproj deploy' first",
         )
     token = existing.record.production_token if existing.record else None
     if existing.record is None or not token:
         raise ConflictError(f"{existing.name} records no production token, so its runs have no namespace")
     run_tags = (*run_tags_for(session, pair.backend, token), f"user:{session.user}", *existing.record.tags)
+    user_tags = dict.fromkeys([*existing.record.tags, *trigger_tags])
+    if len(user_tags) > MAX_USER_TAGS:  # checked before the run starts, as Metaflow checks a run's tags
+        raise ValidationError(
+            f"--tag: the run would have {len(user_tags)} distinct user tags ({len(existing.record.tags)} from "
+            f"the deployment, {len(trigger_tags)} given); at most {MAX_USER_TAGS} are allowed",
+            hint="pass fewer --tag values, or deploy with fewer --tag values",
+        )
     request = RunRequest(
         flow=flow,
         project=session.target.project,

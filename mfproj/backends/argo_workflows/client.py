@@ -47,6 +47,7 @@ class KubeClient:
 
     def _connect(self) -> Any:
         import urllib3
+        import yaml
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
@@ -71,6 +72,13 @@ class KubeClient:
                 )
         except ConfigException as exc:
             raise UsageError(f"cannot use the kubeconfig {first}: {exc}", hint="check its context and users") from None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as exc:
+            # How the client fails on a file that is not a kubeconfig.
+            what = exc.strerror if isinstance(exc, OSError) else " ".join(str(exc).split())
+            raise UsageError(
+                f"{first} is not a kubeconfig (a YAML mapping of clusters, contexts and users): {what}",
+                hint="point KUBECONFIG (or [argo_workflows] kubeconfig) at the file 'kubectl config view' reads",
+            ) from None
         configuration.retries = urllib3.Retry(
             total=3,
             connect=3,

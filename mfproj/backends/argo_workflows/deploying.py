@@ -135,14 +135,15 @@ class Deploying(KubeClient):
         metadata = clean.get("metadata") or {}
         for key in _VOLATILE_METADATA:
             metadata.pop(key, None)
-        (metadata.get("annotations") or {}).pop(ANNOTATION_TIMESTAMP, None)
-        (metadata.get("annotations") or {}).pop(ANNOTATION_PRINCIPAL, None)
-        (metadata.get("annotations") or {}).pop(ANNOTATION_LINEAGE, None)
-        (metadata.get("annotations") or {}).pop(ANNOTATION_VERSION, None)
+        for volatile in (ANNOTATION_TIMESTAMP, ANNOTATION_PRINCIPAL, ANNOTATION_LINEAGE, ANNOTATION_VERSION):
+            (metadata.get("annotations") or {}).pop(volatile, None)
         return clean
 
     def deployed_document(self, existing: Existing) -> Any:
         return self._comparable(existing.details.get("template"))
+
+    def desired_document(self, desired: Desired) -> Any:
+        return self._comparable(self.document(desired))  # no deploy time, principal or version: not changes
 
     # --- reading --------------------------------------------------------------------------------
 
