@@ -76,7 +76,7 @@ def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake
     assert "--reveal" in _bash_complete("mfproj token show --", tmp_path, fake_path)
     assert _bash_complete("mfproj na", tmp_path, fake_path) == ["names", "namespaces"]
     assert "--branch" in _bash_complete("mfproj names --", tmp_path, fake_path)
-    assert _bash_complete("mfproj names -o ", tmp_path, fake_path) == ["table", "json"]
+    assert _bash_complete("mfproj names -o ", tmp_path, fake_path) == ["table", "wide", "json"]
     assert _bash_complete("mfproj --manifest x.toml names --out", tmp_path, fake_path) == ["--output"]
     assert _bash_complete("mfproj completion ", tmp_path, fake_path) == ["bash", "zsh", "fish"]
     assert not (tmp_path / "calls.log").exists(), "completing commands and options must not run mfproj"
@@ -135,4 +135,4 @@ def test_fish_completes_commands_and_choices() -> None:
         "unlock",
     ]
     assert complete("mfproj token ") == ["authorize", "forget", "list", "share", "show"]
-    assert complete("mfproj names -o ") == ["json", "table"]
+    assert complete("mfproj names -o ") == ["json", "table", "wide"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ BAD_INPUT: list[tuple[str, Any, list[str], int, str]] = [
     ("nan timeout", None, ["trigger", "F", "--wait", "--timeout", "nan"], 2, "--timeout nan is not a number"),
     ("timeout without wait", None, ["trigger", "F", "--timeout", "5"], 2, "--timeout applies to --wait"),
     ("unknown option", None, ["deploy", "--nope"], 2, "no such option: --nope"),
-    ("bad choice", None, ["names", "-o", "yaml"], 2, "'yaml' is not one of 'table', 'json'"),
+    ("bad choice", None, ["names", "-o", "yaml"], 2, "'yaml' is not one of 'table', 'wide', 'json'"),
     ("not a number", None, ["runs", "--limit", "x"], 2, "invalid value for '--limit': not a whole number"),
     ("unknown command", None, ["deplyo"], 2, "no such command 'deplyo'"),
     ("missing argument", None, ["runs", "show"], 2, "missing argument 'RUN_ID'"),
@@ -257,3 +258,85 @@ def test_names_json_has_no_rule_for_an_unscheduled_flow(cli, tmp_path: Path) -> 
     flows = cli("names", "-o", "json", env=ALICE).json()["flows"]
     rules = {f["flow"]: f["step_functions"]["eventbridge_rule"] for f in flows}
     assert rules["F"] is None and rules["G"]
+
+
+# --- tables that fit the terminal ---
+
+
+def _in_terminal(args: list[str], cwd: Path, env: dict[str, str], columns: int) -> str:
+    """Runs mfproj with stdout on a real pseudo-terminal `columns` wide; returns what it showed."""
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mfproj", *args],
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **env, "NO_COLOR": "1", "COLUMNS": str(columns), "TERM": "xterm"},
+    )
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break  # the terminal closed: the process ended
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=30)
+    os.close(leader)
+    shown = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return re.sub(r"\x1b\[[0-9;]*m", "", shown)  # styles (bold) are not width
+
+
+def _local_runs(root: Path, count: int) -> list[str]:
+    ids = []
+    for index in range(count):
+        run_id = f"sfn-{index:04d}a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d6e7f"
+        meta = root / "HelloFlow" / run_id / "_meta"
+        meta.mkdir(parents=True)
+        tags = [f"experiment:a-rather-long-tag-value-{index}", "team:ml-platform"]
+        system = ["user:alice", "runtime:dev", "project:p", "project_branch:user.alice"]
+        document = {"run_number": run_id, "flow_id": "HelloFlow", "tags": tags, "system_tags": system}
+        meta.joinpath("_self.json").write_text(json.dumps({**document, "ts_epoch": 1_795_304_173_000 + index}))
+        ids.append(run_id)
+    (root / "HelloFlow" / "_meta").mkdir(parents=True, exist_ok=True)
+    (root / "HelloFlow" / "_meta" / "_self.json").write_text('{"flow_id": "HelloFlow", "ts_epoch": 1}')
+    return ids
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_run_ids_never_wrap_and_the_table_fits(tmp_path: Path, columns: int) -> None:
+    ids = _local_runs(tmp_path / ".metaflow", 3)
+    shown = _in_terminal(["runs", "--metaflow-local", "-A"], tmp_path, {"METAFLOW_USER": "alice"}, columns)
+    lines = shown.splitlines()
+    for run_id in ids:
+        assert any(run_id in line for line in lines), f"{run_id} is not whole on one line:\n{shown}"
+    assert max(len(line.rstrip()) for line in lines) <= columns, shown
+    wide = _in_terminal(["runs", "--metaflow-local", "-A", "-o", "wide"], tmp_path, {"METAFLOW_USER": "alice"}, 80)
+    assert "experiment:a-rather-long-tag-value-2, team:ml-platform" in wide, wide  # every column in full
+
+
+def test_a_list_cut_by_the_limit_says_so(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _local_runs(tmp_path / ".metaflow", 3)
+    cut = cli("runs", "--metaflow-local", "-A", "--limit", "2", env=ALICE)
+    assert cut.code == 0 and len(cut.stdout.splitlines()) == 3, cut.stdout  # header + 2
+    assert "more runs match" in cut.stderr and "--limit" in cut.stderr
+    whole = cli("runs", "--metaflow-local", "-A", "--limit", "3", env=ALICE)
+    assert whole.code == 0 and "more runs" not in whole.stderr
+    assert len(cli("runs", "--metaflow-local", "-A", "--limit", "2", "-o", "json", env=ALICE).json()) == 2

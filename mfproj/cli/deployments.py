@@ -54,6 +54,7 @@ def listing_view(listing: "Listing") -> output.View:
         [_row(d) for d in listing.deployments],
         after=after,
         empty="no deployments of this project",
+        optional=["made by", "namespace", "deployed", "owner", "commit", "schedule", "backend"],
     )
 
 

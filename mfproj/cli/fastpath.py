@@ -103,7 +103,11 @@ def _parse_names(rest: list[str]) -> _NamesArgs | None:
             index += 1
         elif (found := _split_value(rest, index, {"--branch", "-b"})) is not None:
             parsed.branch, index = found[1], found[2]
-        elif (found := _split_value(rest, index, {"--output", "-o"})) is not None and found[1] in ("table", "json"):
+        elif (found := _split_value(rest, index, {"--output", "-o"})) is not None and found[1] in (
+            "table",
+            "wide",
+            "json",
+        ):
             parsed.output_format, index = found[1], found[2]
         else:
             return None  # help, unknown options and bad values: Typer explains them

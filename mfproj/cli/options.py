@@ -14,6 +14,7 @@ from mfproj.cli import helptext
 
 class OutputFormat(str, enum.Enum):
     table = "table"
+    wide = "wide"
     json = "json"
 
 
@@ -44,7 +45,12 @@ Production = Annotated[
 ]
 Output = Annotated[
     OutputFormat,
-    typer.Option("--output", "-o", help="table for people, json for scripts.", case_sensitive=False),
+    typer.Option(
+        "--output",
+        "-o",
+        help="table for people (fits the terminal), wide (every column in full), json for scripts.",
+        case_sensitive=False,
+    ),
 ]
 
 

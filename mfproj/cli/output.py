@@ -120,6 +120,14 @@ class View:
     before: Sequence[str] = ()
     after: Sequence[str] = ()
     empty: str | None = None  # said instead of an empty table
+    ids: Sequence[str] = ()  # columns people copy (ids, names): never wrapped or cut; default ID_COLUMNS
+    optional: Sequence[str] = ()  # left out, in this order, where the terminal is too narrow (-o wide: never)
+
+
+# Columns whose values are copied into other commands: a terminal table never wraps or cuts them.
+ID_COLUMNS = frozenset(
+    {"run id", "name", "deployed as", "token prefix", "state machine", "eventbridge rule", "argo workflow template"}
+)
 
 
 def show(fmt: str, document: Any, view: View) -> None:
@@ -130,31 +138,83 @@ def show(fmt: str, document: Any, view: View) -> None:
     for line in view.before:
         info(line)
     if view.columns and view.rows:
-        table(None, view.columns, view.rows)
+        ids = view.ids or [c for c in view.columns if c in ID_COLUMNS]
+        table(None, view.columns, view.rows, ids=ids, optional=view.optional, wide=fmt == "wide")
     elif view.empty:
         info(view.empty)
     for line in view.after:
         info(line)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table for people on stdout; plain aligned text when stdout is not a terminal."""
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    ids: Sequence[str] = (),
+    optional: Sequence[str] = (),
+    wide: bool = False,
+) -> None:
+    """A table for people on stdout; plain aligned text (nothing cut) when stdout is not a terminal.
+
+    On a terminal the table fits its width: `ids` columns keep their whole values on one line (they are
+    copied into other commands), `optional` columns are left out while it would not fit, and the other
+    columns are cut with "…". `wide` shows every column and value in full, however wide.
+    """
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     if not sys.stdout.isatty():
-        widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
-        lines = [columns, *rows]
-        for line in lines:
+        for line in [columns, *rows]:
             sys.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() + "\n")
         return
+    import shutil
+
+    terminal = shutil.get_terminal_size().columns
+    keep = list(range(len(columns)))
+    if not wide:  # the optional columns go first, so that the others can be shown whole
+        for name in optional:
+            if sum(widths[i] for i in keep) + 2 * (len(keep) - 1) <= terminal:
+                break
+            keep = [i for i in keep if columns[i] != name]
+    kept_widths = [widths[i] for i in keep]
+    fixed = [columns[i] in ids for i in keep]
+    sizes = kept_widths if wide else fit(kept_widths, fixed, terminal - 2 * (len(keep) - 1))
+    _draw([columns[i] for i in keep], [[r[i] for i in keep] for r in rows], sizes, wide)
+    if len(keep) < len(columns) or sizes != kept_widths:
+        info("(cut to fit the terminal: -o wide shows every column in full)")
+
+
+_NARROWEST = 6  # a column cut below this says nothing
+
+
+def fit(widths: Sequence[int], fixed: Sequence[bool], available: int) -> list[int]:
+    """Column widths that fit `available`: fixed columns whole, the others from _NARROWEST up, the room
+    left shared out evenly (a column never gets more than it needs)."""
+    sizes = [w if keep else min(w, _NARROWEST) for w, keep in zip(widths, fixed, strict=True)]
+    room = available - sum(sizes)
+    waiting = sorted((i for i, keep in enumerate(fixed) if not keep), key=lambda i: widths[i] - sizes[i])
+    for position, index in enumerate(waiting):
+        share = max(room, 0) // (len(waiting) - position)
+        given = min(widths[index] - sizes[index], share)
+        sizes[index] += given
+        room -= given
+    return sizes
+
+
+def _draw(columns: Sequence[str], rows: Sequence[Sequence[str]], sizes: list[int], wide: bool) -> None:
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(no_color=not use_color(sys.stdout), highlight=False)
-    grid = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        grid.add_column(column, overflow="fold")
+    needed = sum(sizes) + 2 * (len(sizes) - 1)
+    terminal = shutil.get_terminal_size().columns
+    console = Console(no_color=not use_color(sys.stdout), highlight=False, width=max(terminal, needed))
+    grid = Table(box=None, header_style="bold", padding=(0, 1), pad_edge=False, show_edge=False)
+    for column, size in zip(columns, sizes, strict=True):
+        grid.add_column(column, no_wrap=True, overflow="ellipsis", width=size)
     for row in rows:
         grid.add_row(*row)
-    console.print(grid)
+    console.print(grid, crop=False)
 
 
 class ProgressView:

@@ -49,7 +49,7 @@ def runs_view(rows: "list[RunRow]") -> output.View:
         for row in rows
     ]
     columns = ["run id", "flow", "branch", "backend", "status", "started (UTC)", "finished (UTC)", "tags"]
-    return output.View(columns, table, empty="no runs match")
+    return output.View(columns, table, empty="no runs match", optional=["finished (UTC)", "backend", "branch"])
 
 
 def _check_namespace(namespace: str | None, all_namespaces: bool, limit: int) -> None:
@@ -73,9 +73,13 @@ def run_list(
     local_root: str | None,
     all_branches: bool = False,
 ) -> int:
+    import dataclasses
+
     from mfproj.backends.base import RunFilter
     from mfproj.usecases import local_runs, runs
 
+    shown = query.limit
+    query = dataclasses.replace(query, limit=shown + 1)  # one more than shown: whether the limit cut the list
     if local:
         if backends or selection.branch is not None or selection.production is not None:
             raise UsageError("--metaflow-local reads local runs; --backend, --branch and --production do not apply")
@@ -94,10 +98,15 @@ def run_list(
             all_branches=all_branches,
         )
         rows = list(found)  # at most `limit` rows
-        from mfproj import recent
+    more = len(rows) > shown
+    rows = rows[:shown]
+    from mfproj import recent
 
-        recent.remember(row.run.run_id for row in rows)  # for `runs show <TAB>`
-    output.show(selection.output, [row.as_json() for row in rows], runs_view(rows))
+    recent.remember(row.run.run_id for row in rows)  # for `runs show <TAB>`
+    view = runs_view(rows)
+    if more and shown > 1:
+        view.after = [f"more runs match: these are the newest {shown}; use --limit to see more"]
+    output.show(selection.output, [row.as_json() for row in rows], view)
     return 0
 
 
