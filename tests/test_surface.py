@@ -340,3 +340,109 @@ def test_a_list_cut_by_the_limit_says_so(cli, tmp_path: Path) -> None:  # type: 
     whole = cli("runs", "--metaflow-local", "-A", "--limit", "3", env=ALICE)
     assert whole.code == 0 and "more runs" not in whole.stderr
     assert len(cli("runs", "--metaflow-local", "-A", "--limit", "2", "-o", "json", env=ALICE).json()) == 2
+
+
+# --- progress that fits the terminal ---
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _draw(view: Any, height: int, width: int = 80) -> list[str]:
+    from rich.console import Console
+
+    console = Console(width=width, height=height, record=True, file=open(os.devnull, "w"), color_system=None)  # noqa: SIM115
+    console.print(view.render(height, width))
+    return console.export_text().rstrip("\n").splitlines()
+
+
+def test_the_live_view_collapses_to_counts_when_it_would_not_fit() -> None:
+    from mfproj.cli.progress import ProgressView
+
+    clock = _Clock()
+    view = ProgressView(enabled=False, clock=clock)
+    for index in range(30):
+        for backend in ("step_functions", "argo_workflows"):
+            view.update(f"Flow{index:02d}", backend, "reading")
+    clock.now += 5
+    for index in range(24):
+        view.update(f"Flow{index:02d}", "step_functions", "unchanged")
+        view.update(f"Flow{index:02d}", "argo_workflows", "updated")
+    view.update("Flow24", "step_functions", "waiting on a lock")
+    view.update("Flow25", "step_functions", "waiting on a lock")
+    view.update("Flow26", "argo_workflows", "failed")
+    clock.now += 95  # Flow27..29 have been reading for 100 s: it says so, not a static "reading"
+    lines = _draw(view, height=24)
+    assert len(lines) <= 22, lines  # fits, with the prompt's line to spare: nothing scrolls away
+    assert lines[0].startswith("48/60 done, 2 waiting on a lock, 1 failed · 1m40s"), lines[0]
+    assert not any("unchanged" in line or "updated" in line for line in lines), "finished rows give way"
+    assert any("Flow27" in line and "reading" in line and "1m40s" in line for line in lines), lines
+    tall = _draw(view, height=80)
+    assert len(tall) == 61, "where everything fits, every row is shown"
+    small = _draw(view, height=8)
+    assert len(small) <= 6 and "more in progress" in small[-1], small
+
+
+def test_the_summary_counts_retries_of_the_backend_clients(cli, tmp_path: Path, aws: Any) -> None:  # type: ignore[no-untyped-def]
+    from mfproj import retries
+    from mfproj.cli.progress import ProgressView
+    from tests.emulators import THROTTLED, Fault, FaultProxy
+
+    write_manifest(
+        tmp_path,
+        '[project]\nname = "p"\n[[flows]]\nname = "F"\nstep_functions = "f.json"\n'
+        '[step_functions]\nregion = "us-east-1"\nrole_arn = "arn:aws:iam::123456789012:role/r"\n',
+        templates=False,
+    )
+    (tmp_path / "f.json").write_text('{"StartAt": "a", "States": {"a": {"Type": "Pass", "End": true}}}')
+    proxy = FaultProxy(aws.url)
+    try:
+        view = ProgressView(enabled=False)
+        proxy.faults.append(Fault("DescribeStateMachine", status=400, body=THROTTLED, times=2))  # retried
+        result = cli("deploy", env={**ALICE, "AWS_ENDPOINT_URL": proxy.url})
+        assert result.code == 0, result.stderr
+        assert retries.total() - view.retries_before == 2
+        assert "2 retries" in view.summary()
+    finally:
+        proxy.stop()
+
+
+def test_ctrl_c_while_waiting_says_the_run_goes_on(tmp_path: Path, argo_project: Path) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, **ALICE, "METAFLOW_TOKEN_HOME": str(tmp_path / "keyring")}
+    deployed = subprocess.run(
+        [sys.executable, "-m", "mfproj", "deploy"],
+        cwd=argo_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "mfproj", "trigger", "F", "--wait"],
+        cwd=argo_project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert waiting.stderr is not None
+    started = waiting.stderr.readline()  # "started argo-… (…)": the run exists, the wait has begun
+    assert started.startswith("started argo-"), started
+    time.sleep(1.0)
+    waiting.send_signal(signal.SIGINT)
+    rest = waiting.communicate(timeout=30)[1]
+    assert waiting.returncode == 130, rest
+    run_id = started.split()[1]
+    assert f"{run_id} goes on running" in rest, rest
+    assert f"mfproj runs show {run_id}" in rest and f"mfproj runs terminate {run_id}" in rest, rest
+    assert "Traceback" not in rest

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from mfproj.cli import helptext, options, output
+from mfproj.cli import helptext, options, output, progress
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import RunFailedError, ValidationError
 
@@ -63,7 +63,7 @@ def run_deploy(
 ) -> int:
     from mfproj.usecases import deploy
 
-    with output.ProgressView(enabled=not selection.json and not dry_run) as view:
+    with progress.ProgressView(enabled=not selection.json and not dry_run) as view:
         session = selection.session(progress=view.update, say=view.say)
         report = deploy.deploy(
             session,
@@ -175,9 +175,13 @@ def run_trigger(
     failure = None
     if wait:
         try:
-            trigger.wait(session, triggered, timeout=timeout)
+            with progress.RunWatch(triggered.run.run_id) as watch:
+                trigger.wait(session, triggered, timeout=timeout, poll=watch.poll)
         except RunFailedError as exc:
             failure = exc
+        except KeyboardInterrupt:
+            _stopped_waiting(selection, triggered)
+            raise
     if selection.json:
         output.emit_json(triggered.as_json())
     else:
@@ -187,6 +191,20 @@ def run_trigger(
     if failure is not None:
         raise failure
     return 0
+
+
+def _stopped_waiting(selection: Selection, triggered: Any) -> None:
+    """Ctrl-C while following a run stops the waiting only: say so, and how to go on."""
+    from mfproj.identity import branch_options
+
+    run_id = triggered.run.run_id
+    where = branch_options(selection.target().branch)
+    where = f" {where}" if where else ""
+    output.info(
+        f"stopped waiting; {run_id} goes on running ({triggered.run.status} when last seen).\n"
+        f"  follow it:  mfproj runs show{where} {run_id}\n"
+        f"  stop it:    mfproj runs terminate{where} {run_id}"
+    )
 
 
 def _wait_timeout(wait: bool, timeout: float | None) -> float:

@@ -36,7 +36,11 @@ def apply(session: Session, work: Work, token: str) -> bool:
         pair, existing, desired, outcome = item
         log.check()
         session.progress(pair.flow.name, pair.backend, "creating" if existing is None else "updating")
-        session.backend(pair.backend).apply(desired, existing, log, key(pair))
+        try:
+            session.backend(pair.backend).apply(desired, existing, log, key(pair))
+        except Exception:
+            session.progress(pair.flow.name, pair.backend, "failed")
+            raise
         session.progress(pair.flow.name, pair.backend, f"{outcome.action}d")
 
     try:

@@ -29,8 +29,15 @@ def locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Iter
 
     def acquire(pair: Pair) -> None:
         backend = session.backend(pair.backend)
-        handle = backend.acquire(pair.names, holder=holder, timeout=timeout, waiting=session.say)
+
+        def waiting(message: str) -> None:
+            session.progress(pair.flow.name, pair.backend, "waiting on a lock")
+            session.say(message)
+
+        session.progress(pair.flow.name, pair.backend, "locking")
+        handle = backend.acquire(pair.names, holder=holder, timeout=timeout, waiting=waiting)
         taken.append((backend, handle))  # list.append is atomic under the GIL
+        session.progress(pair.flow.name, pair.backend, "locked")
 
     try:
         parallel(acquire, pairs)

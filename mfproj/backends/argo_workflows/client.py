@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mfproj import retries
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
 from mfproj.errors import BackendError, ConflictError, UsageError, ValidationError
 
@@ -46,7 +47,6 @@ class KubeClient:
             return self._api
 
     def _connect(self) -> Any:
-        import urllib3
         import yaml
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
@@ -79,7 +79,7 @@ class KubeClient:
                 f"{first} is not a kubeconfig (a YAML mapping of clusters, contexts and users): {what}",
                 hint="point KUBECONFIG (or [argo_workflows] kubeconfig) at the file 'kubectl config view' reads",
             ) from None
-        configuration.retries = urllib3.Retry(
+        configuration.retries = _counted_retry_class()(
             total=3,
             connect=3,
             read=0,
@@ -207,3 +207,17 @@ def _status_of(exc: Any) -> tuple[str, str]:
     except (TypeError, ValueError):
         return str(exc.reason or ""), ""
     return str(body.get("reason") or exc.reason or ""), str(body.get("message") or "")
+
+
+def _counted_retry_class() -> Any:
+    import urllib3
+
+    class CountedRetry(urllib3.Retry):  # type: ignore[misc]
+        """urllib3's retry, counting each retry it makes (for the live view)."""
+
+        def increment(self, *args: Any, **kwargs: Any) -> Any:
+            following = super().increment(*args, **kwargs)  # raises when no retry is left
+            retries.note()
+            return following
+
+    return CountedRetry

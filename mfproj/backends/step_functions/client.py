@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mfproj import retries
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import BackendError, UsageError
 
@@ -77,7 +78,9 @@ class AwsClient:
         endpoint = None
         if service == "stepfunctions" and self.env.get("AWS_ENDPOINT_URL_STEPFUNCTIONS"):
             endpoint = self.env["AWS_ENDPOINT_URL_STEPFUNCTIONS"]
-        return session.client(service, config=config, endpoint_url=endpoint)
+        made = session.client(service, config=config, endpoint_url=endpoint)
+        made.meta.events.register("request-created", _count_retry)
+        return made
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -145,3 +148,10 @@ class AwsClient:
                 hint='for example role_arn = "arn:aws:iam::123456789012:role/sfn-exec"',
             )
         return self.settings.role_arn
+
+
+def _count_retry(request: Any, **_: Any) -> None:
+    """botocore numbers the attempts of one call in the request's context: a second one is a retry."""
+    attempt = ((getattr(request, "context", None) or {}).get("retries") or {}).get("attempt", 1)
+    if isinstance(attempt, int) and attempt > 1:
+        retries.note()
