@@ -446,3 +446,58 @@ def test_ctrl_c_while_waiting_says_the_run_goes_on(tmp_path: Path, argo_project:
     assert f"{run_id} goes on running" in rest, rest
     assert f"mfproj runs show {run_id}" in rest and f"mfproj runs terminate {run_id}" in rest, rest
     assert "Traceback" not in rest
+
+
+# --- safe paste ---
+
+
+def test_pasting_a_wrapped_share_string_on_a_terminal_is_hidden_and_whole(tmp_path: Path) -> None:
+    import pty
+    import select
+    import time
+
+    from mfproj import naming, tokens
+    from mfproj.share import Share, encode_share
+
+    write_manifest(tmp_path, ARGO_FLOW)
+    prefix = naming.token_prefix("p", "test.x")
+    token = tokens.random_token(prefix, None)
+    share = encode_share(Share("p", "test.x", prefix, token))
+    wrapped = "\r".join(share[i : i + 40] for i in range(0, len(share), 40)) + "\r"  # as a terminal wraps it
+    leader, follower = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mfproj", "token", "authorize", "-b", "x", "-"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**env, **ALICE, "METAFLOW_TOKEN_HOME": str(tmp_path / "keyring")},
+        start_new_session=True,
+        text=True,
+    )
+    os.close(follower)
+    assert process.stderr is not None
+    prompt = process.stderr.readline()
+    assert "paste" in prompt and "hidden" in prompt, prompt
+    os.write(leader, (wrapped + "echo the-rest-of-the-paste\r").encode())
+    _, errors = process.communicate(timeout=30)
+    echoed = b""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and select.select([leader], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        echoed += chunk
+    os.close(leader)
+    assert process.returncode == 0, errors
+    assert tokens.tokens_equal(json_token(tmp_path / "keyring" / prefix), token), "the whole string was read"
+    assert share[:40].encode() not in echoed and share[-20:].encode() not in echoed, "nothing echoed"
+    assert token not in errors
+
+
+def json_token(path: Path) -> str:
+    return str(json.loads(path.read_text())["production_token"])

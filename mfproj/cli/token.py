@@ -118,8 +118,10 @@ def _read_value(value: str | None, from_env: str | None, from_file: Path | None)
             raise ValidationError(f"--from-file: cannot read {from_file}: {exc}") from None
     if value == "-":
         if output.is_interactive():
-            output.info("paste the share string or token, then press Enter:")
-            return sys.stdin.readline(), "stdin"
+            from mfproj.cli import paste
+
+            prompt = "paste the share string or token (hidden; a token alone: then an empty line):"
+            return paste.read_hidden(prompt), "stdin"
         return sys.stdin.read(), "stdin"
     assert value is not None
     return value, "argument"
