@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy deployments gc init names namespaces promote runs teardown token trigger unlock' ;;
+        '') echo 'completion delete deploy deployments gc init names namespaces promote runs teardown token trigger unlock whoami' ;;
         deployments) echo 'list show' ;;
         runs) echo 'list show terminate' ;;
         token) echo 'authorize forget list share show' ;;
@@ -38,6 +38,7 @@ _mfproj_options() {
         'token show') echo '--branch -b --production --no-production --reveal --output -o --help -h' ;;
         trigger) echo '--backend --branch -b --production --no-production --tag --param --input-file --wait --timeout --profile --output -o --help -h' ;;
         unlock) echo '--backend --branch -b --production --no-production --authorize --authorize-file --profile --output -o --help -h' ;;
+        whoami) echo '--branch -b --production --no-production --check --profile --output -o --help -h' ;;
     esac
 }
 
@@ -147,6 +148,9 @@ _mfproj_takes_value() {
         unlock:--authorize-file) return 0 ;;
         unlock:--profile) return 0 ;;
         unlock:--output|unlock:-o) return 0 ;;
+        whoami:--branch|whoami:-b) return 0 ;;
+        whoami:--profile) return 0 ;;
+        whoami:--output|whoami:-o) return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -197,6 +201,7 @@ _mfproj_values() {
         unlock:--backend) echo 'step-functions argo-workflows' ;;
         unlock:--authorize-file) echo __files__ ;;
         unlock:--output|unlock:-o) echo 'table wide json' ;;
+        whoami:--output|whoami:-o) echo 'table wide json' ;;
     esac
 }
 

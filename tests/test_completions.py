@@ -71,6 +71,7 @@ def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake
         "token",
         "trigger",
         "unlock",
+        "whoami",
     ]
     assert _bash_complete("mfproj token ", tmp_path, fake_path) == ["authorize", "forget", "list", "share", "show"]
     assert "--reveal" in _bash_complete("mfproj token show --", tmp_path, fake_path)
@@ -133,6 +134,7 @@ def test_fish_completes_commands_and_choices() -> None:
         "token",
         "trigger",
         "unlock",
+        "whoami",
     ]
     assert complete("mfproj token ") == ["authorize", "forget", "list", "share", "show"]
     assert complete("mfproj names -o ") == ["json", "table", "wide"]

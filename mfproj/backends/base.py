@@ -309,3 +309,11 @@ class Runner(abc.ABC):
 
 class Backend(Deployer[Any], Runner):
     """A workflow service: both concerns. Implementations live in `mfproj/backends/<name>/`."""
+
+    def whereabouts(self) -> dict[str, str | None]:
+        """Where requests would go and as whom, from local configuration only: no request is made."""
+        return {}
+
+    def check(self) -> dict[str, str | None]:
+        """One cheap request that shows the backend answers; who it says the caller is."""
+        return {"as": self.principal()}

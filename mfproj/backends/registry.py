@@ -97,8 +97,10 @@ def normalize(names: list[str] | None) -> list[str] | None:
 
 
 def create(
-    name: str, manifest: Manifest, *, profile: str | None = None, env: Mapping[str, str] | None = None
+    name: str, manifest: Manifest | None, *, profile: str | None = None, env: Mapping[str, str] | None = None
 ) -> Backend:
+    """The backend, with the manifest's settings for it (without a manifest: the defaults)."""
     backend_class = _load(spec(name).factory)
-    backend: Backend = backend_class(manifest.settings_for(name), profile=profile, env=env)
+    settings = manifest.settings_for(name) if manifest is not None else spec(name).settings_class()()
+    backend: Backend = backend_class(settings, profile=profile, env=env)
     return backend

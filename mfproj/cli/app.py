@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from mfproj import __version__
-from mfproj.cli import completion, deploy, deployments, helptext, init, lifecycle, names, output, runs, token
+from mfproj.cli import completion, deploy, deployments, helptext, init, lifecycle, names, output, runs, token, whoami
 
 app = typer.Typer(
     name="mfproj",
@@ -52,7 +52,7 @@ def root(
     ctx.obj = {"manifest": manifest, "debug": debug}
 
 
-for module in (names, init, deploy, deployments, lifecycle, runs, token, completion):
+for module in (names, init, deploy, deployments, lifecycle, runs, token, whoami, completion):
     module.register(app)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from mfproj import retries
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
-from mfproj.errors import BackendError, ConflictError, UsageError, ValidationError
+from mfproj.errors import BackendError, ConflictError, MfprojError, UsageError, ValidationError
 
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 TEMPLATES, CRONS, WORKFLOWS = "workflowtemplates", "cronworkflows", "workflows"
@@ -51,8 +51,7 @@ class KubeClient:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
-        path = self.settings.kubeconfig or self.env.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        first = str(path).split(os.pathsep)[0]
+        first = self.kubeconfig_path()
         configuration = client.Configuration()
         try:
             if os.path.exists(first):
@@ -188,6 +187,32 @@ class KubeClient:
     def principal(self) -> str | None:
         self.api()
         return self._user
+
+    def kubeconfig_path(self) -> str:
+        path = self.settings.kubeconfig or self.env.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        return str(path).split(os.pathsep)[0]
+
+    def whereabouts(self) -> dict[str, str | None]:
+        """The kubeconfig's context, server and user as the client would read them (a local file)."""
+        path = self.kubeconfig_path()
+        found: dict[str, str | None] = {"kubeconfig": path, "namespace": self.namespace}
+        if not os.path.exists(path):
+            in_cluster = bool(self.env.get("KUBERNETES_SERVICE_HOST"))
+            return {**found, "kubeconfig": None, "context": "in-cluster" if in_cluster else None}
+        try:
+            self.api()  # reads the kubeconfig only: the client makes no request until asked
+        except MfprojError as exc:
+            return {**found, "problem": exc.message}
+        from kubernetes import config
+
+        contexts, active = config.list_kube_config_contexts(config_file=path)
+        chosen = next((c for c in contexts if c.get("name") == self.settings.context), active) or {}
+        return {**found, "context": chosen.get("name"), "server": self._server, "user": self._user}
+
+    def check(self) -> dict[str, str | None]:
+        with self._errors(f"listing WorkflowTemplates in {self.namespace}"):
+            next(self._paged(TEMPLATES, "", page_size=1, max_pages=1), None)
+        return {"as": self._user}
 
 
 def restorable(previous: Mapping[str, Any]) -> dict[str, Any]:

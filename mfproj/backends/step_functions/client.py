@@ -133,6 +133,31 @@ class AwsClient:
             self._identity = found
         return found
 
+    def whereabouts(self) -> dict[str, str | None]:
+        region = self.region()
+        if region is None:  # the profile's configured region: boto3 reads ~/.aws/config, no request
+            import boto3
+
+            try:
+                region = boto3.session.Session(profile_name=self.profile).region_name
+            except Exception:  # a missing profile is reported by --check and by every command
+                region = None
+        role = self.settings.role_arn
+        explicit = self.endpoint() if not self.endpoint().startswith("https://states.<region>") else None
+        return {
+            "endpoint": explicit or (f"https://states.{region}.amazonaws.com" if region else None),
+            "region": region,
+            "account": role.split(":")[4] if role and role.count(":") >= 5 else None,
+            "role_arn": role,
+            "profile": self.profile,
+        }
+
+    def check(self) -> dict[str, str | None]:
+        who = self.identity()
+        with self._errors("listing state machines"):
+            self.client("stepfunctions").list_state_machines(maxResults=1)
+        return {"as": who["arn"], "account": who["account"]}
+
     def state_machine_arn(self, name: str) -> str:
         who = self.identity()
         region = self.client("stepfunctions").meta.region_name
