@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/sfn_lookup.py
 	$(BIN)/python bench/deploy.py
 	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/races.py
 	$(BIN)/python bench/deployments.py
 

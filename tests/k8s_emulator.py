@@ -221,6 +221,7 @@ class KubernetesEmulator:
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
+            request_queue_size = 128  # a burst of concurrent clients, as a real API takes (the default is 5)
 
         self._server = Server(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]

@@ -37,10 +37,10 @@ def read_hidden(prompt: str, complete: Callable[[str], bool] = complete_offer) -
     saved = termios.tcgetattr(descriptor)
     hidden = termios.tcgetattr(descriptor)
     hidden[3] &= ~termios.ECHO
-    info(prompt)
     parts: list[str] = []
     try:
         termios.tcsetattr(descriptor, termios.TCSADRAIN, hidden)
+        info(prompt)  # only once echo is off: a paste that comes at once is not shown either
         for _ in range(MAX_LINES):
             line = sys.stdin.readline()
             piece = "".join(line.split())

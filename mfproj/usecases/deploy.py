@@ -44,14 +44,16 @@ def locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Iter
         yield
     finally:
         with interrupts.deferred():  # a second Ctrl-C must not leave a lock behind
-            for backend, handle in taken:
-                try:
-                    backend.release(handle)
-                except MfprojError as exc:
-                    session.notice(
-                        f"{exc.message}; the next mfproj run on this host breaks it at once "
-                        "(elsewhere: 'mfproj unlock FLOW')"
-                    )
+            parallel(lambda item: _release(session, *item), list(taken))  # one round trip, not one per lock
+
+
+def _release(session: Session, backend: Backend, handle: Any) -> None:
+    try:
+        backend.release(handle)
+    except MfprojError as exc:
+        session.notice(
+            f"{exc.message}; the next mfproj run on this host breaks it at once (elsewhere: 'mfproj unlock FLOW')"
+        )
 
 
 def _guard_production(session: Session, *, allow_branch: bool, allow_dirty: bool) -> None:

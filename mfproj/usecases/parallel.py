@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from mfproj import interrupts
 from mfproj.transaction import Stopped, UndoLog
 
-MAX_WORKERS = 8
+MAX_WORKERS = 64  # requests wait on the network, not the CPU: flows overlap their round trips
 P = TypeVar("P")
 
 

@@ -78,6 +78,7 @@ class KubeClient:
                 f"{first} is not a kubeconfig (a YAML mapping of clusters, contexts and users): {what}",
                 hint="point KUBECONFIG (or [argo_workflows] kubeconfig) at the file 'kubectl config view' reads",
             ) from None
+        configuration.connection_pool_maxsize = 64  # as many as deploy threads: no connection discarded
         configuration.retries = _counted_retry_class()(
             total=3,
             connect=3,
@@ -195,7 +196,13 @@ class KubeClient:
     def whereabouts(self) -> dict[str, str | None]:
         """The kubeconfig's context, server and user as the client would read them (a local file)."""
         path = self.kubeconfig_path()
-        found: dict[str, str | None] = {"kubeconfig": path, "namespace": self.namespace}
+        found: dict[str, str | None] = {
+            "context": None,
+            "namespace": self.namespace,
+            "server": None,
+            "user": None,
+            "kubeconfig": path,
+        }
         if not os.path.exists(path):
             in_cluster = bool(self.env.get("KUBERNETES_SERVICE_HOST"))
             return {**found, "kubeconfig": None, "context": "in-cluster" if in_cluster else None}

@@ -73,7 +73,7 @@ class AwsClient:
             connect_timeout=float(self.env.get("MFPROJ_AWS_CONNECT_TIMEOUT", "5")),
             read_timeout=float(self.env.get("MFPROJ_AWS_READ_TIMEOUT", "30")),
             user_agent_extra=f"mfproj/{__version__}",
-            max_pool_connections=32,  # flows deploy concurrently
+            max_pool_connections=64,  # flows deploy concurrently (parallel.MAX_WORKERS)
         )
         endpoint = None
         if service == "stepfunctions" and self.env.get("AWS_ENDPOINT_URL_STEPFUNCTIONS"):

@@ -1,0 +1,62 @@
+"""README's pictures of output (as text) are what the tool prints now (issue #14): the offline ones
+exactly, the ones that need a deployment by their header and the words in their columns; every command
+has a section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mfproj.cli.app import command
+from mfproj.cli.completion import command_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _block_after(first_line: str) -> list[str]:
+    """The lines of the README's code block that contains `first_line`, from that line to the fence."""
+    lines = README.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first_line))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
+    return lines[start:end]
+
+
+def test_the_names_picture_is_what_names_prints(cli) -> None:  # type: ignore[no-untyped-def]
+    block = _block_after("$ METAFLOW_USER=alice mfproj names")
+    result = cli("names", env={"METAFLOW_USER": "alice"}, cwd=ROOT / "examples" / "example_project")
+    assert result.code == 0, result.stderr
+    assert block[1:] == (result.stderr + result.stdout).splitlines()
+
+
+def _columns(header: str) -> list[str]:
+    return re.split(r"\s{2,}", header.strip())
+
+
+def test_the_deploy_summary_picture_has_the_tables_columns_and_words() -> None:
+    block = _block_after("flow         backend         deployed as")
+    assert _columns(block[0]) == ["flow", "backend", "deployed as", "action", "authorization"]
+    for row in block[1:]:
+        assert row.split()[-1] in ("owner", "new") or "authorized by" in row, row
+
+
+def test_the_deployments_picture_has_the_tables_columns() -> None:
+    from mfproj.cli.deployments import listing_view
+    from mfproj.usecases.deployments import Listing
+
+    block = _block_after("$ mfproj deployments")
+    expected = list(listing_view(Listing([], looked_for_metaflow=False)).columns)
+    assert _columns(block[1]) == expected
+
+
+def test_the_whoami_picture_has_the_lines_whoami_prints(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    block = _block_after("$ METAFLOW_USER=alice mfproj whoami")
+    printed = cli("whoami", env={"METAFLOW_USER": "alice"}).stdout.splitlines()
+    assert [line.split()[0] for line in block[1:]] == [line.split()[0] for line in printed if line.split()]
+
+
+@pytest.mark.parametrize("path", [s.path for s in command_tree(command()) if s.path and " " not in s.path])
+def test_every_command_has_a_section(path: str) -> None:
+    assert f"### `mfproj {path}" in README or f"`mfproj {path}" in README, path
