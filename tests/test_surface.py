@@ -62,6 +62,17 @@ def _keyring_under_a_file(variable: str) -> Any:
     return setup
 
 
+def _lock_file_blocked(tmp_path: Path) -> dict[str, str]:
+    """The keyring's lock file cannot be opened for writing (here: a directory stands in its place; as
+    a non-root user a read-only keyring fails the same open)."""
+    from mfproj import naming
+
+    write_manifest(tmp_path, ARGO_FLOW)
+    keyring = tmp_path / "keyring"
+    (keyring / f".{naming.token_prefix('p', 'test.x')}.lock").mkdir(parents=True)
+    return {}
+
+
 def _corrupt_keyring(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "keyring").mkdir(exist_ok=True)
     (tmp_path / "keyring" / "mfprj-abcdef").write_text("{not json")
@@ -109,6 +120,13 @@ BAD_INPUT: list[tuple[str, Any, list[str], int, str]] = [
         ["token", "authorize", "-b", "x", "TOKEN"],
         2,
         "cannot create the keyring directory",
+    ),
+    (
+        "keyring lock blocked",
+        _lock_file_blocked,
+        ["token", "authorize", "-b", "x", "TOKEN"],
+        2,
+        "cannot write to the keyring",
     ),
     ("corrupt keyring", _corrupt_keyring, ["token", "list"], 2, "mfprj-abcdef is corrupt (not JSON)"),
     ("forget nothing", _no_manifest_needed, ["token", "forget", "-b", "x"], 4, "no production token stored"),
@@ -501,3 +519,19 @@ def test_pasting_a_wrapped_share_string_on_a_terminal_is_hidden_and_whole(tmp_pa
 
 def json_token(path: Path) -> str:
     return str(json.loads(path.read_text())["production_token"])
+
+
+def test_waiting_for_a_run_shows_its_status_and_elapsed_time(capsys: pytest.CaptureFixture[str]) -> None:
+    from mfproj.backends.base import Run
+    from mfproj.cli.progress import RunWatch
+
+    clock = _Clock()
+    watch = RunWatch("sfn-abc", clock=clock)
+    clock.now += 65
+    watch.poll(Run(run_id="sfn-abc", status="RUNNING"))
+    assert watch.line().startswith("sfn-abc RUNNING · 1m05s")  # the terminal's live line
+    clock.now += 10
+    watch.poll(Run(run_id="sfn-abc", status="RUNNING"))  # no change: no new log line
+    watch.poll(Run(run_id="sfn-abc", status="SUCCEEDED"))
+    logged = capsys.readouterr().err.splitlines()  # not a terminal: one line per change, for CI logs
+    assert logged == ["sfn-abc RUNNING after 1m05s", "sfn-abc SUCCEEDED after 1m15s"]
