@@ -375,7 +375,7 @@ def _draw(view: Any, height: int, width: int = 80) -> list[str]:
     from rich.console import Console
 
     console = Console(width=width, height=height, record=True, file=open(os.devnull, "w"), color_system=None)  # noqa: SIM115
-    console.print(view.render(height, width))
+    console.print(view.render(height))
     return console.export_text().rstrip("\n").splitlines()
 
 

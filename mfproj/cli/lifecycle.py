@@ -49,7 +49,7 @@ def teardown_command(
         output.show(selection.output, plan.as_json(), view)
         raise typer.Exit(0)
     if not selection.json:
-        output.table(None, view.columns, view.rows)
+        output.table(view.columns, view.rows, ids=["name"], wide=selection.output == "wide")
     if not output.confirm(
         f"remove {len(items)} deployment(s) of {session.target.branch}?",
         yes=yes,

@@ -139,7 +139,7 @@ def show(fmt: str, document: Any, view: View) -> None:
         info(line)
     if view.columns and view.rows:
         ids = view.ids or [c for c in view.columns if c in ID_COLUMNS]
-        table(None, view.columns, view.rows, ids=ids, optional=view.optional, wide=fmt == "wide")
+        table(view.columns, view.rows, ids=ids, optional=view.optional, wide=fmt == "wide")
     elif view.empty:
         info(view.empty)
     for line in view.after:
@@ -147,7 +147,6 @@ def show(fmt: str, document: Any, view: View) -> None:
 
 
 def table(
-    title: str | None,
     columns: Sequence[str],
     rows: Sequence[Sequence[str]],
     *,
@@ -178,7 +177,7 @@ def table(
     kept_widths = [widths[i] for i in keep]
     fixed = [columns[i] in ids for i in keep]
     sizes = kept_widths if wide else fit(kept_widths, fixed, terminal - 2 * (len(keep) - 1))
-    _draw([columns[i] for i in keep], [[r[i] for i in keep] for r in rows], sizes, wide)
+    _draw([columns[i] for i in keep], [[r[i] for i in keep] for r in rows], sizes)
     if len(keep) < len(columns) or sizes != kept_widths:
         info("(cut to fit the terminal: -o wide shows every column in full)")
 
@@ -200,7 +199,7 @@ def fit(widths: Sequence[int], fixed: Sequence[bool], available: int) -> list[in
     return sizes
 
 
-def _draw(columns: Sequence[str], rows: Sequence[Sequence[str]], sizes: list[int], wide: bool) -> None:
+def _draw(columns: Sequence[str], rows: Sequence[Sequence[str]], sizes: list[int]) -> None:
     import shutil
 
     from rich.console import Console

@@ -63,7 +63,7 @@ class ProgressView:
 
             console = Console(stderr=True, no_color=not use_color(sys.stderr))
             self._live = Live(
-                get_renderable=lambda: self.render(console.size.height, console.size.width),
+                get_renderable=lambda: self.render(console.size.height),
                 console=console,
                 refresh_per_second=4,
                 transient=True,
@@ -112,7 +112,7 @@ class ProgressView:
         now = self.clock()
         with self._lock:
             rows = list(self._rows.values())
-        shown = [r for r in rows]
+        shown = rows
         room = max(height - 3, 1)  # the summary line, the "more" line, and the prompt's line below
         if len(shown) > room:
             shown = sorted((r for r in rows if r.state not in DONE), key=lambda r: r.since)
@@ -123,14 +123,16 @@ class ProgressView:
                 return [*table, (f"… and {hidden} more in progress", "", "", "")]
         return [(r.flow, r.backend, r.state, elapsed(now - r.since)) for r in shown]
 
-    def render(self, height: int, width: int) -> Any:
+    def render(self, height: int) -> Any:
         from rich.table import Table
+
+        from mfproj.backends import registry
 
         grid = Table.grid(padding=(0, 2))
         grid.add_row(self.summary())
         inner = Table.grid(padding=(0, 2))
         for flow, backend, state, for_how_long in self.lines(height):
-            inner.add_row(flow, backend.replace("_", " "), state, for_how_long)
+            inner.add_row(flow, registry.label(backend) if backend else "", state, for_how_long)
         grid.add_row(inner)
         return grid
 
