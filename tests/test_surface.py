@@ -176,10 +176,12 @@ def test_init_writes_files_to_be_shared(cli, tmp_path: Path) -> None:  # type: i
 
 
 @pytest.mark.parametrize("fmt", ["json", "table"])
-def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path, fmt: str) -> None:
+@pytest.mark.parametrize("listing", ["names", "runs --metaflow-local -A"])  # the fast path, and Typer's
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path, fmt: str, listing: str) -> None:
     write_manifest(tmp_path, '[project]\nname = "p"\n[[flows]]\nname = "F"\nargo_workflows = "f.json"\n')
+    _local_runs(tmp_path / ".metaflow", 3)
     # `true` exits at once, before mfproj writes: every write meets a closed pipe.
-    command = f"{sys.executable} -m mfproj names -o {fmt} | true; echo $" + "{PIPESTATUS[0]}"
+    command = f"{sys.executable} -m mfproj {listing} -o {fmt} | true; echo $" + "{PIPESTATUS[0]}"
     done = subprocess.run(
         ["bash", "-c", command],
         cwd=tmp_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,14 @@ def run(args: list[str]) -> int:
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     from mfproj import interrupts
 
+    stdout, sys.stdout = sys.stdout, output.GuardedStdout(sys.stdout)  # type: ignore[assignment]
     try:
         with interrupts.terminate_as_interrupt():  # SIGTERM (a cancelled CI job) is handled as Ctrl-C
             result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except BrokenPipeError:
-        raise  # main() ends quietly: the reader went away
+    except (BrokenPipeError, output.ReaderGone):
+        raise BrokenPipeError() from None  # main() ends quietly: the reader went away
     except (typer.Abort, KeyboardInterrupt):
         output.info("interrupted")
         return 130
@@ -80,6 +82,8 @@ def run(args: list[str]) -> int:
         if _is_click_usage_error(exc):
             return output.report_error(usage_error(exc), debug=False, as_json=output.wants_json(args))
         return output.report_error(exc, debug=debug, as_json=output.wants_json(args))
+    finally:
+        sys.stdout = stdout
     return int(result or 0)
 
 

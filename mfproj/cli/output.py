@@ -39,6 +39,33 @@ def wants_json(args: Sequence[str] = ()) -> bool:
     return False
 
 
+class ReaderGone(Exception):
+    """stdout's reader went away. Not an OSError on purpose: Click turns a broken pipe (EPIPE) into exit 1
+    on its own, and the command should end as other tools do (141, quietly), which `main` does."""
+
+
+class GuardedStdout:
+    """sys.stdout while a command runs: writes to a closed pipe raise ReaderGone."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise ReaderGone() from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise ReaderGone() from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def use_color(stream: TextIO) -> bool:
     if _state["no_color"] or os.environ.get("NO_COLOR"):
         return False
