@@ -65,6 +65,22 @@ def bench_env(url: str, prefix: str) -> tuple[Path, dict[str, str]]:
     return work, env
 
 
+def timed_deploy(directory: Path, branch: str, env: dict[str, str]) -> float:
+    """Seconds `mfproj deploy --branch BRANCH -o json` takes as a person runs it (a whole process)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mfproj", "deploy", "--branch", branch, "-o", "json"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    return time.perf_counter() - started
+
+
 def report_header(name: str) -> dict[str, Any]:
     """What every results file starts with: which benchmark, when, and on what."""
     return {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -21,7 +20,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import bench_env, report_header, start_moto, write_report  # noqa: E402
+from bench.common import bench_env, report_header, start_moto, timed_deploy, write_report  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
@@ -37,21 +36,6 @@ def _project(directory: Path, flows: int) -> Path:
     body += f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n'
     (directory / "mfproj.toml").write_text(body)
     return directory
-
-
-def _cli(directory: Path, branch: str, env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "mfproj", "deploy", "--branch", branch, "-o", "json"],
-        cwd=directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise SystemExit(done.stderr)
-    return time.perf_counter() - started
 
 
 def _in_process(directory: Path, branch: str, env: dict[str, str]) -> tuple[float, int]:
@@ -87,8 +71,8 @@ def main() -> int:
             directory = _project(work / f"p{count}", count)
             first_cli, again_cli, first_core, again_core, calls = [], [], [], [], []
             for attempt in range(args.repeat):
-                first_cli.append(_cli(directory, f"c{attempt}", env))
-                again_cli.append(_cli(directory, f"c{attempt}", env))
+                first_cli.append(timed_deploy(directory, f"c{attempt}", env))
+                again_cli.append(timed_deploy(directory, f"c{attempt}", env))
                 seconds, made = _in_process(directory, f"p{attempt}", env)
                 first_core.append(seconds)
                 calls.append(made)

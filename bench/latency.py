@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import bench_env, report_header, start_moto, write_report  # noqa: E402
+from bench.common import bench_env, report_header, start_moto, timed_deploy, write_report  # noqa: E402
 from tests.emulators import Fault, FaultProxy  # noqa: E402
 from tests.k8s_emulator import KubernetesEmulator, kubeconfig_for  # noqa: E402
 
@@ -52,21 +50,6 @@ def _project(directory: Path, flows: int) -> Path:
     return directory
 
 
-def _deploy(directory: Path, branch: str, env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "mfproj", "deploy", "--branch", branch, "-o", "json"],
-        cwd=directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        raise SystemExit(done.stderr)
-    return time.perf_counter() - started
-
-
 def _delayed(upstream: str, latency: float) -> FaultProxy:
     proxy = FaultProxy(upstream)
     proxy.faults.append(Fault(".*", kind="slow", delay=latency))  # every request, both protocols
@@ -93,8 +76,8 @@ def main() -> int:
             first, again = [], []
             requests_before = len(aws_proxy.log) + len(kube_proxy.log)
             for attempt in range(args.repeat):
-                first.append(_deploy(directory, f"b{attempt}", env))
-                again.append(_deploy(directory, f"b{attempt}", env))
+                first.append(timed_deploy(directory, f"b{attempt}", env))
+                again.append(timed_deploy(directory, f"b{attempt}", env))
             requests = len(aws_proxy.log) + len(kube_proxy.log) - requests_before
             results[str(count)] = {
                 "flows": count,

@@ -29,7 +29,6 @@ class BackendSpec:
     run_id_prefix: str  # run ids are <prefix><name>, as the reference forms them
     settings: str  # "module:Class" of its [<name>] table (stdlib only)
     factory: str  # "module:Class" of its Backend
-    name_field: str  # the naming.FlowNames field that is its deployment's name
 
     def settings_class(self) -> Any:
         return _load(self.settings)
@@ -44,7 +43,6 @@ SPECS: tuple[BackendSpec, ...] = (
         run_id_prefix="sfn-",
         settings="mfproj.backends.step_functions.settings:StepFunctionsSettings",
         factory="mfproj.backends.step_functions.backend:StepFunctionsBackend",
-        name_field="state_machine",
     ),
     BackendSpec(
         name="argo_workflows",
@@ -54,13 +52,15 @@ SPECS: tuple[BackendSpec, ...] = (
         run_id_prefix="argo-",
         settings="mfproj.backends.argo_workflows.settings:ArgoWorkflowsSettings",
         factory="mfproj.backends.argo_workflows.backend:ArgoWorkflowsBackend",
-        name_field="workflow_template",
     ),
 )
 
 NAMES: tuple[str, ...] = tuple(spec.name for spec in SPECS)
 CLI_NAMES: tuple[str, ...] = tuple(spec.cli_name for spec in SPECS)
 LABELS: Mapping[str, str] = {spec.name: spec.label for spec in SPECS}
+# The statuses every backend maps its runs to (here, not in the use-cases, so that the CLI's --status
+# choices cost no import at start-up).
+RUN_STATUSES: tuple[str, ...] = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING", "UNKNOWN")
 
 
 def _load(path: str) -> Any:
@@ -73,11 +73,6 @@ def spec(name: str) -> BackendSpec:
         if name in (candidate.name, candidate.cli_name):
             return candidate
     raise UsageError(f"unknown backend {name!r}; choose {' or '.join(CLI_NAMES)}")
-
-
-def deployed_name(name: str, names: Any) -> str:
-    """The name a flow's deployment has on this backend (a state machine, a WorkflowTemplate)."""
-    return str(getattr(names, spec(name).name_field))
 
 
 def label(name: str) -> str:

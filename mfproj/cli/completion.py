@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from mfproj.cli import helptext
+
 if TYPE_CHECKING:
     import typer
 
@@ -45,8 +47,6 @@ class CommandSpec:
 
 def _value_kind(param: Any) -> tuple[list[str], bool]:
     """(fixed choices, completes file names) of a parameter's value."""
-    from mfproj.cli import helptext
-
     descriptor = getattr(param, "type_descriptor", None)
     annotation = getattr(descriptor, "annotation", None)
     args = getattr(annotation, "__args__", None) or (annotation,)
@@ -78,7 +78,7 @@ def command_tree(root: Any) -> list[CommandSpec]:
             options.append(
                 OptionSpec(
                     names=[*param.opts, *param.secondary_opts],
-                    takes_value=not param.is_flag and not getattr(param, "count", False),
+                    takes_value=helptext.takes_value(param),
                     choices=choices,
                     is_path=is_path,
                     help=(param.help or "").split(". ")[0].rstrip("."),
@@ -300,7 +300,7 @@ def generate(shell: str, root: Any | None = None) -> str:
 def register(app: "typer.Typer") -> None:
     import typer
 
-    from mfproj.cli import helptext, output
+    from mfproj.cli import output
 
     shell_type = enum.Enum("Shell", {name: name for name in SHELLS}, type=str)  # type: ignore[misc]
 

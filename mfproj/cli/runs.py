@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from mfproj.backends import registry
 from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import UsageError, ValidationError
-from mfproj.usecases.runs import STATUSES
 
 # --status choices (the statuses every backend's runs are mapped to), completed by the shell scripts.
-RunStatus = enum.Enum("RunStatus", {s.lower(): s.lower() for s in STATUSES}, type=str)  # type: ignore[misc]
+RunStatus = enum.Enum("RunStatus", {s.lower(): s.lower() for s in registry.RUN_STATUSES}, type=str)  # type: ignore[misc]
 
 if TYPE_CHECKING:
     from mfproj.usecases.runs import RunRow
@@ -31,7 +31,6 @@ def _when(value: _dt.datetime | None) -> str:
 
 
 def runs_view(rows: "list[RunRow]") -> output.View:
-    from mfproj.backends import registry
     from mfproj.usecases import local_runs, runs
 
     label = {**registry.LABELS, local_runs.LOCAL: "local"}

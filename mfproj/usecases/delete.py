@@ -30,7 +30,7 @@ def plan_delete(
 
     found = parallel(read, pairs)
     missing = [
-        f"{p.flow.name} ({registry.label(p.backend)}: {registry.deployed_name(p.backend, p.names)})"
+        f"{p.flow.name} ({registry.label(p.backend)}: {session.backend(p.backend).deployed_name(p.names)})"
         for p, e in zip(pairs, found, strict=True)
         if e is None
     ]

@@ -180,7 +180,7 @@ def _authorize(
     decisions = []
     for pair, existing in zip(pairs, existing_list, strict=True):
         record = existing.record if existing else None
-        name = existing.name if existing else registry.deployed_name(pair.backend, pair.names)
+        name = existing.name if existing else session.backend(pair.backend).deployed_name(pair.names)
         decisions.append(
             tokens.authorize(
                 existing=tokens.Deployment(record.owner, record.production_token) if record else None,

@@ -39,7 +39,7 @@ def source_commit(source: Session, flows: list[str] | None, backends: list[str] 
     pairs = select_pairs(source, flows, backends)
     found = parallel(lambda pair: source.backend(pair.backend).read(pair.names), pairs)
     missing = [
-        f"{p.flow.name} ({registry.label(p.backend)}: {registry.deployed_name(p.backend, p.names)})"
+        f"{p.flow.name} ({registry.label(p.backend)}: {source.backend(p.backend).deployed_name(p.names)})"
         for p, e in zip(pairs, found, strict=True)
         if e is None
     ]

@@ -24,7 +24,7 @@ from mfproj.tags import TagError, validate_tags
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.session import Pair, Session, select_pairs
 
-STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING", "UNKNOWN")
+STATUSES = registry.RUN_STATUSES
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SYSTEM_TAG_PREFIXES = (

@@ -68,7 +68,7 @@ def trigger(
     if existing is None:
         raise NotFoundError(
             f"{flow} is not deployed in {session.target.branch} on {registry.label(pair.backend)} "
-            f"(no {registry.deployed_name(pair.backend, pair.names)})",
+            f"(no {backend.deployed_name(pair.names)})",
             hint="run 'mfproj deploy' first",
         )
     token = existing.record.production_token if existing.record else None

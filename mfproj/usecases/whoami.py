@@ -10,6 +10,7 @@ from typing import Any
 
 from mfproj import identity, keyring, manifest, naming
 from mfproj.backends import registry
+from mfproj.backends.base import Backend
 from mfproj.errors import MfprojError
 from mfproj.usecases.parallel import parallel
 
@@ -71,12 +72,10 @@ def whoami(
     target = None
     if loaded is not None and (user is not None or branch or production):
         target = identity.select_target(loaded.project, branch=branch, production=production, env=env)
-    views = [
-        BackendView(name, registry.create(name, loaded, profile=profile, env=env).whereabouts())
-        for name in registry.NAMES
-    ]
+    backends = {name: registry.create(name, loaded, profile=profile, env=env) for name in registry.NAMES}
+    views = [BackendView(name, backend.whereabouts()) for name, backend in backends.items()]
     if check:
-        parallel(lambda view: _check(view, loaded, profile, env), views)
+        parallel(lambda view: _check(view, backends[view.backend]), views)
     return WhoAmI(
         user=user,
         user_branch=naming.branch_name(user=user, branch=None, production=False) if user else None,
@@ -89,9 +88,9 @@ def whoami(
     )
 
 
-def _check(view: BackendView, loaded: manifest.Manifest | None, profile: str | None, env: Mapping[str, str]) -> None:
+def _check(view: BackendView, backend: Backend) -> None:
     try:
-        view.answer = registry.create(view.backend, loaded, profile=profile, env=env).check()
+        view.answer = backend.check()
         view.answers = True
     except MfprojError as exc:
         view.answers, view.problem = False, exc.message
