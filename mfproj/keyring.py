@@ -230,6 +230,27 @@ class Keyring:
                 raise KeyringError(f"cannot write {path}: {exc.strerror}") from None
         return _stored(token_prefix, path, data)
 
+    def check_writable(self, token_prefix: str) -> None:
+        """Raises KeyringError unless a token for `token_prefix` could be stored now: the directory exists
+        (or is made), its lock opens, and a temporary file can be written there and removed. Called
+        before a deploy's first write, so a keyring that cannot keep the token stops it before it starts."""
+        path = self.path(token_prefix)
+        with self._locked(token_prefix):
+            try:
+                fd, temp = tempfile.mkstemp(dir=self.home, prefix=f".{path.name}.", suffix=".tmp")
+                os.close(fd)
+                os.unlink(temp)
+            except OSError as exc:
+                raise KeyringError(
+                    f"cannot write to the keyring {self.home}: {exc.strerror}",
+                    hint="make it writable, or set METAFLOW_TOKEN_HOME to a directory you can write",
+                ) from None
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                raise KeyringError(
+                    f"{path} is not a token file (a link or a directory): the token could not be stored",
+                    hint="remove it, or set METAFLOW_TOKEN_HOME to another directory",
+                )
+
     def forget(self, token_prefix: str) -> bool:
         """Removes the token (and mfproj's key); other keys stay. True if there was a token."""
         path = self.path(token_prefix)

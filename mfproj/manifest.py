@@ -30,8 +30,9 @@ TOKEN_SCHEMES = ("random", "metaflow")
 BACKENDS = registry.NAMES
 
 _TOP_KEYS = ("project", "flows", *BACKENDS)
-_PROJECT_KEYS = ("name", "token_scheme", "production_branch", "schedules")
+_PROJECT_KEYS = ("name", "token_scheme", "production_branch", "schedules", "owner")
 SCHEDULES = ("all", "production")
+OWNER_RULES = ("principal", "name")
 _FLOW_KEYS = ("name", *BACKENDS, "schedule", "tags")
 
 
@@ -60,6 +61,7 @@ class Manifest:
     settings: Mapping[str, Any] = field(default_factory=dict)  # backend name -> its settings object
     production_branch: str | None = None  # the git branch production deploys must come from
     schedules: str = "all"  # "production": only production branches keep their schedules
+    owner: str = "principal"  # "name": an owner is the name alone (the reference's rule)
 
     def schedule_of(self, flow: Flow, *, is_production: bool) -> str | None:
         """The flow's schedule on a branch: none off production when `schedules = "production"`."""
@@ -232,9 +234,6 @@ def parse_manifest(data: Mapping[str, Any], *, path: Path, key_prefix: str = "")
         naming.validate_project_name(project)
     except ValidationError as exc:
         raise read.fail("project.name", exc.message, hint=exc.hint) from None
-    scheme = read.string(project_table, "token_scheme", "project") or "random"
-    if scheme not in TOKEN_SCHEMES:
-        raise read.fail("project.token_scheme", f"must be one of {', '.join(TOKEN_SCHEMES)}, not {scheme!r}")
 
     raw_flows = data.get("flows", [])
     if not isinstance(raw_flows, list):
@@ -267,18 +266,50 @@ def parse_manifest(data: Mapping[str, Any], *, path: Path, key_prefix: str = "")
 
         settings[spec.name] = settings_class.parse(table, base=path.parent, fail=fail)
 
+    return Manifest(
+        path=path, project=project, flows=tuple(flows), settings=settings, **_project_rules(read, project_table)
+    )
+
+
+def _project_rules(read: _Reader, project_table: Mapping[str, Any]) -> dict[str, Any]:
+    """[project]'s choices besides its name: token scheme, production branch, schedules, owner rule."""
+    scheme = read.string(project_table, "token_scheme", "project") or "random"
+    if scheme not in TOKEN_SCHEMES:
+        raise read.fail("project.token_scheme", f"must be one of {', '.join(TOKEN_SCHEMES)}, not {scheme!r}")
     schedules = read.string(project_table, "schedules", "project") or "all"
     if schedules not in SCHEDULES:
         raise read.fail("project.schedules", f"must be one of {', '.join(SCHEDULES)}, not {schedules!r}")
-    return Manifest(
-        path=path,
-        project=project,
-        flows=tuple(flows),
-        token_scheme=scheme,
-        settings=settings,
-        production_branch=read.string(project_table, "production_branch", "project") or None,
-        schedules=schedules,
-    )
+    owner = read.string(project_table, "owner", "project") or "principal"
+    if owner not in OWNER_RULES:
+        raise read.fail(
+            "project.owner",
+            f"must be one of {', '.join(OWNER_RULES)}, not {owner!r}",
+            hint='"principal" (the default): an owner redeploys without the token only as who they authenticated as',
+        )
+    return {
+        "token_scheme": scheme,
+        "production_branch": read.string(project_table, "production_branch", "project") or None,
+        "schedules": schedules,
+        "owner": owner,
+    }
+
+
+def _repository_root(directory: Path) -> Path:
+    """The git work tree holding `directory` (found by its `.git`, no subprocess), else `directory`."""
+    start = directory.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return start
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path` (symbolic links followed) is `root` or below it."""
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -> Flow:
@@ -296,6 +327,13 @@ def _parse_flow(read: _Reader, raw: Mapping[str, Any], where: str, base: Path) -
         if value is None:
             continue
         template = base / value
+        if not _inside(template, _repository_root(base)):
+            raise read.fail(
+                f"{where}.{backend}",
+                f"template {value!r} is outside the repository ({_repository_root(base)}): templates are "
+                "paths relative to the manifest that stay inside its repository (or its directory outside git)",
+                hint="move the template into the project and give its relative path",
+            )
         if template.is_dir():
             raise read.fail(f"{where}.{backend}", f"template {value!r} is a directory, not a file (relative to {base})")
         if not template.is_file():

@@ -62,4 +62,11 @@ def decode_share(value: str) -> Share:
     from mfproj.tokens import validate_token
 
     validate_token(share.token, where="the token in the share string")
+    if not share.token.startswith(share.token_prefix + "-"):
+        # A well-formed string whose token is another branch's: it would be stored under this branch.
+        raise ValidationError(
+            f"the share string names {share.project} {share.branch} (token prefix {share.token_prefix}), "
+            "but the token in it has another prefix",
+            hint="ask for a new share string from 'mfproj token share' on the branch it is for",
+        )
     return share

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfproj import naming, tokens
+from mfproj import authorization, naming, tokens
 from mfproj.errors import EXIT_AUTHORIZATION, AuthorizationError, ValidationError
 from mfproj.keyring import Keyring, KeyringError, keyring_home
 from mfproj.share import SHARE_PREFIX, Share, decode_share, encode_share
@@ -343,9 +343,9 @@ def test_corrupt_token_file_is_reported_by_the_cli(cli, myproj: Path, tmp_path: 
 # --- authorization rules ------------------------------------------------------------------------
 
 
-def _decide(**kwargs: object) -> tokens.Decision:
+def _decide(**kwargs: object) -> authorization.Decision:
     defaults: dict[str, object] = {
-        "existing": tokens.Deployment(owner="alice", token=f"{PREFIX}-0-abcd"),
+        "existing": authorization.Deployment(owner="alice", token=f"{PREFIX}-0-abcd"),
         "caller": "alice",
         "offered": None,
         "generate_new": False,
@@ -354,31 +354,33 @@ def _decide(**kwargs: object) -> tokens.Decision:
         "branch_options": "--production",
     }
     defaults.update(kwargs)
-    return tokens.authorize(**defaults)  # type: ignore[arg-type]
+    if isinstance(defaults["caller"], str):
+        defaults["caller"] = authorization.Caller(str(defaults["caller"]))
+    return authorization.authorize(**defaults)  # type: ignore[arg-type]
 
 
 def test_first_deployment_gets_a_new_token() -> None:
     decision = _decide(existing=None, caller="bob")
     assert (decision.token, decision.is_new) == (tokens.metaflow_token(PREFIX, 0), True)
-    unprotected = _decide(existing=tokens.Deployment(owner="carol", token=None), caller="bob")
+    unprotected = _decide(existing=authorization.Deployment(owner="carol", token=None), caller="bob")
     assert unprotected.is_new
 
 
 def test_owner_redeploys_without_a_token() -> None:
-    existing = tokens.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
+    existing = authorization.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
     decision = _decide(existing=existing)
     assert (decision.token, decision.is_new, decision.reason) == (existing.token, False, "owner")
 
 
 def test_anyone_with_the_token_may_redeploy_and_becomes_authorized() -> None:
-    existing = tokens.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
-    offered = tokens.OfferedToken(existing.token or "", "keyring")
+    existing = authorization.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
+    offered = authorization.OfferedToken(existing.token or "", "keyring")
     decision = _decide(existing=existing, caller="bob", offered=offered)
     assert decision.token == existing.token and "keyring" in decision.reason
 
 
 def test_generate_new_token_moves_to_the_next_namespace() -> None:
-    existing = tokens.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
+    existing = authorization.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
     assert _decide(existing=existing, generate_new=True).token == tokens.metaflow_token(PREFIX, 1)
 
 
@@ -387,15 +389,15 @@ def test_generate_new_token_moves_to_the_next_namespace() -> None:
     [
         (None, "you offered no production token"),
         (
-            tokens.OfferedToken(f"{PREFIX}-0-zzzz", "--authorize"),
+            authorization.OfferedToken(f"{PREFIX}-0-zzzz", "--authorize"),
             "the production token from --authorize does not match",
         ),
-        (tokens.OfferedToken(f"{PREFIX}-0-zzzz", "keyring"), "the production token from keyring does not match"),
+        (authorization.OfferedToken(f"{PREFIX}-0-zzzz", "keyring"), "the production token from keyring does not match"),
     ],
 )
 @pytest.mark.parametrize("generate_new", [False, True])
 def test_refusals_say_who_deployed_and_how_to_get_authorized(
-    offered: tokens.OfferedToken | None, problem: str, generate_new: bool
+    offered: authorization.OfferedToken | None, problem: str, generate_new: bool
 ) -> None:
     with pytest.raises(AuthorizationError) as caught:
         _decide(caller="bob", offered=offered, generate_new=generate_new)
@@ -414,17 +416,19 @@ def test_offered_token_comes_from_the_first_source_that_has_one(tmp_path: Path) 
     keyring.store(PREFIX, f"{PREFIX}-0-keyr", project=None, branch=None, source="t")
     (tmp_path / "t.txt").write_text(f"production:{PREFIX}-0-file\n")
     env = {"MFPROJ_PRODUCTION_TOKEN": f"{PREFIX}-0-envv"}
-    full = {"target": tokens.BranchRef("myproj", "prod", PREFIX), "keyring": keyring}
-    assert tokens.offered_token(
+    full = {"target": authorization.BranchRef("myproj", "prod", PREFIX), "keyring": keyring}
+    assert authorization.offered_token(
         authorize=f"production:{PREFIX}-0-cli", authorize_file=tmp_path / "t.txt", env=env, **full
-    ) == (tokens.OfferedToken(f"{PREFIX}-0-cli", "--authorize"))
-    assert tokens.offered_token(authorize_file=tmp_path / "t.txt", env=env, **full) == tokens.OfferedToken(
-        f"{PREFIX}-0-file", "--authorize-file"
+    ) == (authorization.OfferedToken(f"{PREFIX}-0-cli", "--authorize"))
+    assert authorization.offered_token(
+        authorize_file=tmp_path / "t.txt", env=env, **full
+    ) == authorization.OfferedToken(f"{PREFIX}-0-file", "--authorize-file")
+    assert authorization.offered_token(env=env, **full) == authorization.OfferedToken(
+        f"{PREFIX}-0-envv", "MFPROJ_PRODUCTION_TOKEN"
     )
-    assert tokens.offered_token(env=env, **full) == tokens.OfferedToken(f"{PREFIX}-0-envv", "MFPROJ_PRODUCTION_TOKEN")
-    assert tokens.offered_token(env={}, **full) == tokens.OfferedToken(f"{PREFIX}-0-keyr", "keyring")
-    other = tokens.BranchRef("myproj", "test.x", naming.token_prefix("myproj", "test.x"))
-    assert tokens.offered_token(env={}, target=other, keyring=keyring) is None
+    assert authorization.offered_token(env={}, **full) == authorization.OfferedToken(f"{PREFIX}-0-keyr", "keyring")
+    other = authorization.BranchRef("myproj", "test.x", naming.token_prefix("myproj", "test.x"))
+    assert authorization.offered_token(env={}, target=other, keyring=keyring) is None
 
 
 @pytest.mark.parametrize("value", ["abc\n", "mfprj-aaaaaaaaaaaaaaaa-0-abcd\n", "\n"])

@@ -64,6 +64,7 @@ def command() -> Any:
 def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
     output.set_format("table")
+    output.flush_warnings()  # a fresh count for this command (in-process callers run many)
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     from mfproj import interrupts
 
@@ -83,6 +84,7 @@ def run(args: list[str]) -> int:
             return output.report_error(usage_error(exc), debug=False, as_json=output.wants_json(args))
         return output.report_error(exc, debug=debug, as_json=output.wants_json(args))
     finally:
+        output.flush_warnings()
         sys.stdout = stdout
     return int(result or 0)
 

@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from mfproj.errors import EXIT_UNEXPECTED, MfprojError
+from mfproj.text import printable
 
 _state: dict[str, Any] = {"no_color": False, "format": "table"}
+# Messages come from worker threads too: one write per line, under one lock, so lines never interleave.
+_write_lock = threading.Lock()
+_warned: dict[str, int] = {}  # each warning of the running command, and how often it came
 
 
 def set_no_color(value: bool) -> None:
@@ -89,12 +94,32 @@ def emit_text(text: str) -> None:
     sys.stdout.write(text)
 
 
+def _line(text: str) -> None:
+    with _write_lock:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
 def info(message: str) -> None:
-    print(message, file=sys.stderr)
+    _line(printable(message, keep_newlines=True))
 
 
 def warn(message: str) -> None:
-    print(_paint("warning:", "33", sys.stderr), message, file=sys.stderr)
+    """A warning line; the same warning again is not repeated but counted (said by `flush_warnings`)."""
+    with _write_lock:
+        seen = _warned.get(message, 0)
+        _warned[message] = seen + 1
+    if not seen:
+        _line(_paint("warning:", "33", sys.stderr) + " " + printable(message, keep_newlines=True))
+
+
+def flush_warnings() -> None:
+    """At the end of a command: each warning that came more than once, once more with its count."""
+    with _write_lock:
+        repeated = [(message, count) for message, count in _warned.items() if count > 1]
+        _warned.clear()
+    for message, count in repeated:
+        _line(f"{_paint('warning:', '33', sys.stderr)} {printable(message)} ({count} times in all)")
 
 
 def report_error(exc: BaseException, *, debug: bool, as_json: bool = False) -> int:
@@ -117,11 +142,11 @@ def report_error(exc: BaseException, *, debug: bool, as_json: bool = False) -> i
     message, hint = mask_text(message), mask_text(hint) if hint else None
     if as_json:
         error = {"code": code, "exit_code": exit_code, "message": message, "hint": hint}
-        sys.stderr.write(json.dumps({"error": error}, ensure_ascii=False) + "\n")
+        _line(json.dumps({"error": error}, ensure_ascii=False))
         return exit_code
-    print(_paint("error:", "31;1", sys.stderr), message, file=sys.stderr)
+    _line(_paint("error:", "31;1", sys.stderr) + " " + printable(message, keep_newlines=True))
     if hint:
-        print(_paint("hint:", "36", sys.stderr), hint, file=sys.stderr)
+        _line(_paint("hint:", "36", sys.stderr) + " " + printable(hint, keep_newlines=True))
     return exit_code
 
 
@@ -187,6 +212,7 @@ def table(
     copied into other commands), `optional` columns are left out while it would not fit, and the other
     columns are cut with "…". `wide` shows every column and value in full, however wide.
     """
+    rows = [[printable(cell) for cell in row] for row in rows]  # backend text: shown literally, on one line
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     if not sys.stdout.isatty():
         for line in [columns, *rows]:
@@ -231,6 +257,7 @@ def _draw(columns: Sequence[str], rows: Sequence[Sequence[str]], sizes: list[int
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     needed = sum(sizes) + 2 * (len(sizes) - 1)
     terminal = shutil.get_terminal_size().columns
@@ -239,5 +266,5 @@ def _draw(columns: Sequence[str], rows: Sequence[Sequence[str]], sizes: list[int
     for column, size in zip(columns, sizes, strict=True):
         grid.add_column(column, no_wrap=True, overflow="ellipsis", width=size)
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(Text(cell) for cell in row))  # Text: '[/bold]' in an owner is not markup
     console.print(grid, crop=False)

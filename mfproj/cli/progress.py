@@ -18,6 +18,7 @@ from typing import Any
 
 from mfproj import retries
 from mfproj.cli.output import info, use_color
+from mfproj.text import printable
 
 DONE = frozenset({"created", "updated", "unchanged", "deleted"})
 WAITING = "waiting on a lock"
@@ -86,7 +87,7 @@ class ProgressView:
         """A line for the person watching, above the live view (which would otherwise overwrite it)."""
         with self._lock:
             if self._live is not None:
-                self._live.console.print(message, markup=False, highlight=False)
+                self._live.console.print(printable(message, keep_newlines=True), markup=False, highlight=False)
                 return
         info(message)
 
@@ -125,14 +126,16 @@ class ProgressView:
 
     def render(self, height: int) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         from mfproj.backends import registry
 
         grid = Table.grid(padding=(0, 2))
-        grid.add_row(self.summary())
+        grid.add_row(Text(self.summary()))
         inner = Table.grid(padding=(0, 2))
         for flow, backend, state, for_how_long in self.lines(height):
-            inner.add_row(flow, registry.label(backend) if backend else "", state, for_how_long)
+            cells = (flow, registry.label(backend) if backend else "", state, for_how_long)
+            inner.add_row(*(Text(printable(cell)) for cell in cells))
         grid.add_row(inner)
         return grid
 

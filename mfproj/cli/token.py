@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mfproj import identity, tokens
+from mfproj import authorization, identity, tokens
 from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import select
 from mfproj.errors import NotFoundError, UsageError, ValidationError
@@ -95,7 +95,7 @@ def run_share(target: identity.Target, *, output_format: str) -> int:
         output.info(
             f"\nThis string carries the production token of {target.project} {target.branch}; send it privately."
             f"\nThe receiver runs:  {command}\nand pastes it (CI: store the string as a secret and set "
-            f"{tokens.TOKEN_VARIABLE}, or run 'mfproj token authorize --from-env VAR')."
+            f"{authorization.TOKEN_VARIABLE}, or run 'mfproj token authorize --from-env VAR')."
         )
     return 0
 
@@ -131,11 +131,11 @@ def parse_offer(raw: str, target: identity.Target) -> tuple[str, str]:
     """(token, kind) from a share string or a bare token; refuses tokens of another project or branch."""
     kind = "share" if is_share_string(raw.strip()) else "token"
     keyring = Keyring()
-    token = tokens.parse_offer(
+    token = authorization.parse_offer(
         raw,
-        tokens.BranchRef(target.project, target.branch, target.token_prefix),
+        authorization.BranchRef(target.project, target.branch, target.token_prefix),
         where="the offered value",
-        owner_of=tokens.branch_finder(target.project, target.user, keyring),
+        owner_of=authorization.branch_finder(target.project, target.user, keyring),
     )
     return token, kind
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from mfproj import identity, interrupts
 from mfproj.backends import registry
-from mfproj.backends.base import Desired, Existing
+from mfproj.backends.base import Existing
 from mfproj.errors import InterruptedByUser, MfprojError, PartiallyAppliedError
 from mfproj.transaction import UndoLog
 from mfproj.usecases.parallel import AllLanded, parallel
-from mfproj.usecases.plan import Outcome, Work
+from mfproj.usecases.plan import Work
 from mfproj.usecases.session import Pair, Session
 
 
@@ -26,14 +26,14 @@ def key(pair: Pair) -> str:
     return f"{pair.flow.name} on {registry.label(pair.backend)}"
 
 
-def apply(session: Session, work: Work, token: str) -> bool:
+def apply(session: Session, work: list[Work], token: str) -> bool:
     """All or nothing. When a change fails (or Ctrl-C / SIGTERM comes), the undo log is rolled back,
     every deployment of the run is read back and compared with what was there before, and the error
     says exactly what is not back. Returns True when interrupted after every write had landed."""
     log = UndoLog()
 
-    def apply(item: tuple[Pair, Existing | None, Desired, Outcome]) -> None:
-        pair, existing, desired, outcome = item
+    def apply(item: Work) -> None:
+        pair, existing, desired, outcome = item.pair, item.existing, item.desired, item.outcome
         log.check()
         session.progress(pair.flow.name, pair.backend, "creating" if existing is None else "updating")
         try:
@@ -75,12 +75,12 @@ class ReadBack:
         return bool(self.after and self.after.record and self.after.record.production_token == token)
 
 
-def _roll_back(session: Session, work: Work, log: UndoLog) -> list[ReadBack]:
+def _roll_back(session: Session, work: list[Work], log: UndoLog) -> list[ReadBack]:
     touched = log.keys()
     result = log.rollback()
 
-    def read_back(item: tuple[Pair, Existing | None, Desired, Outcome]) -> ReadBack:
-        pair, before, desired, outcome = item
+    def read_back(item: Work) -> ReadBack:
+        pair, before, desired, outcome = item.pair, item.existing, item.desired, item.outcome
         backend = session.backend(pair.backend)
         failed = result.failed.get(key(pair), [])
         try:

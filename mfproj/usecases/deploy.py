@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from mfproj import gitbranch, interrupts
+from mfproj import gitbranch, identity, interrupts, tokens
+from mfproj.authorization import OfferedToken
 from mfproj.backends import registry
 from mfproj.backends.base import Backend, Existing
-from mfproj.errors import InterruptedByUser, MfprojError
+from mfproj.errors import ConflictError, InterruptedByUser, MfprojError, PartiallyAppliedError
 from mfproj.holder import Holder
+from mfproj.keyring import KeyringError
 from mfproj.usecases.apply import apply, remember
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import Report, context_for, identity_check, plan
-from mfproj.usecases.session import Pair, Session, TokenOptions, deployment_tags, lock_timeout, offer_for, select_pairs
+from mfproj.usecases.plan import Plan, Report, context_for, identity_check, plan
+from mfproj.usecases.session import (
+    Pair,
+    Session,
+    TokenOptions,
+    branch_pairs,
+    deployment_tags,
+    lock_timeout,
+    offer_for,
+    select_pairs,
+)
 
 
 @contextlib.contextmanager
@@ -65,6 +77,57 @@ def _guard_production(session: Session, *, allow_branch: bool, allow_dirty: bool
         )
 
 
+@dataclass
+class _Planner:
+    """Plans one deploy: the selected pairs, and the branch's other deployments (read for its token)."""
+
+    session: Session
+    pairs: list[Pair]
+    others: list[Pair]
+    tags_by_flow: dict[str, tuple[str, ...]]
+    token_options: TokenOptions
+    offered: OfferedToken | None
+    adopt: bool
+    unreadable: set[str] = field(default_factory=set)
+
+    def read(self, pair: Pair) -> Existing | None:
+        self.session.progress(pair.flow.name, pair.backend, "reading")
+        existing = self.session.backend(pair.backend).read(pair.names)
+        if existing is not None:
+            identity_check(existing, pair, self.session, self.adopt)
+        return existing
+
+    def read_other(self, pair: Pair) -> Existing | None:
+        """Another deployment of the branch, for its token: one that is not the branch's is left alone,
+        and a backend that cannot be read is said once (its token could not be checked)."""
+        try:
+            existing = self.session.backend(pair.backend).read(pair.names)
+            if existing is not None:
+                identity_check(existing, pair, self.session, adopt=False)
+        except MfprojError as exc:
+            if pair.backend not in self.unreadable:
+                self.unreadable.add(pair.backend)
+                self.session.notice(
+                    f"the branch's other deployments on {registry.label(pair.backend)} could not be read to check "
+                    f"its one token ({exc.message})"
+                )
+            return None
+        return existing
+
+    def plan(self, *, dry_run: bool) -> Plan:
+        return plan(
+            self.session,
+            self.pairs,
+            self.read,
+            self.tags_by_flow,
+            token_options=self.token_options,
+            offered=self.offered,
+            dry_run=dry_run,
+            others=self.others,
+            read_other=self.read_other,
+        )
+
+
 def deploy(
     session: Session,
     *,
@@ -79,38 +142,45 @@ def deploy(
 ) -> Report:
     _guard_production(session, allow_branch=allow_branch, allow_dirty=allow_dirty)
     pairs = select_pairs(session, flows, backends)
-    tags_by_flow = {pair.flow.name: deployment_tags(pair.flow, extra_tags or []) for pair in pairs}
+    others = branch_pairs(session, exclude=pairs)
+    tags_by_flow = {pair.flow.name: deployment_tags(pair.flow, []) for pair in others}
+    tags_by_flow.update({pair.flow.name: deployment_tags(pair.flow, extra_tags or []) for pair in pairs})
     for pair in pairs:  # templates parse before any request; placeholders are checked with a stand-in token
         session.backend(pair.backend).render(pair.flow.template(pair.backend), context_for(session, pair, "stand-in"))
-
-    def read(pair: Pair) -> Existing | None:
-        session.progress(pair.flow.name, pair.backend, "reading")
-        existing = session.backend(pair.backend).read(pair.names)
-        if existing is not None:
-            identity_check(existing, pair, session, adopt)
-        return existing
-
+    planner = _Planner(session, pairs, others, tags_by_flow, token_options, offer_for(session, token_options), adopt)
     # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
     # no lock. A change is planned again under the lock, from a fresh read, and then applied.
-    offered = offer_for(session, token_options)
-    report, work, token = plan(
-        session, pairs, read, tags_by_flow, token_options=token_options, offered=offered, dry_run=dry_run
-    )
+    planned = planner.plan(dry_run=dry_run)
+    if planned.branch.split:
+        session.notice(
+            f"{session.target.branch} holds more than one production token ({planned.branch.describe()}): "
+            f"this deploy moves every deployment to {tokens.mask(planned.token)}"
+        )
     if dry_run:
-        return report
+        return planned.report
     interrupted = False
-    if work:
-        with locked(session, pairs):
-            report, work, token = plan(
-                session, pairs, read, tags_by_flow, token_options=token_options, offered=offered, dry_run=False
-            )
-            interrupted = apply(session, work, token)
+    if planned.work:
+        _check_keyring(session)
+        members = planned.members
+        with locked(session, members):
+            planned = planner.plan(dry_run=False)
+            if any(item.pair not in members for item in planned.work):
+                raise ConflictError(
+                    f"{session.target.branch} changed while this deploy was planning (another deploy moved its token)",
+                    hint="run the command again",
+                )
+            interrupted = apply(session, planned.work, planned.token)
+    return _finish(session, planned, interrupted)
+
+
+def _finish(session: Session, planned: Plan, interrupted: bool) -> Report:
+    report, token = planned.report, planned.token
     for outcome in report.outcomes:
         if outcome.action == "unchanged":
             session.progress(outcome.flow, outcome.backend, "unchanged")
     # Only now, with every change in place, does the keyring learn the token (the reference stores it first).
     with interrupts.deferred():
-        remember(session, token, source="deploy")
+        _remember_landed(session, token, report)
     if interrupted:
         landed = [
             f"{o.flow} on {registry.label(o.backend)} {o.action}d" for o in report.outcomes if o.action != "unchanged"
@@ -120,3 +190,27 @@ def deploy(
             hint="nothing to undo; run 'mfproj deploy --dry-run' to see that all is in place",
         )
     return report
+
+
+def _check_keyring(session: Session) -> None:
+    """Before the first write: a keyring that cannot keep the token stops the deploy (nothing written)."""
+    try:
+        session.get_keyring().check_writable(session.target.token_prefix)
+    except KeyringError as exc:
+        raise KeyringError(
+            f"{exc.message}; nothing was deployed (the deploy needs to keep the production token)", hint=exc.hint
+        ) from None
+
+
+def _remember_landed(session: Session, token: str, report: Report) -> None:
+    try:
+        remember(session, token, source="deploy")
+    except KeyringError as exc:
+        changed = [f"{o.flow} on {registry.label(o.backend)}" for o in report.outcomes if o.action != "unchanged"]
+        options = identity.branch_options(session.target.branch)
+        raise PartiallyAppliedError(
+            f"the deploy landed ({', '.join(changed) or 'nothing changed'}), but its production token could not be "
+            f"stored: {exc.message}",
+            hint=f"fix the keyring, then run 'mfproj deploy{' ' + options if options else ''}' again: as its owner "
+            "you redeploy without the token, and it is stored then (or ask a teammate for 'mfproj token share')",
+        ) from None

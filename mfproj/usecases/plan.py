@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfproj import __version__, identity, lineage, naming, render, tokens
+from mfproj import __version__, authorization, identity, lineage, naming, render, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import DeploymentRecord, Desired, Existing, RunRequest
 from mfproj.errors import ConflictError
@@ -51,9 +51,11 @@ class Report:
     dry_run: bool
     outcomes: list[Outcome]
     token_changed: bool = False
+    split: str | None = None  # the tokens the branch held before this deploy, when more than one
 
     def as_json(self) -> dict[str, Any]:
         return {
+            **({"split_tokens": self.split} if self.split else {}),
             "project": self.project,
             "branch": self.branch,
             "token_prefix": self.token_prefix,
@@ -84,25 +86,30 @@ def identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool
         )
 
 
-def authorize_change(session: Session, offered: tokens.OfferedToken | None, flow: str, existing: Existing) -> str:
+def authorize_change(
+    session: Session, offered: authorization.OfferedToken | None, flow: str, existing: Existing
+) -> str:
     """The authorization of a change that makes no token (delete, unlock, terminate, teardown): the
     deployment's owner, or its token; returns the reason, or raises AuthorizationError (exit 3)."""
     record = existing.record
     assert record is not None
-    return tokens.authorize(
-        existing=tokens.Deployment(record.owner, record.production_token),
-        caller=session.user,
+    decision = authorization.authorize(
+        existing=authorization.Deployment(record.owner, record.production_token, record.principal),
+        caller=session.caller(existing.backend),
         offered=offered,
         generate_new=False,
         new=lambda previous: "",  # never called: generate_new is False
         deployment_name=f"{flow} ({existing.name})",
         branch_options=identity.branch_options(session.target.branch),
-    ).reason
+    )
+    if decision.warning:
+        session.notice(decision.warning)
+    return decision.reason
 
 
 class _BranchToken:
     """One token per project branch: flows deployed for the first time join the branch's namespace,
-    and --generate-new-token moves every flow of the run to the same fresh token."""
+    and --generate-new-token moves every flow of the branch to the same fresh token."""
 
     def __init__(self, scheme: str, prefix: str, seed: str | None, *, generate_new: bool) -> None:
         self.scheme, self.prefix, self.seed = scheme, prefix, seed
@@ -117,7 +124,60 @@ class _BranchToken:
         return self.fresh
 
 
-Work = list[tuple[Pair, Existing | None, Desired, Outcome]]
+@dataclass(frozen=True)
+class BranchTokens:
+    """Which tokens the branch's deployments hold (any flow of the manifest, any backend), and the one
+    this deploy settles on: the offered token when it is one of them, else the most recently deployed."""
+
+    holders: dict[str, list[str]]  # token -> "Flow on Backend" of each deployment holding it
+    chosen: str | None
+
+    @property
+    def split(self) -> bool:
+        return len(self.holders) > 1
+
+    def describe(self) -> str:
+        return "; ".join(f"{tokens.mask(token)}: {', '.join(keys)}" for token, keys in self.holders.items())
+
+
+def branch_tokens(
+    found: list[tuple[Pair, Existing | None]], offered: authorization.OfferedToken | None
+) -> BranchTokens:
+    holders: dict[str, list[str]] = {}
+    newest: dict[str, str] = {}
+    for pair, existing in found:
+        record = existing.record if existing else None
+        if record is None or not record.production_token:
+            continue
+        token = record.production_token
+        holders.setdefault(token, []).append(f"{pair.flow.name} on {registry.label(pair.backend)}")
+        newest[token] = max(newest.get(token, ""), record.deployed_at or "")
+    if not holders:
+        return BranchTokens({}, None)
+    if offered is not None and any(tokens.tokens_equal(offered.token, t) for t in holders):
+        chosen = offered.token
+    else:
+        chosen = max(holders, key=lambda token: newest[token])
+    return BranchTokens(holders, chosen)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One change a deploy makes."""
+
+    pair: Pair
+    existing: Existing | None
+    desired: Desired
+    outcome: Outcome
+
+
+@dataclass
+class Plan:
+    report: Report
+    work: list[Work]
+    token: str
+    branch: BranchTokens
+    members: list[Pair]  # the deployments this deploy acts on (the selection, plus any it must move)
 
 
 def plan(
@@ -127,18 +187,32 @@ def plan(
     tags_by_flow: dict[str, tuple[str, ...]],
     *,
     token_options: TokenOptions,
-    offered: tokens.OfferedToken | None,
+    offered: authorization.OfferedToken | None,
     dry_run: bool,
-) -> tuple[Report, Work, str]:
-    """Reads, authorizes and renders; returns the report, the changes to make, and the branch's token."""
-    existing_list: list[Existing | None] = parallel(read, pairs)
-    deployed_tokens = [e.record.production_token for e in existing_list if e and e.record and e.record.production_token]
-    decisions = _authorize(session, pairs, existing_list, deployed_tokens, token_options, offered)
-    desired_list = _desired(session, pairs, decisions, tags_by_flow)
-    secrets = {d.token for d in decisions} | set(deployed_tokens) | ({offered.token} if offered else set())
+    others: list[Pair] | None = None,
+    read_other: Callable[[Pair], Existing | None] | None = None,
+) -> Plan:
+    """Reads every deployment of the branch, settles its one token, authorizes and renders; returns the
+    report, the changes to make, and the branch's token. `others` are the branch's deployments outside
+    the selection: read for their token, and acted on only to move them to the branch's one token."""
+    others = others or []
+    found = parallel(read, pairs) + parallel(read_other or read, others)
+    settled = branch_tokens(list(zip([*pairs, *others], found, strict=True)), offered)
+    generate_new = token_options.generate_new_token
+    members = list(zip(pairs, found[: len(pairs)], strict=True))
+    for pair, existing in zip(others, found[len(pairs) :], strict=True):
+        record = existing.record if existing else None
+        if record and record.production_token and (generate_new or record.production_token != settled.chosen):
+            members.append((pair, existing))
+    chosen_pairs = [pair for pair, _ in members]
+    existing_list = [existing for _, existing in members]
+    decisions = _authorize(session, chosen_pairs, existing_list, settled, token_options, offered)
+    desired_list = _desired(session, chosen_pairs, decisions, tags_by_flow)
+    deployed_tokens = set(settled.holders)
+    secrets = {d.token for d in decisions} | deployed_tokens | ({offered.token} if offered else set())
     outcomes = [
         _outcome(session, pair, existing, desired, decision, secrets if dry_run else None)
-        for pair, existing, desired, decision in zip(pairs, existing_list, desired_list, decisions, strict=True)
+        for pair, existing, desired, decision in zip(chosen_pairs, existing_list, desired_list, decisions, strict=True)
     ]
     final_token = decisions[0].token
     target = session.target
@@ -150,48 +224,54 @@ def plan(
         dry_run=dry_run,
         outcomes=outcomes,
         token_changed=any(d.is_new for d in decisions) and bool(deployed_tokens),
+        split=settled.describe() if settled.split else None,
     )
     work = [
-        (p, e, d, o)
-        for p, e, d, o in zip(pairs, existing_list, desired_list, outcomes, strict=True)
+        Work(p, e, d, o)
+        for p, e, d, o in zip(chosen_pairs, existing_list, desired_list, outcomes, strict=True)
         if o.action != "unchanged"
     ]
-    return report, work, final_token
+    return Plan(report, work, final_token, settled, chosen_pairs)
 
 
 def _authorize(
     session: Session,
     pairs: list[Pair],
     existing_list: list[Existing | None],
-    deployed_tokens: list[str],
+    settled: BranchTokens,
     token_options: TokenOptions,
-    offered: tokens.OfferedToken | None,
-) -> list[tokens.Decision]:
+    offered: authorization.OfferedToken | None,
+) -> list[authorization.Decision]:
     """The authorization rules for each deployment. One branch, one token: flows deployed for the first
-    time join the token already deployed on the branch; an offered token is only ever compared with a
-    deployed one, never adopted."""
+    time join the token already deployed on the branch (on any backend, for any flow); a deployment
+    holding another token is moved to it; an offered token is only ever compared with a deployed one,
+    never adopted."""
     target = session.target
     branch_token = _BranchToken(
         session.manifest.token_scheme,
         target.token_prefix,
-        deployed_tokens[0] if deployed_tokens else None,
+        settled.chosen,
         generate_new=token_options.generate_new_token,
     )
     decisions = []
     for pair, existing in zip(pairs, existing_list, strict=True):
         record = existing.record if existing else None
         name = existing.name if existing else session.backend(pair.backend).deployed_name(pair.names)
-        decisions.append(
-            tokens.authorize(
-                existing=tokens.Deployment(record.owner, record.production_token) if record else None,
-                caller=session.user,
-                offered=offered,
-                generate_new=token_options.generate_new_token,
-                new=branch_token.new,
-                deployment_name=f"{pair.flow.name} ({name})",
-                branch_options=identity.branch_options(target.branch),
-            )
+        decision = authorization.authorize(
+            existing=authorization.Deployment(record.owner, record.production_token, record.principal)
+            if record
+            else None,
+            caller=session.caller(pair.backend),
+            offered=offered,
+            generate_new=token_options.generate_new_token,
+            new=branch_token.new,
+            deployment_name=f"{pair.flow.name} ({name})",
+            branch_options=identity.branch_options(target.branch),
+            branch_token=settled.chosen,
         )
+        if decision.warning:
+            session.notice(decision.warning)
+        decisions.append(decision)
     return decisions
 
 
@@ -208,7 +288,10 @@ class Stamp:
 
 
 def _desired(
-    session: Session, pairs: list[Pair], decisions: list[tokens.Decision], tags_by_flow: dict[str, tuple[str, ...]]
+    session: Session,
+    pairs: list[Pair],
+    decisions: list[authorization.Decision],
+    tags_by_flow: dict[str, tuple[str, ...]],
 ) -> list[Desired]:
     target = session.target
     principals: dict[str, str | None] = {}
@@ -263,7 +346,7 @@ def _outcome(
     pair: Pair,
     existing: Existing | None,
     desired: Desired,
-    decision: tokens.Decision,
+    decision: authorization.Decision,
     diff_secrets: set[str] | None,
 ) -> Outcome:
     """What would change; with `diff_secrets` (a dry run), the masked diff of the whole document."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mfproj import identity, lineage, naming, project, tokens
+from mfproj import authorization, envsettings, identity, lineage, naming, project
 from mfproj.backends import registry
 from mfproj.backends.base import Backend
 from mfproj.errors import UsageError, ValidationError
@@ -62,6 +62,13 @@ class Session:
             self._lineage = lineage.read(self.manifest.root, self.env)
         return self._lineage
 
+    def caller(self, backend: str) -> authorization.Caller:
+        """The caller as a deployment on `backend` judges its owner: the name, and the principal that
+        backend's credentials authenticate as (asked only when a record needs it)."""
+        return authorization.Caller(
+            name=self.user, principal=lambda: self.backend(backend).principal(), owner_rule=self.manifest.owner
+        )
+
     def get_keyring(self) -> Keyring:
         if self.keyring is None:
             self.keyring = Keyring(keyring_home(self.env))
@@ -80,6 +87,7 @@ def open_session(
     say: Callable[[str], None] = lambda message: None,
 ) -> Session:
     env = os.environ if env is None else env
+    envsettings.check(env)  # before any request: a typo in a setting is exit 2 naming it
     target = identity.select_target(manifest.project, branch=branch, production=production, env=env)
     user = identity.require_user(env)
     return Session(
@@ -94,18 +102,18 @@ def open_session(
     )
 
 
-def offer_for(session: Session, options: TokenOptions) -> tokens.OfferedToken | None:
+def offer_for(session: Session, options: TokenOptions) -> authorization.OfferedToken | None:
     """The token the caller offers for the session's branch; another branch's is refused or ignored
-    (see tokens.offered_token). Called before any request."""
+    (see authorization.offered_token). Called before any request."""
     target = session.target
     keyring = session.get_keyring()
-    return tokens.offered_token(
-        target=tokens.BranchRef(target.project, target.branch, target.token_prefix),
+    return authorization.offered_token(
+        target=authorization.BranchRef(target.project, target.branch, target.token_prefix),
         authorize=options.authorize,
         authorize_file=options.authorize_file,
         env=session.env,
         keyring=keyring,
-        owner_of=tokens.branch_finder(target.project, session.user, keyring),
+        owner_of=authorization.branch_finder(target.project, session.user, keyring),
         warn=session.notice,
     )
 
@@ -149,6 +157,23 @@ def select_pairs(session: Session, flows: list[str] | None, backends: list[str] 
     return pairs
 
 
+def branch_pairs(session: Session, *, exclude: list[Pair]) -> list[Pair]:
+    """Every other (flow, backend) of the manifest on the session's branch: where the branch's token may
+    already be deployed. Flows whose names break a backend's rules cannot be deployed, so are left out."""
+    manifest, target = session.manifest, session.target
+    prefix = manifest.state_machine_prefix(session.env)
+    taken = {(pair.flow.name, pair.backend) for pair in exclude}
+    found = []
+    for flow in manifest.flows:
+        names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=prefix)
+        for backend in flow.backends:
+            if (flow.name, backend) in taken:
+                continue
+            if not project.flow_problems(manifest, flow, names, branch=target.branch, backends=[backend]):
+                found.append(Pair(flow, backend, names))
+    return found
+
+
 def deployment_tags(flow: Flow, extra: list[str]) -> tuple[str, ...]:
     try:
         return validate_tags([*flow.tags, *extra], where="--tag", user_tags=True)
@@ -169,14 +194,4 @@ def run_tags_for(session: Session, backend: str, token: str, branch: str | None 
 
 def lock_timeout(env: Mapping[str, str]) -> float:
     """How long a change waits for another holder's lock: MFPROJ_LOCK_TIMEOUT seconds (default 120)."""
-    text = env.get("MFPROJ_LOCK_TIMEOUT", "").strip() or "120"
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0 <= value <= 86_400):  # also refuses nan
-        raise ValidationError(
-            f"MFPROJ_LOCK_TIMEOUT={text!r} is not a number of seconds from 0 to 86400",
-            hint="for example MFPROJ_LOCK_TIMEOUT=300",
-        )
-    return value
+    return envsettings.number(env, "MFPROJ_LOCK_TIMEOUT")

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mfproj import retries
+from mfproj import envsettings, retries
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
 from mfproj.errors import BackendError, ConflictError, MfprojError, UsageError, ValidationError
 
@@ -125,8 +125,8 @@ class KubeClient:
 
     def _timeout(self) -> tuple[float, float]:
         return (
-            float(self.env.get("MFPROJ_K8S_CONNECT_TIMEOUT", "5")),
-            float(self.env.get("MFPROJ_K8S_READ_TIMEOUT", "30")),
+            envsettings.number(self.env, "MFPROJ_K8S_CONNECT_TIMEOUT"),
+            envsettings.number(self.env, "MFPROJ_K8S_READ_TIMEOUT"),
         )
 
     def _get(self, plural: str, name: str) -> dict[str, Any] | None:

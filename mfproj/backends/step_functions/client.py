@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mfproj import retries
+from mfproj import envsettings, retries
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import BackendError, UsageError
 
@@ -69,9 +69,12 @@ class AwsClient:
             )
         config = botocore.config.Config(
             # total_max_attempts counts the first attempt too (max_attempts would not).
-            retries={"mode": "standard", "total_max_attempts": int(self.env.get("MFPROJ_AWS_MAX_ATTEMPTS", "5"))},
-            connect_timeout=float(self.env.get("MFPROJ_AWS_CONNECT_TIMEOUT", "5")),
-            read_timeout=float(self.env.get("MFPROJ_AWS_READ_TIMEOUT", "30")),
+            retries={
+                "mode": "standard",
+                "total_max_attempts": int(envsettings.number(self.env, "MFPROJ_AWS_MAX_ATTEMPTS")),
+            },
+            connect_timeout=envsettings.number(self.env, "MFPROJ_AWS_CONNECT_TIMEOUT"),
+            read_timeout=envsettings.number(self.env, "MFPROJ_AWS_READ_TIMEOUT"),
             user_agent_extra=f"mfproj/{__version__}",
             max_pool_connections=64,  # flows deploy concurrently (parallel.MAX_WORKERS)
         )

@@ -1,0 +1,320 @@
+"""The promises under partial deploys, crashes and a hostile teammate (issue 18): one token per branch
+whatever a run deploys, a keyring checked before the first write, share strings kept secret, settings
+and template paths checked up front. Against moto's server and the Kubernetes emulator, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfproj import naming
+from mfproj.backends.step_functions.record import decode_record, encode_record
+from mfproj.keyring import Keyring
+from mfproj.share import Share, encode_share
+from tests.conftest import as_user, write_manifest
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
+SOLO = naming.token_prefix("myproj", "test.solo")
+PASS = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}}
+WORKFLOW_TEMPLATE = """\
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: replaced
+spec:
+  entrypoint: start
+  templates:
+    - name: start
+      container:
+        image: alpine:3.20
+        args: ["${mfproj.namespace}"]
+"""
+
+
+def two_flow_project(root: Path, *, argo: bool = False, sfn: bool = True) -> Path:
+    (root / "flows").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for flow in ("TrainFlow", "GuardFlow"):
+        (root / "flows" / f"{flow}.asl.json").write_text(json.dumps(PASS))
+        (root / "flows" / f"{flow}.yaml").write_text(WORKFLOW_TEMPLATE)
+        lines.append(f'[[flows]]\nname = "{flow}"')
+        if sfn:
+            lines.append(f'step_functions = "flows/{flow}.asl.json"')
+        if argo:
+            lines.append(f'argo_workflows = "flows/{flow}.yaml"')
+    flows = "\n".join(lines)
+    body = f'[project]\nname = "myproj"\n{flows}\n[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n'
+    (root / "mfproj.toml").write_text(body)
+    return root
+
+
+def sfn_token(sfn: Any, name: str) -> str | None:
+    tags = sfn.list_tags_for_resource(resourceArn=ARN.format(name))["tags"]
+    record = decode_record({t["key"]: t["value"] for t in tags})
+    return record.production_token if record else None
+
+
+def argo_token(kube: Any, name: str) -> str | None:
+    found = kube.objects.get(("workflowtemplates", "default", name))
+    return found["metadata"]["annotations"]["metaflow/production_token"] if found else None
+
+
+def sfn_name(flow: str, branch: str = "test.solo") -> str:
+    return naming.flow_names("myproj", branch, flow).state_machine
+
+
+def argo_name(flow: str, branch: str = "test.solo") -> str:
+    return naming.flow_names("myproj", branch, flow).workflow_template
+
+
+# --- 1. one branch, one token, whatever the run deploys -------------------------------------------
+
+
+def test_deploying_flows_one_at_a_time_keeps_one_token(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    two_flow_project(tmp_path)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", "TrainFlow", "--branch", "solo", env=env).code == 0
+    second = cli("deploy", "GuardFlow", "--branch", "solo", "-o", "json", env=env)
+    assert second.code == 0, second.stderr
+    assert second.json()["deployments"][0]["authorization"] != "first deployment: new production token"
+    first, other = sfn_token(sfn, sfn_name("TrainFlow")), sfn_token(sfn, sfn_name("GuardFlow"))
+    assert first and first == other
+    assert Keyring(tmp_path / "keyring-alice").load_token(SOLO) == first
+
+
+def test_a_flow_deployed_on_argo_joins_the_token_on_step_functions(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, sfn: Any, kube: Any
+) -> None:
+    two_flow_project(tmp_path, argo=True)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", "TrainFlow", "--branch", "solo", "--backend", "step-functions", env=env).code == 0
+    assert cli("deploy", "GuardFlow", "--branch", "solo", "--backend", "argo-workflows", env=env).code == 0
+    assert argo_token(kube, argo_name("GuardFlow")) == sfn_token(sfn, sfn_name("TrainFlow"))
+
+
+def test_a_teammate_authorized_for_one_flow_deploys_the_other(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    two_flow_project(tmp_path)
+    alice, bob = as_user("alice", tmp_path), as_user("bob", tmp_path)
+    assert cli("deploy", "TrainFlow", "--branch", "solo", env=alice).code == 0
+    assert cli("deploy", "GuardFlow", "--branch", "solo", env=alice).code == 0
+    token = Keyring(tmp_path / "keyring-alice").load_token(SOLO)
+    assert token
+    result = cli("deploy", "--branch", "solo", "--authorize", token, env=bob)
+    assert result.code == 0, result.stderr
+
+
+def _split(sfn: Any, name: str, token: str) -> None:
+    """What a kill -9 in the middle of --generate-new-token leaves: one deployment moved, the rest not."""
+    arn = ARN.format(name)
+    tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn)["tags"]}
+    record = decode_record(tags)
+    assert record is not None
+    from dataclasses import replace
+
+    moved = encode_record(replace(record, production_token=token, deployed_at="2999-01-01T00:00:00+00:00"))
+    sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in moved.items()])
+
+
+def test_a_split_branch_is_said_and_converges_on_one_token(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    two_flow_project(tmp_path)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "solo", env=env).code == 0
+    other = f"{SOLO}-1-{'z' * 26}"
+    _split(sfn, sfn_name("GuardFlow"), other)
+    plan = cli("deploy", "--branch", "solo", "--dry-run", env=env)
+    assert "holds more than one production token" in plan.stderr
+    assert other not in plan.stderr + plan.stdout
+    result = cli("deploy", "--branch", "solo", "-o", "json", env=env)
+    assert result.code == 0, result.stderr
+    assert "holds more than one production token" in result.stderr
+    assert sfn_token(sfn, sfn_name("TrainFlow")) == sfn_token(sfn, sfn_name("GuardFlow"))
+    again = cli("deploy", "--branch", "solo", "-o", "json", env=env)
+    assert "more than one" not in again.stderr
+    assert {d["action"] for d in again.json()["deployments"]} == {"unchanged"}
+
+
+def test_generate_new_token_for_one_flow_moves_every_flow_of_the_branch(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, sfn: Any, kube: Any
+) -> None:
+    two_flow_project(tmp_path, argo=True)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "solo", env=env).code == 0
+    before = sfn_token(sfn, sfn_name("TrainFlow"))
+    result = cli(
+        "deploy", "TrainFlow", "--branch", "solo", "--backend", "step-functions", "--generate-new-token", env=env
+    )
+    assert result.code == 0, result.stderr
+    after = {
+        sfn_token(sfn, sfn_name("TrainFlow")),
+        sfn_token(sfn, sfn_name("GuardFlow")),
+        argo_token(kube, argo_name("TrainFlow")),
+        argo_token(kube, argo_name("GuardFlow")),
+    }
+    assert len(after) == 1 and before not in after
+    assert Keyring(tmp_path / "keyring-alice").load_token(SOLO) in after
+
+
+def test_a_split_argo_branch_converges_too(cli, tmp_path: Path, kube: Any) -> None:  # type: ignore[no-untyped-def]
+    two_flow_project(tmp_path, argo=True, sfn=False)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "solo", env=env).code == 0
+    found = kube.objects[("workflowtemplates", "default", argo_name("GuardFlow"))]
+    found["metadata"]["annotations"]["metaflow/production_token"] = f"{SOLO}-1-{'y' * 26}"
+    found["metadata"]["annotations"]["metaflow/deployment_timestamp"] = "2999-01-01T00:00:00+00:00"
+    result = cli("deploy", "TrainFlow", "--branch", "solo", env=env)
+    assert result.code == 0, result.stderr
+    assert argo_token(kube, argo_name("TrainFlow")) == argo_token(kube, argo_name("GuardFlow"))
+
+
+# --- 3. a keyring that cannot keep the token --------------------------------------------------------
+
+
+def test_an_unwritable_keyring_deploys_nothing(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    two_flow_project(tmp_path)
+    # /proc/self can be read but nothing can be made in it (as HOME=/proc/self would have it).
+    result = cli("deploy", env={"METAFLOW_USER": "alice", "METAFLOW_TOKEN_HOME": "/proc/self/mfproj-tokens"})
+    assert result.code == 2, result.stderr
+    assert "nothing was deployed" in result.stderr
+    assert sfn.list_state_machines()["stateMachines"] == []
+
+
+def test_a_keyring_that_fails_after_the_deploy_landed_is_exit_8(  # type: ignore[no-untyped-def]
+    tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mfproj import keyring, manifest
+    from mfproj.errors import PartiallyAppliedError
+    from mfproj.usecases import deploy, session
+
+    two_flow_project(tmp_path)
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise keyring.KeyringError("cannot write the token file: No space left on device")
+
+    monkeypatch.setattr(keyring.Keyring, "store", refuse)  # the disk fills between the check and the write
+    opened = session.open_session(manifest.load(tmp_path), branch=None, production=None, env=as_user("alice", tmp_path))
+    with pytest.raises(PartiallyAppliedError) as caught:
+        deploy.deploy(opened)
+    assert "the deploy landed" in caught.value.message and "could not be stored" in caught.value.message
+    assert "mfproj deploy" in caught.value.hint
+    assert len(sfn.list_state_machines()["stateMachines"]) == 2
+
+
+# --- 8. share strings are secrets ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deploy", "--production"],
+        ["trigger", "--production"],
+        ["delete", "--production", "--yes"],
+        ["unlock", "--production"],
+        ["runs", "show"],
+        ["runs", "terminate"],
+    ],
+)
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_share_string_given_by_mistake_is_never_printed(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, aws: Any, args: list[str], fmt: str
+) -> None:
+    two_flow_project(tmp_path)
+    prefix = naming.token_prefix("myproj", "prod")
+    share = encode_share(Share("myproj", "prod", prefix, f"{prefix}-0-{'s' * 26}"))
+    result = cli(*args, share, "-o", fmt, env=as_user("alice", tmp_path))
+    assert result.code != 0
+    assert share not in result.stderr + result.stdout
+    assert share.split(".")[1] not in result.stderr + result.stdout  # not even the payload alone
+    assert f"{'s' * 26}" not in result.stderr + result.stdout
+
+
+def test_a_share_string_whose_token_has_another_prefix_is_not_stored(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    two_flow_project(tmp_path)
+    prefix = naming.token_prefix("myproj", "prod")
+    other = naming.token_prefix("myproj", "test.x")
+    share = encode_share(Share("myproj", "prod", prefix, f"{other}-0-{'q' * 26}"))
+    result = cli("token", "authorize", "--production", "-", stdin=share, env=as_user("alice", tmp_path))
+    assert result.code == 2
+    assert "another prefix" in result.stderr
+    assert not (tmp_path / "keyring-alice" / prefix).exists()
+
+
+# --- 12. settings from the environment -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MFPROJ_AWS_MAX_ATTEMPTS", "abc"),
+        ("MFPROJ_AWS_MAX_ATTEMPTS", "0"),
+        ("MFPROJ_AWS_CONNECT_TIMEOUT", "-1"),
+        ("MFPROJ_K8S_READ_TIMEOUT", "nan"),
+        ("AWS_ENDPOINT_URL", "not-a-url"),
+        ("MFPROJ_LOCK_TIMEOUT", "abc"),
+    ],
+)
+def test_a_bad_setting_is_exit_2_naming_it_before_any_request(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, aws: Any, variable: str, value: str
+) -> None:
+    two_flow_project(tmp_path)
+    result = cli("deploy", "--dry-run", env={**as_user("alice", tmp_path), variable: value})
+    assert result.code == 2, result.stderr
+    assert f"error: {variable}={value!r}" in result.stderr
+    assert "hint:" in result.stderr and "unexpected" not in result.stderr
+
+
+# --- 13. warnings ------------------------------------------------------------------------------------------
+
+
+def test_warnings_from_threads_are_whole_lines_and_repeats_are_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    from mfproj.cli import output
+
+    output.flush_warnings()
+    threads = [threading.Thread(target=output.warn, args=(f"cannot reach backend {i % 3}",)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    output.flush_warnings()
+    lines = capsys.readouterr().err.splitlines()
+    assert all(line.startswith("warning: cannot reach backend ") for line in lines), lines
+    assert sorted(lines[:3]) == [f"warning: cannot reach backend {i}" for i in range(3)]
+    assert sorted(lines[3:]) == [f"warning: cannot reach backend {i} (10 times in all)" for i in range(3)]
+
+
+# --- 14. template paths stay in the repository ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/etc/hostname", "../outside.json", "flows/../../outside.json"])
+def test_a_template_outside_the_repository_is_a_manifest_error(cli, tmp_path: Path, path: str) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / "flows").mkdir()
+    (tmp_path / "outside.json").write_text(json.dumps(PASS))
+    write_manifest(
+        root,
+        f'[project]\nname = "myproj"\n[[flows]]\nname = "F"\nstep_functions = "{path}"\n',
+        templates=False,
+    )
+    result = cli("names", cwd=root, env=as_user("alice", tmp_path))
+    assert result.code == 2
+    assert "flows[0].step_functions" in result.stderr and "outside the repository" in result.stderr
+
+
+def test_a_template_elsewhere_in_the_repository_is_fine(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / "shared").mkdir()
+    (root / "shared" / "f.asl.json").write_text(json.dumps(PASS))
+    write_manifest(
+        root / "project",
+        f'[project]\nname = "myproj"\n[[flows]]\nname = "F"\nstep_functions = "../shared/f.asl.json"\n'
+        f'[step_functions]\nrole_arn = "{ROLE}"\n',
+        templates=False,
+    )
+    assert cli("names", cwd=root / "project", env=as_user("alice", tmp_path)).code == 0
