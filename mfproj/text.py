@@ -4,7 +4,16 @@ terminal, and long values cut with a note. Pure stdlib."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
+
+MAX_JSON_DEPTH = 8  # what mfproj writes into tags and annotations nests 2 deep at most
+
+
+class Unreadable(ValueError):
+    """A value someone else wrote that is past the limits mfproj reads within (sizes, counts, nesting)."""
+
 
 # C0 and C1 controls, DEL, and the bidirectional overrides/isolates that reorder what a line shows.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -24,3 +33,30 @@ def printable(text: object, *, keep_newlines: bool = False, limit: int | None = 
     if limit is not None and len(value) > limit:
         value = value[: max(limit - 1, 0)] + "…"
     return (_UNSAFE if keep_newlines else _UNSAFE_WITH_BREAKS).sub(_escape, value)
+
+
+def _depth(text: str) -> int:
+    """How deep brackets nest in a JSON text (counted before parsing, so a bomb never reaches json)."""
+    deepest = depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def bounded_json(text: str, *, where: str) -> Any:
+    """json.loads for text someone else wrote: nesting at most MAX_JSON_DEPTH."""
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise Unreadable(f"{where} nests deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise Unreadable(f"{where} is not JSON") from None

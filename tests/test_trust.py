@@ -318,3 +318,178 @@ def test_a_template_elsewhere_in_the_repository_is_fine(cli, tmp_path: Path) -> 
         templates=False,
     )
     assert cli("names", cwd=root / "project", env=as_user("alice", tmp_path)).code == 0
+
+
+# --- 2. a record that cannot lie ----------------------------------------------------------------------------
+
+
+def _retemplate(root: Path, flow: str, result: str) -> None:
+    document = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": result, "End": True}}}
+    (root / "flows" / f"{flow}.asl.json").write_text(json.dumps(document))
+
+
+def test_a_deploy_killed_between_definition_and_record_converges(tmp_path: Path, sfn: Any, aws: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.emulators import FaultProxy
+
+    two_flow_project(tmp_path)
+    env = {**os.environ, **as_user("alice", tmp_path)}
+    run = [sys.executable, "-m", "mfproj", "deploy", "TrainFlow"]
+    assert subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
+    name = sfn_name("TrainFlow", "user.alice")
+    _retemplate(tmp_path, "TrainFlow", "v2")
+    proxy = FaultProxy(aws.url)
+    try:
+        proxy.fail("TagResource", kind="hang", delay=30)
+        process = subprocess.Popen(
+            run,
+            env={**env, "AWS_ENDPOINT_URL": proxy.url},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while proxy.count("TagResource") == 0 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert proxy.count("UpdateStateMachine") == 1
+        process.send_signal(signal.SIGKILL)  # after the definition was updated, before its tags were
+        process.wait(timeout=10)
+    finally:
+        proxy.stop()
+    assert "v2" in json.dumps(sfn.describe_state_machine(stateMachineArn=ARN.format(name))["definition"])
+    from tests.conftest import run_in_process
+
+    listing = run_in_process(("deployments", "-o", "json"), env, tmp_path, None)
+    train = next(d for d in listing.json() if d["flow"] == "TrainFlow")
+    assert train["state"] == "drift" and "record" in train["drift"]
+    plan = run_in_process(("deploy", "TrainFlow", "-o", "json", "--dry-run"), env, tmp_path, None)
+    assert plan.json()["deployments"][0]["action"] == "update"
+    assert plan.json()["deployments"][0]["changes"] == ["record"]
+    assert run_in_process(("deploy", "TrainFlow"), env, tmp_path, None).code == 0
+    listing = run_in_process(("deployments", "-o", "json"), env, tmp_path, None)
+    assert next(d for d in listing.json() if d["flow"] == "TrainFlow")["state"] == "in-sync"
+
+
+# --- 6. one crafted record ------------------------------------------------------------------------------------
+
+
+def _bounded_run(args: list[str], cwd: Path, env: dict[str, str]) -> Any:
+    """mfproj in a process that may not use more than 1 GiB (a bomb would need many)."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run(
+        [sys.executable, "-m", "mfproj", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+    )
+
+
+def test_a_bomb_record_is_one_unreadable_row_not_a_crash(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    from mfproj.backends.step_functions import record as sfn_record
+
+    two_flow_project(tmp_path)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", env=env).code == 0
+    bomb = ARN.format(sfn_name("TrainFlow", "user.alice"))
+    sfn.tag_resource(resourceArn=bomb, tags=[{"key": "mfproj:git_branch", "value": "chunks:99999999999"}])
+    nested: dict[str, str] = {}
+    sfn_record._put(nested, "tags", "[" * 2500)
+    other = ARN.format(sfn_name("GuardFlow", "user.alice"))
+    sfn.tag_resource(resourceArn=other, tags=[{"key": k, "value": v} for k, v in nested.items()])
+    for args in (["deployments"], ["deployments", "-o", "json"], ["runs", "-A"], ["namespaces"]):
+        done = _bounded_run(args, tmp_path, env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "unexpected" not in done.stderr
+        assert "cannot be read" in done.stderr and "chunks" in done.stderr
+    listing = _bounded_run(["deployments", "-o", "json"], tmp_path, env)
+    assert {d["state"] for d in json.loads(listing.stdout)} == {"unreadable"}
+    refused = cli("deploy", "TrainFlow", env=env)
+    assert refused.code == 6 and "cannot be read" in refused.stderr
+
+
+# --- 7. backend text is text ------------------------------------------------------------------------------------
+
+
+def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """mfproj with stdout and stderr on one pseudo-terminal; its exit code and the raw bytes shown."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mfproj", *args],
+        stdout=follower,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **env, "COLUMNS": "200", "TERM": "xterm"},
+    )
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    code = process.wait(timeout=30)
+    os.close(leader)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+HOSTILE = "eve[/bold]\x1b]0;pwned\x07\x1b[2J"
+
+
+def test_markup_and_escape_codes_from_a_backend_are_printed_as_text(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    two_flow_project(tmp_path)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "solo", env=env).code == 0
+    arn = ARN.format(sfn_name("TrainFlow"))
+    tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn)["tags"]}
+    record = decode_record(tags)
+    assert record is not None
+    hostile = encode_record(replace(record, owner=HOSTILE, tags=("x[/y]",)))
+    sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in hostile.items()])
+    for args in (
+        ["deployments"],
+        ["teardown", "--dry-run", "--branch", "solo"],
+        ["deploy", "TrainFlow", "--branch", "solo"],
+    ):
+        code, shown = _on_terminal(args, tmp_path, as_user("mallory", tmp_path) if args[0] == "deploy" else env)
+        assert code == (3 if args[0] == "deploy" else 0), shown
+        assert "\x1b]0;" not in shown and "\x1b[2J" not in shown, shown
+        if args[0] != "teardown":  # its plan names no owner
+            assert "\\x1b]0;pwned\\x07\\x1b[2J" in shown, shown
+            assert "eve[/bold]" in shown

@@ -44,6 +44,11 @@ class DeploymentRecord:
     git_branch: str | None = None  # the git branch,
     ci_run: str | None = None  # and the CI run that deployed it
     promoted_from: str | None = None  # "<branch>@<commit>" when `mfproj promote` made it
+    # A digest of the definition the record was written with: a record whose digest is not the deployed
+    # definition's (a deploy killed between its two writes) is `stale`, and is rewritten by the next deploy.
+    definition_digest: str | None = None
+    stale: bool = False
+    unreadable: str | None = None  # what of the record could not be read (someone wrote it past the limits)
 
     def identity(self) -> tuple[str, str, str] | None:
         if self.project and self.branch and self.flow:
@@ -61,6 +66,7 @@ class DeploymentRecord:
             dirty=None,
             git_branch=None,
             ci_run=None,
+            definition_digest=None,
         )
 
 

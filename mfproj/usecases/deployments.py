@@ -16,7 +16,7 @@ from mfproj.usecases.parallel import parallel
 from mfproj.usecases.plan import Stamp, desired_for
 from mfproj.usecases.session import Pair, Session
 
-IN_SYNC, DRIFT, ORPHAN, UNKNOWN = "in-sync", "drift", "orphan", "unknown"
+IN_SYNC, DRIFT, ORPHAN, UNKNOWN, UNREADABLE = "in-sync", "drift", "orphan", "unknown", "unreadable"
 
 
 @dataclass
@@ -96,7 +96,14 @@ def inventory(
         ),
         wanted,
     )
-    return [(name, existing) for name, result in zip(wanted, found, strict=True) for existing in result.deployments]
+    listed = [(name, existing) for name, result in zip(wanted, found, strict=True) for existing in result.deployments]
+    for name, existing in listed:
+        if existing.record and existing.record.unreadable:  # anyone with write access can tag: said, never fatal
+            session.notice(
+                f"the record of {existing.name} on {registry.label(name)} cannot be read "
+                f"({existing.record.unreadable}); it is left out of what its fields decide"
+            )
+    return listed
 
 
 def list_deployments(
@@ -123,6 +130,8 @@ def list_deployments(
 def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -> Deployment:
     record = existing.record
     assert record is not None
+    if record.unreadable:  # said by `inventory`
+        return Deployment(backend, existing, UNREADABLE)
     if record.managed_by != "mfproj" or not (record.project and record.branch and record.flow):
         return Deployment(backend, existing, UNKNOWN)
     manifest_flow = next((f for f in session.manifest.flows if f.name == record.flow), None)
@@ -139,6 +148,8 @@ def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -
     stamp = Stamp(record.owner or "", token, record.tags, record.principal, "", lineage.Lineage())
     desired = desired_for(session, pair, record.branch, record.branch.startswith("prod"), stamp)
     drift = [c for c in session.backend(backend).changes(existing, desired) if c != "record"]
+    if record.stale:  # a deploy cut between its writes: the record is not this definition's
+        drift.append("record")
     if set(manifest_flow.tags) - set(record.tags):
         drift.append("tags")
     result = Deployment(backend, existing, DRIFT if drift else IN_SYNC, drift)

@@ -68,6 +68,12 @@ class Report:
 
 def identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool) -> None:
     record = existing.record
+    if record is not None and record.unreadable:
+        raise ConflictError(
+            f"the record of {existing.name} on {registry.label(pair.backend)} cannot be read "
+            f"({record.unreadable}): mfproj does not change a deployment whose owner and token it cannot trust",
+            hint="someone wrote its tags or annotations by hand; its owner can 'mfproj delete' it and deploy again",
+        )
     if record is None:
         if not adopt:
             raise ConflictError(

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from mfproj.backends.base import DeploymentRecord
+from mfproj.text import Unreadable, bounded_json
 
 ANNOTATION_RUN_TAGS = "mfproj.io/run-tags"
 ANNOTATION_VERSION = "mfproj.io/version"
 ANNOTATION_PRINCIPAL = "mfproj.io/principal"
 ANNOTATION_TIMESTAMP = "metaflow/deployment_timestamp"
+MAX_ANNOTATION = 64 * 1024  # what mfproj writes in one annotation is far smaller
 ANNOTATION_LINEAGE = "mfproj.io/lineage"  # {"commit", "dirty", "git_branch", "ci_run"}
 
 
@@ -50,17 +53,25 @@ def decode_annotations(annotations: Mapping[str, str], *, made_by_mfproj: bool) 
     nor the reference's)."""
     if "metaflow/owner" not in annotations and "metaflow/production_token" not in annotations:
         return None
-    try:
-        parsed = json.loads(annotations.get("metaflow/tags") or "[]")
-        tags = tuple(str(t) for t in parsed) if isinstance(parsed, list) else ()
-    except ValueError:
-        tags = ()
-    try:
-        lineage = json.loads(annotations.get(ANNOTATION_LINEAGE) or "{}")
-    except ValueError:
-        lineage = {}
+    problems: list[str] = []
+
+    def parsed(key: str, default: str) -> Any:
+        value = annotations.get(key) or default
+        if len(value) > MAX_ANNOTATION:
+            problems.append(f"{key} is longer than mfproj writes ({MAX_ANNOTATION} characters at most)")
+            return json.loads(default)
+        try:
+            return bounded_json(value, where=key)
+        except Unreadable as exc:
+            problems.append(str(exc))
+            return json.loads(default)
+
+    found_tags = parsed("metaflow/tags", "[]")
+    tags = tuple(str(t) for t in found_tags if isinstance(t, str)) if isinstance(found_tags, list) else ()
+    lineage = parsed(ANNOTATION_LINEAGE, "{}")
     lineage = lineage if isinstance(lineage, dict) else {}
     return DeploymentRecord(
+        unreadable="; ".join(problems) or None,
         commit=_text(lineage.get("commit")),
         dirty=lineage.get("dirty") if isinstance(lineage.get("dirty"), bool) else None,
         git_branch=_text(lineage.get("git_branch")),

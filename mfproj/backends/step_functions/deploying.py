@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from mfproj.backends.step_functions.client import AwsClient
 from mfproj.backends.step_functions.record import (
     TAG_PREFIX,
     decode_record,
+    definition_digest,
     encode_record,
     guard_for_reference,
     merge_records,
@@ -51,7 +53,7 @@ class Deploying(AwsClient):
                 tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])}
         definition = described["definition"]
         if isinstance(definition, str):  # AWS returns text; moto sometimes an object
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):  # someone else's text: kept as text
                 definition = json.loads(definition)
         record = merge_records(decode_record(tags), definition)
         rule = self._read_rule(eventbridge_rule_name(name))
@@ -87,7 +89,8 @@ class Deploying(AwsClient):
         foreign = 0
         if existing is not None:
             foreign = sum(1 for key in existing.details.get("tags", {}) if not key.startswith(TAG_PREFIX))
-        return encode_record(desired.record, foreign_tags=foreign)
+        record = replace(desired.record, definition_digest=definition_digest(desired.definition))
+        return encode_record(record, foreign_tags=foreign)
 
     def _desired_target(self, desired: Desired, arn: str) -> dict[str, Any]:
         return {

@@ -12,6 +12,8 @@ from typing import Any
 
 from mfproj.backends.base import DeploymentRecord
 from mfproj.errors import ValidationError
+from mfproj.text import Unreadable as UnreadableRecord
+from mfproj.text import bounded_json
 
 # --- tags: the deployment record, within AWS limits ---------------------------------------------
 
@@ -33,7 +35,10 @@ _RECORD_FIELDS = (
     "git_branch",
     "ci_run",
     "promoted_from",
+    "definition_digest",
 )
+# Limits for reading back what anyone with tag access may have written: AWS's own per resource.
+MAX_CHUNKS = MAX_TAGS
 
 
 class TagLimitError(ValidationError):
@@ -65,18 +70,35 @@ def _put(tags: dict[str, str], field: str, text: str) -> None:
 
 
 def _get(tags: Mapping[str, str], field: str) -> str | None:
+    """One field, decoded within limits: raises UnreadableRecord for a value mfproj never writes."""
     key = TAG_PREFIX + field
     value = tags.get(key)
     if value is None:
         return None
-    if value.startswith("chunks:") and value[len("chunks:") :].isdigit():
-        value = "".join(tags.get(f"{key}:{i}", "") for i in range(int(value[len("chunks:") :])))
+    if len(value) > MAX_TAG_VALUE:
+        raise UnreadableRecord(f"{key} is longer than a tag value can be")
+    if value.startswith("chunks:"):
+        count = value[len("chunks:") :]
+        if not (count.isdigit() and len(count) <= 2 and 1 <= int(count) <= MAX_CHUNKS):
+            raise UnreadableRecord(f"{key} claims {count[:12]!r} chunks (at most {MAX_CHUNKS})")
+        pieces = [tags.get(f"{key}:{i}") for i in range(int(count))]
+        if any(piece is None or len(piece) > MAX_TAG_VALUE for piece in pieces):
+            raise UnreadableRecord(f"{key} is missing chunks or has one too long")
+        value = "".join(piece or "" for piece in pieces)
     if value.startswith("b64:"):
         try:
             return _unb64(value[len("b64:") :])
         except ValueError:
-            return None
+            raise UnreadableRecord(f"{key} is not base64 text") from None
     return value
+
+
+def definition_digest(definition: Any) -> str:
+    """What the record says it describes: a digest of the definition, however AWS spaces its text."""
+    import hashlib
+
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def encode_record(record: DeploymentRecord, *, foreign_tags: int = 0) -> dict[str, str]:
@@ -101,18 +123,32 @@ def encode_record(record: DeploymentRecord, *, foreign_tags: int = 0) -> dict[st
 
 
 def decode_record(tags: Mapping[str, str]) -> DeploymentRecord | None:
+    """The record in a state machine's tags; a field past the limits is left out and named in
+    `unreadable` (the rest is read), never a crash or an unbounded read."""
     if TAG_PREFIX + "managed-by" not in tags:
         return None
-    values = {field: _get(tags, field) for field in _RECORD_FIELDS}
+    problems: list[str] = []
+
+    def get(field: str) -> str | None:
+        try:
+            return _get(tags, field)
+        except UnreadableRecord as exc:
+            problems.append(str(exc))
+            return None
+
+    values = {field: get(field) for field in _RECORD_FIELDS}
     tag_list: tuple[str, ...] = ()
-    raw_tags = _get(tags, "tags")
+    raw_tags = get("tags")
     if raw_tags:
         try:
-            parsed = json.loads(raw_tags)
-            tag_list = tuple(str(t) for t in parsed) if isinstance(parsed, list) else ()
-        except ValueError:
-            tag_list = ()
+            parsed = bounded_json(raw_tags, where=TAG_PREFIX + "tags")
+        except UnreadableRecord as exc:
+            problems.append(str(exc))
+            parsed = []
+        tag_list = tuple(str(t) for t in parsed if isinstance(t, str)) if isinstance(parsed, list) else ()
     return DeploymentRecord(
+        definition_digest=values["definition_digest"],
+        unreadable="; ".join(problems) or None,
         owner=values["owner"],
         production_token=values["production_token"],
         project=values["project"],
@@ -180,6 +216,8 @@ def merge_records(tagged: DeploymentRecord | None, definition: Any) -> Deploymen
     found = reference_record(definition)
     if tagged is None:
         return found
+    if tagged.definition_digest and tagged.definition_digest != definition_digest(definition):
+        tagged = replace(tagged, stale=True)  # written for another definition: a deploy cut between writes
     inner = _start_parameters(definition)
     if found is None or inner is None or not ({"metaflow.owner", "metaflow.production_token"} & inner.keys()):
         return tagged
