@@ -229,6 +229,12 @@ def authorize(
     return Decision(previous, False, reason, warning)
 
 
+NAME_ONLY = (
+    "{names}: the owner {owner} is recorded by name only (made by Metaflow or an older mfproj), so anyone going by "
+    "that name passes as the owner; a deploy with mfproj records who you authenticate as"
+)
+
+
 def _owner(
     existing: Deployment, caller: Caller, deployment_name: str
 ) -> tuple[bool, str | None, tuple[str, str | None] | None]:
@@ -238,13 +244,7 @@ def _owner(
     if caller.owner_rule == "name":
         return True, None, None
     if existing.principal is None:
-        return (
-            True,
-            f"{deployment_name} records its owner {existing.owner} by name only (no principal: made by Metaflow "
-            "or an older mfproj), so anyone going by that name passes as its owner; a deploy with mfproj records "
-            "who you authenticate as",
-            None,
-        )
+        return True, NAME_ONLY.format(owner=existing.owner, names=deployment_name), None
     mine = caller.principal()
     if mine is not None and mine == existing.principal:
         return True, None, None

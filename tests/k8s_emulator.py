@@ -37,14 +37,16 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
-def kubeconfig_for(server: str, *, namespace: str = "default", context: str = "emulator") -> str:
+def kubeconfig_for(
+    server: str, *, namespace: str = "default", context: str = "emulator", token: str = "emulator-token"
+) -> str:
     """A kubeconfig (JSON is YAML) for one server, user and context."""
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulator", "cluster": {"server": server}}],
-            "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
+            "users": [{"name": "tester", "user": {"token": token}}],
             "contexts": [
                 {"name": context, "context": {"cluster": "emulator", "user": "tester", "namespace": namespace}}
             ],
@@ -212,6 +214,9 @@ class KubernetesEmulator:
                 except ValueError:
                     self._send(400, status(400, "BadRequest", "the request body is not JSON"))
                     return
+                if parsed.path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" and self.command == "POST":
+                    self._send(201, emulator.review(self.headers.get("Authorization", "")))
+                    return
                 code, answer = emulator.handle(
                     self.command, parsed.path, parse_qs(parsed.query), body, self.headers.get("Content-Type", "")
                 )
@@ -238,8 +243,20 @@ class KubernetesEmulator:
             self.objects.clear()
             self.requests.clear()
 
-    def kubeconfig(self, namespace: str = "default", context: str = "emulator") -> str:
-        return kubeconfig_for(self.url, namespace=namespace, context=context)
+    def kubeconfig(self, namespace: str = "default", context: str = "emulator", token: str = "emulator-token") -> str:
+        return kubeconfig_for(self.url, namespace=namespace, context=context, token=token)
+
+    @staticmethod
+    def review(authorization: str) -> dict[str, Any]:
+        """A SelfSubjectReview: the bearer token `user:NAME` authenticates as NAME, the default one as tester."""
+        token = authorization.removeprefix("Bearer ").strip()
+        user = token[len("user:") :] if token.startswith("user:") else "tester"
+        return {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "metadata": {"creationTimestamp": None},
+            "status": {"userInfo": {"username": user, "groups": ["system:authenticated"]}},
+        }
 
     # --- request handling -----------------------------------------------------------------------
 

@@ -299,7 +299,7 @@ def test_no_invalid_name_ever_reaches_an_api(
             name = document.get("name") or document.get("Name")
             assert (_RULE_NAME if action.endswith("PutRule") else _SFN_NAME).match(name), (action, name)
     for request_line, body in kube_proxy.bodies:
-        if request_line.startswith(("POST", "PUT")) and body:
+        if request_line.startswith(("POST", "PUT")) and body and "selfsubjectreviews" not in request_line:
             name = json.loads(body)["metadata"].get("name") or "generated"
             assert _K8S_NAME.match(name) and len(name) <= 63, (request_line, name)
     aws_proxy.clear()

@@ -16,8 +16,9 @@ from mfproj.errors import ConflictError, InterruptedByUser, MfprojError, Partial
 from mfproj.holder import Holder
 from mfproj.keyring import KeyringError
 from mfproj.usecases.apply import apply, remember
+from mfproj.usecases.checks import identity_check
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import Plan, Report, context_for, identity_check, plan
+from mfproj.usecases.plan import Plan, Report, context_for, plan
 from mfproj.usecases.session import (
     Pair,
     Session,

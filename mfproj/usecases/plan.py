@@ -8,10 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfproj import __version__, authorization, identity, lineage, naming, render, tokens
+from mfproj import __version__, authorization, identity, lineage, render, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import DeploymentRecord, Desired, Existing, RunRequest
-from mfproj.errors import ConflictError
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.session import Pair, Session, TokenOptions, run_tags_for
 
@@ -64,53 +63,6 @@ class Report:
             "token_changed": self.token_changed,
             "deployments": [o.as_json() for o in self.outcomes],
         }
-
-
-def identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool) -> None:
-    record = existing.record
-    if record is not None and record.unreadable:
-        raise ConflictError(
-            f"the record of {existing.name} on {registry.label(pair.backend)} cannot be read "
-            f"({record.unreadable}): mfproj does not change a deployment whose owner and token it cannot trust",
-            hint="someone wrote its tags or annotations by hand; its owner can 'mfproj delete' it and deploy again",
-        )
-    if record is None:
-        if not adopt:
-            raise ConflictError(
-                f"a {registry.label(pair.backend)} deployment named {existing.name} exists but was not made by mfproj "
-                "or Metaflow (it records no owner or production token)",
-                hint="pass --adopt to take it over, or rename the flow or branch",
-            )
-        return
-    found = record.identity()
-    if found is not None:
-        naming.check_same_deployment(
-            pair.backend,
-            existing.name,
-            existing=found,
-            wanted=(session.target.project, session.target.branch, pair.flow.name),
-        )
-
-
-def authorize_change(
-    session: Session, offered: authorization.OfferedToken | None, flow: str, existing: Existing
-) -> str:
-    """The authorization of a change that makes no token (delete, unlock, terminate, teardown): the
-    deployment's owner, or its token; returns the reason, or raises AuthorizationError (exit 3)."""
-    record = existing.record
-    assert record is not None
-    decision = authorization.authorize(
-        existing=authorization.Deployment(record.owner, record.production_token, record.principal),
-        caller=session.caller(existing.backend),
-        offered=offered,
-        generate_new=False,
-        new=lambda previous: "",  # never called: generate_new is False
-        deployment_name=f"{flow} ({existing.name})",
-        branch_options=identity.branch_options(session.target.branch),
-    )
-    if decision.warning:
-        session.notice(decision.warning)
-    return decision.reason
 
 
 class _BranchToken:
@@ -260,6 +212,7 @@ def _authorize(
         generate_new=token_options.generate_new_token,
     )
     decisions = []
+    name_only: dict[str, list[str]] = {}
     for pair, existing in zip(pairs, existing_list, strict=True):
         record = existing.record if existing else None
         name = existing.name if existing else session.backend(pair.backend).deployed_name(pair.names)
@@ -276,8 +229,10 @@ def _authorize(
             branch_token=settled.chosen,
         )
         if decision.warning:
-            session.notice(decision.warning)
+            name_only.setdefault((record.owner or "") if record else "", []).append(f"{pair.flow.name} ({name})")
         decisions.append(decision)
+    for owner, names in name_only.items():  # one line, however many deployments
+        session.notice_once(authorization.NAME_ONLY.format(owner=owner, names=", ".join(names)))
     return decisions
 
 

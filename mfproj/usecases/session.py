@@ -46,6 +46,13 @@ class Session:
     say: Callable[[str], None] = lambda message: None  # what the command is doing (waiting for a lock)
     _backends: dict[str, Backend] = field(default_factory=dict)
     _lineage: lineage.Lineage | None = None
+    _said: set[str] = field(default_factory=set)
+
+    def notice_once(self, message: str) -> None:
+        """A warning said once per session, however often the plan that finds it runs."""
+        if message not in self._said:
+            self._said.add(message)
+            self.notice(message)
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:

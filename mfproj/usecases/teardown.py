@@ -13,8 +13,9 @@ from mfproj.backends.base import Existing, RunFilter
 from mfproj.errors import AuthorizationError, NotFoundError
 from mfproj.manifest import Flow
 from mfproj.usecases import delete as deleting
+from mfproj.usecases.checks import authorize_change
 from mfproj.usecases.deployments import inventory
-from mfproj.usecases.plan import Outcome, authorize_change
+from mfproj.usecases.plan import Outcome
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for
 
 

@@ -11,7 +11,7 @@ from mfproj import identity
 from mfproj.backends import registry
 from mfproj.backends.base import Existing, Run
 from mfproj.errors import NotFoundError, UsageError, ValidationError
-from mfproj.usecases.plan import authorize_change, identity_check
+from mfproj.usecases.checks import authorize_change, identity_check
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for, select_pairs
 
 

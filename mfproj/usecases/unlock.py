@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mfproj.usecases.checks import authorize_change, identity_check
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import authorize_change, identity_check
 from mfproj.usecases.session import Session, TokenOptions, offer_for, select_pairs
 
 

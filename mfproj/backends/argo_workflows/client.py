@@ -34,6 +34,8 @@ class KubeClient:
         self._api: Any = None
         self._server = "the Kubernetes API"
         self._user: str | None = None
+        self._principal: str | None = None
+        self._principal_known = False
 
     # --- connection and errors ------------------------------------------------------------------
 
@@ -186,8 +188,30 @@ class KubeClient:
             raise
 
     def principal(self) -> str | None:
-        self.api()
-        return self._user
+        """Who the API server says the caller's credentials are (a SelfSubjectReview: the name RBAC sees,
+        not the kubeconfig's label for it), asked once; None where the server cannot say (before 1.28)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        with self._lock:
+            if self._principal_known:
+                return self._principal
+        review = client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+        with self._errors("asking the API server who you are"):
+            try:
+                answer = client.AuthenticationV1Api(self.api().api_client).create_self_subject_review(
+                    review, _request_timeout=self._timeout()
+                )
+                user = getattr(getattr(answer, "status", None), "user_info", None)
+                name = getattr(user, "username", None)
+                found = str(name)[:256] if name else None
+            except ApiException as exc:
+                if exc.status not in (403, 404, 405):
+                    raise
+                found = None  # an older server, or no permission to ask: the owner is then a name only
+        with self._lock:
+            self._principal, self._principal_known = found, True
+        return found
 
     def kubeconfig_path(self) -> str:
         path = self.settings.kubeconfig or self.env.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
@@ -219,7 +243,7 @@ class KubeClient:
     def check(self) -> dict[str, str | None]:
         with self._errors(f"listing WorkflowTemplates in {self.namespace}"):
             next(self._paged(TEMPLATES, "", page_size=1, max_pages=1), None)
-        return {"as": self._user}
+        return {"as": self.principal() or self._user}
 
 
 def restorable(previous: Mapping[str, Any]) -> dict[str, Any]:
