@@ -109,3 +109,55 @@ def test_a_dirty_or_changed_source_cannot_be_promoted(  # type: ignore[no-untype
     assert cli("deploy", "--branch", "nogit", env=alice, cwd=outside).code == 0
     nogit = cli("promote", "--branch", "nogit", env=alice, cwd=outside)
     assert nogit.code == 2 and "outside a git repository" in nogit.stderr
+
+
+def _exec_kubeconfig(server: str) -> str:
+    """A kubeconfig whose credentials come from an exec plugin that leaves a mark wherever it runs."""
+    credential = json.dumps(
+        {"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential", "status": {"token": "x"}}
+    )
+    plugin = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": "sh",
+        "args": ["-c", f"echo ran >> \"$MFPROJ_TEST_MARK\"; echo '{credential}'"],
+    }
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": {"server": server}}],
+            "users": [{"name": "u", "user": {"exec": plugin}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "default"}}],
+            "current-context": "c",
+        }
+    )
+
+
+def test_promote_takes_code_from_the_tested_commit_and_configuration_from_the_caller(  # type: ignore[no-untyped-def]
+    cli, repo: Path, tmp_path: Path, sfn: Any, kube: Any
+) -> None:
+    manifest = repo / "mfproj.toml"
+    clean = manifest.read_text()
+    # The tester's commit points production elsewhere: its own kubeconfig (with an exec plugin) and role.
+    (repo / "kc.json").write_text(_exec_kubeconfig(kube.url))
+    hostile = (
+        clean.replace(ROLE, "arn:aws:iam::123456789012:role/attacker") + '[argo_workflows]\nkubeconfig = "kc.json"\n'
+    )
+    manifest.write_text(hostile)
+    _git(repo.parent, "add", "-A")
+    _git(repo.parent, "commit", "-q", "-m", "tested")
+    mark = tmp_path / "tester-mark"
+    tester = {**as_user("mallory", tmp_path), "MFPROJ_TEST_MARK": str(mark)}
+    assert cli("deploy", "--branch", "exp", env=tester, cwd=repo).code == 0
+    assert mark.exists()  # the plugin ran on the tester's own machine, as it may
+    manifest.write_text(clean)  # the promoter's manifest: the clean one (uncommitted here)
+    promoter_mark = tmp_path / "promoter-mark"
+    promoter = {**as_user("alice", tmp_path), "MFPROJ_TEST_MARK": str(promoter_mark)}
+    plan = cli("promote", "--branch", "exp", "--dry-run", "--allow-dirty", env=promoter, cwd=repo)
+    assert plan.code == 0, plan.stderr
+    assert "[step_functions], [argo_workflows]" in plan.stderr and "yours" in plan.stderr
+    done = cli("promote", "--branch", "exp", "--allow-dirty", env=promoter, cwd=repo)
+    assert done.code == 0, done.stderr
+    assert not promoter_mark.exists()  # nothing of the tested commit ran on the promoter's machine
+    described = sfn.describe_state_machine(stateMachineArn=ARN.format("myproj.prod.HelloFlow"))
+    assert described["roleArn"] == ROLE

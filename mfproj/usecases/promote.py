@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -82,6 +82,30 @@ def checkout_of(loaded: manifest.Manifest, commit: str) -> Iterator[manifest.Man
         yield manifest.load_manifest(root / loaded.path.name)
 
 
+CONFIGURATION = frozenset({"role"})
+
+
+def code_of(
+    tested: manifest.Manifest, caller: manifest.Manifest, commit: str, *, notice: Callable[[str], None]
+) -> manifest.Manifest:
+    """The caller's manifest with the tested commit's flows and templates: code moves, configuration does
+    not. Where production goes and as whom (every backend table, the project's rules) stays the caller's,
+    so nothing the tested commit says is run or reached (a kubeconfig's exec plugin, another role)."""
+    if tested.project != caller.project:
+        raise UsageError(
+            f"commit {commit[:10]} is of project {tested.project!r}, not {caller.project!r}",
+            hint="promote from the checkout of the project that was tested",
+        )
+    differing = [name for name in registry.NAMES if tested.settings.get(name) != caller.settings.get(name)]
+    if differing:
+        tables = ", ".join(f"[{name}]" for name in differing)
+        notice(
+            f"commit {commit[:10]} has other {tables} settings than your manifest: production is deployed with "
+            "yours (only flows and templates come from the tested commit)"
+        )
+    return replace(caller, flows=tested.flows)
+
+
 def promote(
     session: Session,
     *,
@@ -101,14 +125,18 @@ def promote(
     )
     source = open_session(loaded, branch=source_branch, production=False, profile=session.profile, env=env)
     commit, deployed = source_commit(source, flows, backends)
-    with checkout_of(loaded, commit) as then:
-        proof = replace(source, manifest=then)  # the same backends, judging against the commit's manifest
-        drifted = [d for d in (judge(proof, e.backend, e, detail=False) for e in deployed) if d.state == DRIFT]
+    with checkout_of(loaded, commit) as tested:
+        then = code_of(tested, loaded, commit, notice=session.notice)
+        proof = replace(source, manifest=then)  # the same backends, judging against the commit's flows
+        judged = [judge(proof, e.backend, e, detail=False) for e in deployed]
+        # The proof is of code: settings that are configuration (the execution role) are the caller's anyway.
+        drifted = [d for d in judged if d.state == DRIFT and set(d.drift) - CONFIGURATION]
         if drifted:
             first = drifted[0]
             raise UsageError(
                 f"{source.target.branch}'s {first.record.flow} on {first.backend} is not what commit {commit[:10]} "
-                f"renders ({', '.join(first.drift)} differs): it was changed after that deploy",
+                f"renders ({', '.join(sorted(set(first.drift) - CONFIGURATION))} differs): "
+                "it was changed after that deploy",
                 hint=f"deploy {source.target.branch} again from {commit[:10]}, test it, then promote",
             )
         target = open_session(
