@@ -37,7 +37,7 @@ _mfproj_options() {
         'token share') echo '--branch -b --production --no-production --output -o --help -h' ;;
         'token show') echo '--branch -b --production --no-production --reveal --output -o --help -h' ;;
         trigger) echo '--backend --branch -b --production --no-production --tag --param --input-file --wait --timeout --profile --output -o --help -h' ;;
-        unlock) echo '--backend --branch -b --production --no-production --authorize --authorize-file --profile --output -o --help -h' ;;
+        unlock) echo '--all --backend --branch -b --production --no-production --authorize --authorize-file --profile --output -o --help -h' ;;
         whoami) echo '--branch -b --production --no-production --check --profile --output -o --help -h' ;;
     esac
 }

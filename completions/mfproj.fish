@@ -216,6 +216,7 @@ complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l profile -x -d 'AW
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l output -s o -x -a 'table wide json' -d 'table for people (fits the terminal), wide (every column in full), json for scripts'
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -l help -s h -d 'Show help'
 complete -c mfproj -n '__fish_seen_subcommand_from trigger' -a '(command mfproj __complete flows 2>/dev/null)'
+complete -c mfproj -n '__fish_seen_subcommand_from unlock' -l all -d 'Every lock left on the branch, of deployed flows or not (lists what it removes)'
 complete -c mfproj -n '__fish_seen_subcommand_from unlock' -l backend -x -a 'step-functions argo-workflows' -d 'Only this backend (repeatable)'
 complete -c mfproj -n '__fish_seen_subcommand_from unlock' -l branch -s b -x -d 'Custom branch: test.<BRANCH>, or prod.<BRANCH> with --production'
 complete -c mfproj -n '__fish_seen_subcommand_from unlock' -l production -l no-production -d 'The production branch (prod, or prod.<BRANCH>)'

@@ -21,7 +21,6 @@ import pytest
 
 from mfproj import naming
 from mfproj.backends.step_functions.backend import StepFunctionsBackend
-from mfproj.backends.step_functions.lock import LOCK_TTL_SECONDS
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
@@ -87,7 +86,7 @@ def test_two_concurrent_acquirers_exactly_one_wins(sfn: Any) -> None:
 
 def test_a_lock_whose_process_is_gone_is_broken_at_once(sfn: Any) -> None:
     gone = Holder.current("alice")
-    gone = Holder(user="alice", host=gone.host, pid=_dead_pid(), started=gone.started)
+    gone = Holder(user="alice", host=gone.host, pid=_dead_pid(), started=gone.started, place=gone.place)
     _plant(sfn, gone)
     said: list[str] = []
     started = time.monotonic()
@@ -102,17 +101,78 @@ def test_a_lock_of_a_reused_pid_is_broken(sfn: Any) -> None:
     me = Holder.current("alice")
     if me.started is None:
         pytest.skip("no /proc on this machine: start times are unknown")
-    _plant(sfn, Holder(user="alice", host=me.host, pid=me.pid, started=str(int(me.started) + 1)))
+    _plant(sfn, Holder(user="alice", host=me.host, pid=me.pid, started=str(int(me.started) + 1), place=me.place))
     handle = _backend().acquire(NAMES, holder=me, timeout=0.5, waiting=lambda m: None)
     _backend().release(handle)
 
 
-def test_an_old_lock_from_another_host_is_broken(sfn: Any) -> None:
-    _plant(sfn, ELSEWHERE, age=LOCK_TTL_SECONDS + 60)
+def test_an_old_lock_from_another_host_is_broken(sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mfproj.backends.step_functions import lock
+
+    monkeypatch.setattr(lock, "LOCK_TTL_SECONDS", 1)  # moto's clock cannot be moved: the lock ages for real
+    _plant(sfn, ELSEWHERE)
+    time.sleep(2.1)  # creation dates and Date headers are whole seconds
     said: list[str] = []
     handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
     assert said == []
     _backend().release(handle)
+
+
+class _AheadClock(dt.datetime):
+    """The waiter's clock, 11 minutes ahead of everyone else's."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return dt.datetime.now(tz) + dt.timedelta(minutes=11)
+
+
+def test_a_waiter_whose_clock_is_ahead_never_breaks_a_live_lock(sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from mfproj.backends.step_functions import lock
+
+    _plant(sfn, ELSEWHERE)  # taken just now, by the holder's clock and the service's
+    monkeypatch.setattr(lock, "_dt", types.SimpleNamespace(datetime=_AheadClock, timezone=dt.timezone))
+    with pytest.raises(ConflictError):
+        _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=lambda m: None)
+    assert len(_locks(sfn)) == 1
+
+
+def test_a_holder_in_another_pid_namespace_is_not_taken_for_a_dead_process(sfn: Any, aws: Any) -> None:
+    import shutil
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "true"]).returncode != 0:
+        pytest.skip("unshare --pid is not available here")
+    holder = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", _HOLD_IN_A_NAMESPACE],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        # Same host name, same boot; its pid (1, or 2) is some other process here.
+        with pytest.raises(ConflictError):
+            _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=lambda m: None)
+        assert len(_locks(sfn)) == 1
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+_HOLD_IN_A_NAMESPACE = f"""
+import os, sys, time
+from mfproj.backends.step_functions.backend import StepFunctionsBackend
+from mfproj.backends.step_functions.settings import StepFunctionsSettings
+from mfproj import naming
+from mfproj.holder import Holder
+backend = StepFunctionsBackend(StepFunctionsSettings(region="us-east-1", role_arn={ROLE!r}), env=os.environ)
+backend.acquire(naming.flow_names("myproj", "user.alice", "HelloFlow"), holder=Holder.current("bob"), timeout=5,
+                waiting=lambda m: None)
+print("held", flush=True)
+time.sleep(60)
+"""
 
 
 def test_a_live_lock_elsewhere_is_waited_for_visibly_then_refused(sfn: Any) -> None:

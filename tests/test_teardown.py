@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from mfproj.backends.step_functions.lock import LOCK_TTL_SECONDS
 from tests.conftest import as_user, write_manifest
 from tests.test_locks import ELSEWHERE, _plant
 
@@ -44,8 +43,16 @@ def _names(sfn: Any) -> set[str]:
     return {m["name"] for m in sfn.list_state_machines()["stateMachines"]}
 
 
-def test_a_branch_is_torn_down_whole(cli, branch: Path, sfn: Any, events: Any, kube: Any) -> None:  # type: ignore[no-untyped-def]
-    _plant(sfn, ELSEWHERE, age=LOCK_TTL_SECONDS + 60)  # stranded on another machine by a killed deploy
+def test_a_branch_is_torn_down_whole(  # type: ignore[no-untyped-def]
+    cli, branch: Path, sfn: Any, events: Any, kube: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from mfproj.backends.step_functions import lock
+
+    monkeypatch.setattr(lock, "LOCK_TTL_SECONDS", 1)  # the service's clock ages the lock: it cannot be moved
+    _plant(sfn, ELSEWHERE)  # stranded on another machine by a killed deploy
+    time.sleep(2.1)
     before = _names(sfn)
     assert cli("teardown", env=as_user("alice", branch)).code == 2  # the branch must be named
     plan = cli("teardown", "--user", "alice", "--dry-run", "-o", "json", env=as_user("alice", branch))

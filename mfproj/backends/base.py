@@ -93,6 +93,15 @@ class Inventory:
 
 
 @dataclass(frozen=True)
+class LeftLock:
+    """A write lock found by `find_locks`: what it guards (the deployed name) and who holds it."""
+
+    identifier: str
+    guards: str
+    held_by: str
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """What a run is started with, whoever starts it (a person, or a schedule); each backend puts it in
     its own form (the Step Functions execution input, an Argo Workflow's arguments and labels)."""
@@ -284,6 +293,18 @@ class Deployer(abc.ABC, Generic[LockHandle]):
 
     def unlock(self, names: FlowNames) -> str | None:
         """Removes the deployment's lock whoever holds it; returns who held it, None if there was none."""
+        return None
+
+    def find_locks(self, project: str, branch: str) -> list[LeftLock]:
+        """Every lock of the branch's deployments, deployed or not (a backend without locks has none)."""
+        return []
+
+    def remove_lock(self, lock: LeftLock) -> None:
+        """Removes a lock found by `find_locks`, whoever holds it."""
+
+    def read_named(self, name: str) -> Existing | None:
+        """The deployment under its deployed name (what a lock says it guards); a backend without locks
+        is never asked."""
         return None
 
 

@@ -12,7 +12,7 @@ import typer
 
 from mfproj.cli import helptext, options, output, progress
 from mfproj.cli.selection import Selection, select
-from mfproj.errors import RunFailedError, ValidationError
+from mfproj.errors import RunFailedError, UsageError, ValidationError
 
 if TYPE_CHECKING:
     from mfproj.usecases.plan import Report
@@ -111,11 +111,22 @@ def run_delete(
 
 
 def run_unlock(
-    selection: Selection, *, flows: list[str], backends: list[str] | None, token_options: "TokenOptions"
+    selection: Selection,
+    *,
+    flows: list[str],
+    backends: list[str] | None,
+    token_options: "TokenOptions",
+    all_locks: bool = False,
 ) -> int:
     from mfproj.usecases import unlock
 
-    results = unlock.unlock(selection.session(), flows=flows, backends=backends, token_options=token_options)
+    session = selection.session()
+    if all_locks:
+        results = unlock.unlock_all(session, token_options=token_options)
+        if not results:
+            output.info(f"no lock is left on {session.target.branch}")
+    else:
+        results = unlock.unlock(session, flows=flows, backends=backends, token_options=token_options)
     lines = []
     for result in results:
         where = f"{result.name} ({options.backend_label(result.backend)})"
@@ -296,7 +307,10 @@ def delete_command(
 
 def unlock_command(
     ctx: typer.Context,
-    flows: list[str] = typer.Argument(..., metavar="FLOW...", help="Flows whose deployment lock to remove."),
+    flows: list[str] = typer.Argument(None, metavar="[FLOW]...", help="Flows whose deployment lock to remove."),
+    all_locks: bool = typer.Option(
+        False, "--all", help="Every lock left on the branch, of deployed flows or not (lists what it removes)."
+    ),
     backend: options.Backends = None,
     branch: options.Branch = None,
     production: options.Production = None,
@@ -308,8 +322,18 @@ def unlock_command(
     """Remove a deployment's write lock left by a deploy that is gone (same authorization as deploy)."""
     selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     token_options = options.token_options(authorize, authorize_file, False)
+    if bool(flows) == all_locks:
+        raise UsageError(
+            "name the flows whose locks to remove, or pass --all (not both)", hint="for example 'mfproj unlock --all'"
+        )
     raise typer.Exit(
-        run_unlock(selection, flows=flows, backends=options.backend_names(backend), token_options=token_options)
+        run_unlock(
+            selection,
+            flows=flows or [],
+            backends=options.backend_names(backend),
+            token_options=token_options,
+            all_locks=all_locks,
+        )
     )
 
 

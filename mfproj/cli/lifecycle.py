@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from mfproj.cli import helptext, options, output
-from mfproj.cli.selection import select
+from mfproj.cli.selection import Selection, select
 from mfproj.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
+    from mfproj.usecases.session import Session
     from mfproj.usecases.teardown import Item
 
 
@@ -41,7 +42,7 @@ def teardown_command(
     session = selection.session()
     items = teardown.plan_teardown(session, token_options=options.token_options(authorize, authorize_file, False))
     if not items:
-        raise NotFoundError(f"nothing is deployed in {session.target.branch}", hint="'mfproj deployments' lists it all")
+        _leftover_locks(selection, session, dry_run=dry_run)
     view = _plan_view(items)
     if dry_run:
         plan = teardown.Teardown(session.target.branch, items, dry_run=True)
@@ -60,9 +61,24 @@ def teardown_command(
     result = teardown.teardown(session, items, terminate_runs=terminate_runs)
     running = sum(i.running for i in items)
     after = [f"removed {teardown.label(i)} ({i.existing.name})" for i in items]
+    after += [
+        f"removed the leftover lock on {name}" for name in result.locks if name not in {i.existing.name for i in items}
+    ]
     if running and not terminate_runs:
         after.append(f"{running} run(s) still running were left running (--terminate-runs stops them)")
     output.show(selection.output, result.as_json(), output.View(after=after))
+    raise typer.Exit(0)
+
+
+def _leftover_locks(selection: Selection, session: "Session", *, dry_run: bool) -> None:
+    """A branch with no deployment left may still hold locks of killed deploys: they go too."""
+    from mfproj.usecases import teardown
+
+    if dry_run:
+        raise NotFoundError(f"nothing is deployed in {session.target.branch}", hint="'mfproj deployments' lists it all")
+    leftovers = teardown.teardown(session, [])  # or NotFoundError when no lock is left either
+    lines = [f"removed the leftover lock on {name}" for name in leftovers.locks]
+    output.show(selection.output, leftovers.as_json(), output.View(after=lines))
     raise typer.Exit(0)
 
 

@@ -13,6 +13,7 @@ from mfproj.backends.base import Existing, RunFilter
 from mfproj.errors import AuthorizationError, NotFoundError
 from mfproj.manifest import Flow
 from mfproj.usecases import delete as deleting
+from mfproj.usecases import unlock as unlocking
 from mfproj.usecases.checks import authorize_change
 from mfproj.usecases.deployments import inventory
 from mfproj.usecases.plan import Outcome
@@ -48,6 +49,7 @@ class Teardown:
     dry_run: bool
     removed: bool = False
     terminated: list[str] = field(default_factory=list)
+    locks: list[str] = field(default_factory=list)  # leftover locks removed (of deployments gone too)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class Teardown:
             "removed": self.removed,
             "deployments": [item.as_json() for item in self.items],
             "terminated_runs": self.terminated,
+            "locks_removed": self.locks,
         }
 
 
@@ -90,7 +93,12 @@ def teardown(
     """Removes what `plan_teardown` found: all of it, or (when any is not authorized) nothing."""
     branch = session.target.branch
     if not items:
-        raise NotFoundError(f"nothing is deployed in {branch}", hint="'mfproj deployments' lists what is deployed")
+        leftovers = unlocking.branch_locks(session)
+        if not leftovers:
+            raise NotFoundError(f"nothing is deployed in {branch}", hint="'mfproj deployments' lists what is deployed")
+        for backend, lock in leftovers:  # no deployment is left for them to guard
+            session.backend(backend).remove_lock(lock)
+        return Teardown(branch, [], dry_run=False, removed=True, locks=[lock.guards for _, lock in leftovers])
     refused = [item for item in items if not item.authorized]
     if refused:
         first = refused[0]
@@ -108,6 +116,9 @@ def teardown(
     deleting.delete(session, plans)
     for item in items:  # a lock left behind by someone else's killed deploy goes with the deployment
         session.backend(item.pair.backend).unlock(item.pair.names)
+    for backend, lock in unlocking.branch_locks(session):  # and those of flows no longer deployed
+        session.backend(backend).remove_lock(lock)
+        result.locks.append(lock.guards)
     result.removed = True
     return result
 

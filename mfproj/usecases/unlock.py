@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mfproj.backends import registry
+from mfproj.backends.base import LeftLock
 from mfproj.usecases.checks import authorize_change, identity_check
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.session import Session, TokenOptions, offer_for, select_pairs
@@ -55,4 +57,33 @@ def unlock(
         results.append(Unlocked(pair.flow.name, pair.backend, name, None, reason, lockable=backend.locks))
     for result, pair in zip(results, pairs, strict=True):
         result.held_by = session.backend(pair.backend).unlock(pair.names)
+    return results
+
+
+def branch_locks(session: Session) -> list[tuple[str, LeftLock]]:
+    """(backend, lock) for every lock left on the session's branch, on every backend that takes locks."""
+    target = session.target
+    wanted = [b for b in registry.NAMES if any(b in flow.backends for flow in session.manifest.flows)]
+    lockers = [b for b in wanted if session.backend(b).locks]
+    found = parallel(lambda b: session.backend(b).find_locks(target.project, target.branch), lockers)
+    return [(backend, lock) for backend, locks in zip(lockers, found, strict=True) for lock in locks]
+
+
+def unlock_all(session: Session, *, token_options: TokenOptions = TokenOptions()) -> list[Unlocked]:
+    """Removes every lock left on the branch. A lock whose deployment is there is removed with that
+    deployment's authorization (all are checked before any is removed); one whose deployment is gone
+    guards nothing."""
+    offered = offer_for(session, token_options)
+    locks = branch_locks(session)
+    results = []
+    for backend_name, lock in locks:
+        backend = session.backend(backend_name)
+        existing = backend.read_named(lock.guards)
+        reason = "not deployed: no token guards it"
+        flow = existing.record.flow if existing and existing.record and existing.record.flow else "?"
+        if existing is not None and existing.record is not None and existing.record.production_token:
+            reason = authorize_change(session, offered, flow, existing)
+        results.append(Unlocked(flow, backend_name, lock.guards, lock.held_by, reason))
+    for (backend_name, lock), _result in zip(locks, results, strict=True):
+        session.backend(backend_name).remove_lock(lock)
     return results

@@ -41,6 +41,9 @@ class Deploying(AwsClient):
     def read(self, names: FlowNames) -> Existing | None:
         return self.read_arn(self.state_machine_arn(names.state_machine), names.state_machine)
 
+    def read_named(self, name: str) -> Existing | None:
+        return self.read_arn(self.state_machine_arn(name), name)
+
     def read_arn(self, arn: str, name: str, tags: Mapping[str, str] | None = None) -> Existing | None:
         """The state machine at `arn` with its record and schedule (`tags` when already known)."""
         sfn = self.client("stepfunctions")

@@ -1,8 +1,9 @@
 """The Step Functions write lock. Step Functions has no compare-and-swap, so a change first takes the
 deployment's lock: a small state machine whose creation is exclusive on AWS, recording who holds it.
 
-A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS, is broken
-at once; one held elsewhere is waited for (saying so once) up to a timeout; only its holder releases it.
+A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS by the
+service's own clock, is broken at once; one held elsewhere is waited for (saying so once) up to a
+timeout; only its holder releases it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mfproj.backends.base import LeftLock
 from mfproj.backends.step_functions.client import AwsClient
 from mfproj.backends.step_functions.record import TAG_PREFIX
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
-from mfproj.naming import FlowNames
+from mfproj.naming import FlowNames, attach_state_machine_prefix
 
 LOCK_TTL_SECONDS = 600
 # Nonces of the locks this process holds right now: a lock recorded as held by this very process but
@@ -84,7 +86,10 @@ class Locking(AwsClient):
                     name=arn.rsplit(":", 1)[1],
                     definition=definition,
                     roleArn=self._role(),
-                    tags=[{"key": TAG_PREFIX + "lock", "value": "true"}],
+                    tags=[
+                        {"key": TAG_PREFIX + "lock", "value": "true"},
+                        {"key": TAG_PREFIX + "lock-of", "value": names.state_machine},
+                    ],
                 )
             try:
                 described = sfn.describe_state_machine(stateMachineArn=arn)
@@ -93,7 +98,7 @@ class Locking(AwsClient):
             held = _lock_note(described)
             if held.get("nonce") == nonce:
                 return (arn, nonce)
-            if described.get("status") != "DELETING" and self._is_stale(held):
+            if described.get("status") != "DELETING" and self._is_stale(held, _server_age(described)):
                 self._delete_lock(arn, held.get("nonce"))
                 continue
             who = _held_by(held)
@@ -111,18 +116,18 @@ class Locking(AwsClient):
         raise ConflictError(f"could not lock {names.state_machine}", hint="run the command again")
 
     @staticmethod
-    def _is_stale(held: Mapping[str, Any]) -> bool:
+    def _is_stale(held: Mapping[str, Any], age: float | None) -> bool:
+        """Whether a lock may be broken. Its age is the service's own (its creation time against the
+        time the service answered): a waiter whose clock is off never breaks a live lock."""
         owner = Holder.from_json(held.get("holder"))
         if owner is not None and owner.is_gone():
             return True  # its process on this host no longer exists: broken at once
         if owner is not None and owner.is_this_process():
             with _HELD_LOCK:
                 return held.get("nonce") not in _HELD
-        try:
-            since = _dt.datetime.fromisoformat(str(held.get("since")))
-        except ValueError:
+        if not held.get("nonce"):
             return True  # not a lock note mfproj can read: not a lock anyone holds
-        return (_dt.datetime.now(_dt.timezone.utc) - since).total_seconds() > LOCK_TTL_SECONDS
+        return age is not None and age > LOCK_TTL_SECONDS
 
     def _delete_lock(self, arn: str, nonce: Any) -> bool:
         """Deletes the lock only if it is still the one with `nonce` (not a lock taken since)."""
@@ -160,6 +165,36 @@ class Locking(AwsClient):
             except sfn.exceptions.StateMachineDoesNotExist:
                 return None
 
+    def find_locks(self, project: str, branch: str) -> list[LeftLock]:
+        """Every lock of the branch's state machines (leftovers of killed deploys): found through the
+        tagging API by their lock tag, kept when the state machine they guard is the branch's."""
+        start = attach_state_machine_prefix(f"{project}.{branch}.", self.settings.name_prefix(self.env))
+        tagging, sfn = self.client("resourcegroupstaggingapi"), self.client("stepfunctions")
+        found = []
+        with self._errors(f"finding the locks of {project} {branch}"):
+            pages = tagging.get_paginator("get_resources").paginate(
+                TagFilters=[{"Key": TAG_PREFIX + "lock", "Values": ["true"]}],
+                ResourceTypeFilters=["states:stateMachine"],
+            )
+            arns = [m["ResourceARN"] for page in pages for m in page.get("ResourceTagMappingList", [])][:10_000]
+            for arn in arns:
+                try:
+                    described = sfn.describe_state_machine(stateMachineArn=arn)
+                except sfn.exceptions.StateMachineDoesNotExist:
+                    continue
+                guarded = _lock_of(described)
+                if guarded.startswith(start):
+                    found.append(LeftLock(arn, guarded, _held_by(_lock_note(described))))
+        return found
+
+    def remove_lock(self, lock: LeftLock) -> None:
+        sfn = self.client("stepfunctions")
+        with (
+            self._errors(f"removing the lock of {lock.guards}"),
+            contextlib.suppress(sfn.exceptions.StateMachineDoesNotExist),
+        ):
+            sfn.delete_state_machine(stateMachineArn=lock.identifier)
+
     def unlock(self, names: FlowNames) -> str | None:
         """Removes the deployment's lock whoever holds it; returns who held it (None: there was none)."""
         sfn = self.client("stepfunctions")
@@ -171,6 +206,30 @@ class Locking(AwsClient):
             except sfn.exceptions.StateMachineDoesNotExist:
                 return None
         return _held_by(held)
+
+
+def _lock_of(described: Mapping[str, Any]) -> str:
+    return str(_lock_note(described).get("lock") or "")[:256]
+
+
+def _server_age(described: Mapping[str, Any]) -> float | None:
+    """Seconds since the lock was created, by the service's clock alone: its `creationDate` against the
+    `Date` of the very answer that carried it. None when the answer lacks either."""
+    import email.utils
+
+    created = described.get("creationDate")
+    header = ((described.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("date")
+    if not isinstance(created, _dt.datetime) or not header:
+        return None
+    try:
+        now = email.utils.parsedate_to_datetime(str(header))
+    except (TypeError, ValueError):
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=_dt.timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=_dt.timezone.utc)
+    return (now - created).total_seconds()
 
 
 def _lock_note(described: Mapping[str, Any]) -> dict[str, Any]:
