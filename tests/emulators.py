@@ -107,6 +107,7 @@ class Fault:
     kind: str = "status"
     delay: float = 0.0
     after: str | None = None  # armed only once a fault for this action has fired (e.g. cut a rollback off)
+    raw: bytes | None = None  # sent as the body instead of `body` (garbage: HTML, a cut-off document)
 
     def matches(self, action: str, request_line: str) -> bool:
         if action and action.endswith(self.action):
@@ -160,7 +161,7 @@ class FaultProxy:
                     time.sleep(fault.delay)
                     fault = None
                 if fault is not None:
-                    payload = json.dumps(fault.body).encode()
+                    payload = fault.raw if fault.raw is not None else json.dumps(fault.body).encode()
                     self.send_response(fault.status)
                     self.send_header("Content-Type", "application/x-amz-json-1.1")
                     self.send_header("Content-Length", str(len(payload)))

@@ -630,3 +630,75 @@ def test_teardown_removes_the_branchs_locks_even_when_nothing_is_deployed(  # ty
     assert "removed the leftover lock on myproj.test.solo.TrainFlow" in again.stderr
     assert _lock_count(sfn) == 0
     assert cli("teardown", "--branch", "solo", "--yes", env=alice).code == 4
+
+
+# --- 12. garbage from a backend ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captive_portal() -> Any:
+    """A server on 127.0.0.1 that answers every request with an HTML page (a proxy's login page)."""
+    import http.server
+    import threading
+
+    class Portal(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _page(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            page = b"<html><body>Please sign in to the guest network</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _page
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_html_page_instead_of_aws_is_exit_5_naming_the_endpoint(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, aws: Any, captive_portal: str
+) -> None:
+    two_flow_project(tmp_path)
+    result = cli("deploy", env={**as_user("alice", tmp_path), "AWS_ENDPOINT_URL": captive_portal})
+    assert result.code == 5, result.stderr
+    assert captive_portal in result.stderr and "unexpected" not in result.stderr
+
+
+def test_an_html_page_instead_of_kubernetes_is_exit_5_naming_the_server(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, kube: Any, captive_portal: str
+) -> None:
+    from tests.k8s_emulator import kubeconfig_for
+
+    two_flow_project(tmp_path, argo=True, sfn=False)
+    (tmp_path / "portal-kubeconfig").write_text(kubeconfig_for(captive_portal))
+    env = {**as_user("alice", tmp_path), "KUBECONFIG": str(tmp_path / "portal-kubeconfig")}
+    result = cli("deploy", env=env)
+    assert result.code == 5, result.stderr
+    assert captive_portal in result.stderr and "unexpected" not in result.stderr
+
+
+@pytest.mark.parametrize("raw", [b'{"stateMachineArn": "arn:aws:states', b"{}", b"<html>oops</html>"])
+def test_a_cut_off_or_empty_answer_is_exit_5(cli, tmp_path: Path, aws: Any, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+    from tests.emulators import FaultProxy
+
+    two_flow_project(tmp_path)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", env=env).code == 0
+    proxy = FaultProxy(aws.url)
+    try:
+        proxy.fail("DescribeStateMachine", status=200, raw=raw)
+        result = cli("deploy", env={**env, "AWS_ENDPOINT_URL": proxy.url})
+    finally:
+        proxy.stop()
+    assert result.code == 5, result.stderr
+    assert proxy.url in result.stderr and "unexpected" not in result.stderr

@@ -124,6 +124,13 @@ class KubeClient:
                 f"cannot reach the Kubernetes API at {self._server} while {doing}: {type(exc).__name__}",
                 hint="check the network, the kubeconfig context and KUBECONFIG; then run the command again",
             ) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # An answer that is not the API server's (a proxy's HTML page, a cut-off body, missing fields).
+            raise BackendError(
+                f"the Kubernetes API at {self._server} answered with something that is not a Kubernetes object "
+                f"while {doing} ({type(exc).__name__})",
+                hint="check the kubeconfig's server and any proxy in between; then run the command again",
+            ) from None
 
     def _timeout(self) -> tuple[float, float]:
         return (

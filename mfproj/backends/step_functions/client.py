@@ -89,6 +89,7 @@ class AwsClient:
     def _errors(self, doing: str) -> Iterator[None]:
         """botocore's exceptions as mfproj errors: one line that names the endpoint and what to do."""
         import botocore.exceptions as bx
+        import botocore.parsers
 
         try:
             yield
@@ -121,6 +122,14 @@ class AwsClient:
             ) from None
         except bx.BotoCoreError as e:
             raise BackendError(f"Step Functions at {self.endpoint()} failed while {doing}: {e}") from None
+        except (botocore.parsers.ResponseParserError, KeyError, TypeError, AttributeError) as e:
+            # An answer that is not AWS's (a proxy's HTML page, a cut-off body, a missing field).
+            what = f"no {e}" if isinstance(e, KeyError) else type(e).__name__
+            raise BackendError(
+                f"Step Functions at {self.endpoint()} answered with something that is not a Step Functions "
+                f"response while {doing} ({what})",
+                hint="check AWS_ENDPOINT_URL and any proxy in between; then run the command again",
+            ) from None
 
     def identity(self) -> dict[str, str]:
         """Account, partition and caller ARN: one STS call per process."""

@@ -54,7 +54,7 @@ class Deploying(AwsClient):
                 return None
             if tags is None:
                 tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])}
-        definition = described["definition"]
+            definition = described["definition"]
         if isinstance(definition, str):  # AWS returns text; moto sometimes an object
             with contextlib.suppress(ValueError, RecursionError):  # someone else's text: kept as text
                 definition = json.loads(definition)
