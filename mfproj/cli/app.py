@@ -73,6 +73,8 @@ def run(args: list[str]) -> int:
         with interrupts.terminate_as_interrupt():  # SIGTERM (a cancelled CI job) is handled as Ctrl-C
             result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
     except typer.Exit as exc:
+        if exc.exit_code == 130 and isinstance(exc.__cause__, KeyboardInterrupt):
+            output.info("interrupted")  # Typer turns Ctrl-C into a silent Exit(130): say it
         return int(exc.exit_code or 0)
     except (BrokenPipeError, output.ReaderGone):
         raise BrokenPipeError() from None  # main() ends quietly: the reader went away

@@ -20,8 +20,9 @@ from mfproj import retries
 from mfproj.cli.output import info, use_color
 from mfproj.text import printable
 
-DONE = frozenset({"created", "updated", "unchanged", "deleted"})
+DONE = frozenset({"created", "updated", "unchanged", "deleted", "put back", "not put back"})
 WAITING = "waiting on a lock"
+ROLLBACK = frozenset({"rolling back", "put back", "not put back"})
 
 
 def watching() -> bool:
@@ -94,6 +95,14 @@ class ProgressView:
     def summary(self) -> str:
         with self._lock:
             rows = list(self._rows.values())
+        rolling = [r for r in rows if r.state in ROLLBACK]
+        if rolling:  # after a failure: how far the rollback is, not a count of what failed
+            back = sum(r.state != "rolling back" for r in rolling)
+            parts = [f"rolling back after a failure: {back}/{len(rolling)} put back or checked"]
+            retried = retries.total() - self.retries_before
+            if retried:
+                parts.append(f"{retried} {'retry' if retried == 1 else 'retries'}")
+            return ", ".join(parts) + f" · {elapsed(self.clock() - self.started)}"
         done = sum(r.state in DONE for r in rows)
         parts = [f"{done}/{len(rows)} done"]
         waiting = sum(r.state == WAITING for r in rows)

@@ -14,6 +14,8 @@ from mfproj.usecases.parallel import AllLanded, parallel
 from mfproj.usecases.plan import Work
 from mfproj.usecases.session import Pair, Session
 
+ROLLING_BACK, PUT_BACK, NOT_BACK = "rolling back", "put back", "not put back"
+
 
 def remember(session: Session, token: str, *, source: str) -> None:
     target = session.target
@@ -77,6 +79,9 @@ class ReadBack:
 
 def _roll_back(session: Session, work: list[Work], log: UndoLog) -> list[ReadBack]:
     touched = log.keys()
+    for item in work:  # the person watching sees the rollback, not a count of failures
+        if key(item.pair) in touched:
+            session.progress(item.pair.flow.name, item.pair.backend, ROLLING_BACK)
     result = log.rollback()
 
     def read_back(item: Work) -> ReadBack:
@@ -101,7 +106,13 @@ def _roll_back(session: Session, work: list[Work], log: UndoLog) -> list[ReadBac
             state = "unknown"
         return ReadBack(pair, outcome.name, state, failed[-1] if failed else "", after=after)
 
-    return [read_back(item) for item in work]
+    states = [read_back(item) for item in work]
+    for state in states:
+        if key(state.pair) in touched:
+            session.progress(
+                state.pair.flow.name, state.pair.backend, PUT_BACK if state.state == "put back" else NOT_BACK
+            )
+    return states
 
 
 def _failure(exc: BaseException, states: list[ReadBack], session: Session, touched: list[str]) -> BaseException:

@@ -149,28 +149,44 @@ def deploy(
     for pair in pairs:  # templates parse before any request; placeholders are checked with a stand-in token
         session.backend(pair.backend).render(pair.flow.template(pair.backend), context_for(session, pair, "stand-in"))
     planner = _Planner(session, pairs, others, tags_by_flow, token_options, offer_for(session, token_options), adopt)
-    # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
-    # no lock. A change is planned again under the lock, from a fresh read, and then applied.
-    planned = planner.plan(dry_run=dry_run)
-    if planned.branch.split:
-        session.notice(
-            f"{session.target.branch} holds more than one production token ({planned.branch.describe()}): "
-            f"this deploy moves every deployment to {tokens.mask(planned.token)}"
-        )
-    if dry_run:
-        return planned.report
-    interrupted = False
-    if planned.work:
-        _check_keyring(session)
-        members = planned.members
-        with locked(session, members):
-            planned = planner.plan(dry_run=False)
-            if any(item.pair not in members for item in planned.work):
-                raise ConflictError(
-                    f"{session.target.branch} changed while this deploy was planning (another deploy moved its token)",
-                    hint="run the command again",
-                )
-            interrupted = apply(session, planned.work, planned.token)
+    phase = ["reading what is deployed"]
+    try:
+        # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
+        # no lock. A change is planned again under the lock, from a fresh read, and then applied.
+        planned = planner.plan(dry_run=dry_run)
+        if planned.branch.split:
+            session.notice(
+                f"{session.target.branch} holds more than one production token ({planned.branch.describe()}): "
+                f"this deploy moves every deployment to {tokens.mask(planned.token)}"
+            )
+        if dry_run:
+            return planned.report
+        interrupted = False
+        if planned.work:
+            _check_keyring(session)
+            members = planned.members
+            phase[0] = "taking the locks"
+            with locked(session, members):
+                phase[0] = "reading again under the locks"
+                planned = planner.plan(dry_run=False)
+                if any(item.pair not in members for item in planned.work):
+                    raise ConflictError(
+                        f"{session.target.branch} changed while this deploy was planning (another deploy moved "
+                        "its token)",
+                        hint="run the command again",
+                    )
+                phase[0] = "applying"
+                interrupted = apply(session, planned.work, planned.token)
+                phase[0] = "releasing the locks"
+    except KeyboardInterrupt:
+        if phase[0] == "releasing the locks":  # every change had landed: keep the token, then say so
+            return _finish(session, planned, True)
+        # apply() reports its own interrupts (rolled back and read back); any other phase wrote nothing.
+        raise InterruptedByUser(
+            f"interrupted while {phase[0]}: nothing was changed"
+            + (" (the locks taken were released)" if phase[0] != "reading what is deployed" else ""),
+            hint="run the command again when you are ready",
+        ) from None
     return _finish(session, planned, interrupted)
 
 
