@@ -100,6 +100,13 @@ def mask(token: str | None) -> str:
     return token[:4] + "****"
 
 
+def fingerprint(token: str) -> str:
+    """A short, non-secret mark that tells two tokens apart whose masks are the same (`#1a2b3c`)."""
+    import hashlib
+
+    return "#" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:6]
+
+
 _PROJECT_TOKEN = re.compile(r"\b(mfprj-[a-z2-7]{16}-\d+)-[A-Za-z0-9]+")
 # A share string carries a token: masked whole wherever tokens are (even damaged or cut, as pasted).
 _SHARE_STRING = re.compile(r"mfproj-share-1\.[A-Za-z0-9_\-.]*")

@@ -125,6 +125,13 @@ def test_a_split_branch_is_said_and_converges_on_one_token(cli, tmp_path: Path, 
     assert cli("deploy", "--branch", "solo", env=env).code == 0
     other = f"{SOLO}-1-{'z' * 26}"
     _split(sfn, sfn_name("GuardFlow"), other)
+    for command in (["deployments"], ["namespaces"], ["namespaces", "-o", "json"]):
+        seen = cli(*command, env=env)
+        assert seen.code == 0, seen.stderr
+        assert "test.solo holds 2 production tokens" in seen.stderr
+        assert "TrainFlow on Step Functions" in seen.stderr and "GuardFlow on Step Functions" in seen.stderr
+    marks = {ns["fingerprint"] for ns in cli("namespaces", "-o", "json", env=env).json()}
+    assert len(marks) == 2  # the two namespaces are told apart, not listed twice alike
     plan = cli("deploy", "--branch", "solo", "--dry-run", env=env)
     assert "holds more than one production token" in plan.stderr
     assert other not in plan.stderr + plan.stdout

@@ -130,7 +130,7 @@ def namespaces_command(
     found = deployments.namespaces(selection.session(), count_runs=count_runs)
     rows = [
         [
-            ns.as_json()["namespace"],
+            f"{ns.as_json()['namespace']} {ns.as_json()['fingerprint']}",
             ", ".join(ns.branches),
             ", ".join(f"{d.record.flow} ({registry.label(d.backend)})" for d in ns.deployments),
             "yes" if ns.in_keyring else "no",

@@ -124,7 +124,28 @@ def list_deployments(
     ]
     deployments = parallel(lambda item: judge(session, item[0], item[1], detail=detail), found)
     deployments.sort(key=_branch_order)
+    say_splits(session, found)
     return Listing(deployments, looked_for_metaflow=include_metaflow)
+
+
+def say_splits(session: Session, found: list[tuple[str, Existing]]) -> None:
+    """One branch, one token: a branch whose deployments hold more than one is said, with which hold which."""
+    by_branch: dict[str, dict[str, list[str]]] = {}
+    for backend, existing in found:
+        record = existing.record
+        if record and record.branch and record.production_token and record.managed_by == "mfproj":
+            holders = by_branch.setdefault(record.branch, {}).setdefault(record.production_token, [])
+            holders.append(f"{record.flow} on {registry.label(backend)}")
+    for branch, held in sorted(by_branch.items()):
+        if len(held) > 1:
+            listing = "; ".join(
+                f"production:{tokens.mask(token)} ({tokens.fingerprint(token)}): {', '.join(sorted(names))}"
+                for token, names in held.items()
+            )
+            session.notice(
+                f"{branch} holds {len(held)} production tokens ({listing}); "
+                "a deploy of the branch by its owner (or with its token) moves every deployment to one"
+            )
 
 
 def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -> Deployment:
@@ -179,6 +200,7 @@ class Namespace:
     def as_json(self) -> dict[str, Any]:
         return {
             "namespace": f"production:{tokens.mask(self.token)}",
+            "fingerprint": tokens.fingerprint(self.token),
             "branches": self.branches,
             "deployments": [
                 {"flow": d.record.flow, "backend": d.backend, "name": d.existing.name} for d in self.deployments
@@ -191,10 +213,12 @@ class Namespace:
 def namespaces(session: Session, *, count_runs: bool = False, limit: int = 10_000) -> list[Namespace]:
     """Each production namespace of the project, with the branch and deployments that use it."""
     by_token: dict[str, list[tuple[str, Existing]]] = {}
-    for backend, existing in inventory(session, None, include_metaflow=False):
+    found_all = inventory(session, None, include_metaflow=False)
+    for backend, existing in found_all:
         token = existing.record.production_token if existing.record else None
         if token:
             by_token.setdefault(token, []).append((backend, existing))
+    say_splits(session, found_all)
     keyring = session.get_keyring()
     result = []
     for token, found in by_token.items():
