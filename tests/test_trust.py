@@ -841,3 +841,45 @@ def test_a_failed_deploy_reports_its_rollback_to_the_live_view(
     states = [state for _, state in seen]
     assert "rolling back" in states and "put back" in states
     assert states.index("rolling back") < len(states) - 1
+
+
+def test_a_kill_9_during_generate_new_token_leaves_a_branch_the_next_deploy_converges(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, sfn: Any, aws: Any
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.emulators import FaultProxy
+
+    two_flow_project(tmp_path)
+    alice = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "solo", env=alice).code == 0
+    before = sfn_token(sfn, sfn_name("TrainFlow"))
+    proxy = FaultProxy(aws.url)
+    try:
+        proxy.fail("TagResource", kind="hang", delay=30, times=1)  # one flow's record never lands
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mfproj", "deploy", "--branch", "solo", "--generate-new-token"],
+            env={**os.environ, **alice, "AWS_ENDPOINT_URL": proxy.url},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while proxy.count("TagResource") < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the other flow's record lands
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        proxy.stop()
+    split = {sfn_token(sfn, sfn_name("TrainFlow")), sfn_token(sfn, sfn_name("GuardFlow"))}
+    assert len(split) == 2 and before in split  # what the kill left: one moved, one not
+    result = cli("deploy", "--branch", "solo", env=alice)
+    assert result.code == 0, result.stderr
+    after = {sfn_token(sfn, sfn_name("TrainFlow")), sfn_token(sfn, sfn_name("GuardFlow"))}
+    assert len(after) == 1
+    assert Keyring(tmp_path / "keyring-alice").load_token(SOLO) in after
