@@ -418,7 +418,15 @@ def test_a_bomb_record_is_one_unreadable_row_not_a_crash(cli, tmp_path: Path, sf
     sfn_record._put(nested, "tags", "[" * 2500)
     other = ARN.format(sfn_name("GuardFlow", "user.alice"))
     sfn.tag_resource(resourceArn=other, tags=[{"key": k, "value": v} for k, v in nested.items()])
-    for args in (["deployments"], ["deployments", "-o", "json"], ["runs", "-A"], ["namespaces"]):
+    listings = (
+        ["deployments"],
+        ["deployments", "-o", "json"],
+        ["runs", "-A"],
+        ["namespaces"],
+        ["teardown", "--dry-run", "--user", "alice"],
+        ["gc", "--dry-run", "--older-than", "0d"],
+    )
+    for args in listings:
         done = _bounded_run(args, tmp_path, env)
         assert done.returncode == 0, (args, done.stderr)
         assert "unexpected" not in done.stderr
