@@ -37,8 +37,8 @@ def normalize(git_branch: str) -> str:
     return text
 
 
-def current_git_branch(directory: Path, env: Mapping[str, str]) -> str:
-    origin = lineage.read(directory, env)
+def current_git_branch(origin: lineage.Lineage, env: Mapping[str, str]) -> str:
+    """The git branch of a working tree whose lineage is `origin` (a CI's variable on a detached HEAD)."""
     if origin.git_branch:
         return origin.git_branch
     for variable in _CI_BRANCH_VARIABLES:
@@ -60,28 +60,31 @@ class GitChoice:
     branch: str | None  # the custom branch, or None for production
     production: bool
     note: str  # what was chosen, and from which git branch (the normalization shown)
+    origin: lineage.Lineage  # the working tree's lineage it was chosen from (read once: reused by the deploy)
 
 
 def choose(directory: Path, env: Mapping[str, str], production_branch: str | None) -> GitChoice:
-    git_branch = current_git_branch(directory, env)
+    origin = lineage.read(directory, env)
+    git_branch = current_git_branch(origin, env)
     if production_branch and git_branch == production_branch:
-        return GitChoice(None, True, f"git branch {git_branch!r} is the production branch: deploying to prod")
+        note = f"git branch {git_branch!r} is the production branch: deploying to prod"
+        return GitChoice(None, True, note, origin)
     branch = normalize(git_branch)
-    return GitChoice(branch, False, f"git branch {git_branch!r} → branch test.{branch}")
+    return GitChoice(branch, False, f"git branch {git_branch!r} → branch test.{branch}", origin)
 
 
 def check_production_source(
-    directory: Path,
+    origin: lineage.Lineage,
     env: Mapping[str, str],
     production_branch: str | None,
     *,
     allow_branch: bool,
     allow_dirty: bool,
 ) -> None:
-    """The guard rails of a production change; raises naming the rule and how to pass it."""
+    """The guard rails of a production change, judged on the working tree's lineage (read once per
+    command, by the caller); raises naming the rule and how to pass it."""
     if not production_branch:
         return
-    origin = lineage.read(directory, env)
     found = origin.git_branch
     if found is None and origin.commit is not None:
         found = next((env[v].removeprefix("origin/") for v in _CI_BRANCH_VARIABLES if env.get(v)), None)

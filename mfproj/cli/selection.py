@@ -4,7 +4,7 @@ profile and output format. It loads the manifest and opens the use-case session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mfproj.cli import output
@@ -12,6 +12,7 @@ from mfproj.cli import output
 if TYPE_CHECKING:
     import typer
 
+    from mfproj.gitbranch import GitChoice
     from mfproj.identity import Target
     from mfproj.manifest import Manifest
     from mfproj.usecases.session import Progress, Session
@@ -26,6 +27,8 @@ class Selection:
     output: str = "table"
     branch_from_git: bool = False
     owner: str | None = None  # another user's branch (user.<owner>), as METAFLOW_OWNER selects it
+    # The git choice of --branch-from-git, made (and said) once per command however often it is asked for.
+    _git_choice: list[GitChoice] = field(default_factory=list, compare=False, repr=False)
 
     def env(self) -> dict[str, str]:
         import os
@@ -48,8 +51,10 @@ class Selection:
 
         from mfproj import gitbranch
 
-        choice = gitbranch.choose(loaded.root, os.environ, loaded.production_branch)
-        output.info(choice.note)
+        if not self._git_choice:
+            self._git_choice.append(gitbranch.choose(loaded.root, os.environ, loaded.production_branch))
+            output.info(self._git_choice[0].note)
+        choice = self._git_choice[0]
         return replace(self, branch=choice.branch, production=choice.production, branch_from_git=False)
 
     @property
@@ -75,7 +80,7 @@ class Selection:
 
         loaded = self.manifest()
         chosen = self.resolved(loaded)
-        return session.open_session(
+        opened = session.open_session(
             loaded,
             branch=chosen.branch,
             production=chosen.production,
@@ -85,6 +90,7 @@ class Selection:
             notice=output.warn,
             say=say or output.info,
         )
+        return opened.with_origin(self._git_choice[0].origin) if self._git_choice else opened
 
 
 def select(

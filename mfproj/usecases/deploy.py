@@ -20,6 +20,7 @@ from mfproj.usecases.checks import identity_check
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.plan import Plan, Report, context_for, plan
 from mfproj.usecases.session import (
+    TOKEN_STAND_IN,
     Pair,
     Session,
     TokenOptions,
@@ -72,9 +73,12 @@ def _release(session: Session, backend: Backend, handle: Any) -> None:
 def _guard_production(session: Session, *, allow_branch: bool, allow_dirty: bool) -> None:
     """The manifest's production_branch rule, before any request (see gitbranch)."""
     if session.target.is_production:
-        manifest = session.manifest
         gitbranch.check_production_source(
-            manifest.root, session.env, manifest.production_branch, allow_branch=allow_branch, allow_dirty=allow_dirty
+            session.origin(),
+            session.env,
+            session.manifest.production_branch,
+            allow_branch=allow_branch,
+            allow_dirty=allow_dirty,
         )
 
 
@@ -146,8 +150,8 @@ def deploy(
     others = branch_pairs(session, exclude=pairs)
     tags_by_flow = {pair.flow.name: deployment_tags(pair.flow, []) for pair in others}
     tags_by_flow.update({pair.flow.name: deployment_tags(pair.flow, extra_tags or []) for pair in pairs})
-    for pair in pairs:  # templates parse before any request; placeholders are checked with a stand-in token
-        session.backend(pair.backend).render(pair.flow.template(pair.backend), context_for(session, pair, "stand-in"))
+    for pair in pairs:  # templates render before any request (the token stands in), and only once
+        session.rendered(pair, context_for(session, pair, TOKEN_STAND_IN), TOKEN_STAND_IN)
     planner = _Planner(session, pairs, others, tags_by_flow, token_options, offer_for(session, token_options), adopt)
     phase = ["reading what is deployed"]
     try:

@@ -12,7 +12,7 @@ from mfproj import __version__, authorization, identity, lineage, render, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import DeploymentRecord, Desired, Existing, RunRequest
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.session import Pair, Session, TokenOptions, run_tags_for
+from mfproj.usecases.session import TOKEN_STAND_IN, Pair, Session, TokenOptions, run_tags_for
 
 
 @dataclass
@@ -270,9 +270,8 @@ def _desired(
 
 def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, stamp: Stamp) -> Desired:
     """The deployment of `pair` on `branch` as `stamp` would make it (also for drift against the manifest)."""
-    backend = session.backend(pair.backend)
-    context = context_for(session, pair, stamp.token, owner=stamp.owner, branch=branch, is_production=is_production)
-    definition = backend.render(pair.flow.template(pair.backend), context)
+    context = context_for(session, pair, TOKEN_STAND_IN, owner=stamp.owner, branch=branch, is_production=is_production)
+    definition = session.rendered(pair, context, stamp.token)
     record = DeploymentRecord(
         owner=stamp.owner,
         production_token=stamp.token,

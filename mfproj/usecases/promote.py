@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from mfproj import gitbranch, lineage, manifest
+from mfproj import gitbranch, manifest
 from mfproj.backends import registry
 from mfproj.backends.base import Existing
 from mfproj.errors import NotFoundError, UsageError
@@ -120,8 +120,9 @@ def promote(
 ) -> tuple[str, Report]:
     """Returns the promoted commit and the production deploy's report. `session` is the caller's."""
     loaded, env = session.manifest, session.env
+    origin = session.origin()  # the caller's working tree, read from git once
     gitbranch.check_production_source(
-        loaded.root, env, loaded.production_branch, allow_branch=allow_branch, allow_dirty=allow_dirty
+        origin, env, loaded.production_branch, allow_branch=allow_branch, allow_dirty=allow_dirty
     )
     source = open_session(loaded, branch=source_branch, production=False, profile=session.profile, env=env)
     commit, deployed = source_commit(source, flows, backends)
@@ -142,7 +143,6 @@ def promote(
         target = open_session(
             then, branch=to_branch, production=True, profile=session.profile, env=env, notice=session.notice
         )
-        origin = lineage.read(loaded.root, env)
         target = target.with_origin(
             replace(origin, commit=commit, dirty=False, promoted_from=f"{source.target.branch}@{commit}")
         )

@@ -4,12 +4,14 @@ checked against every rule that needs no request."""
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from mfproj import authorization, envsettings, identity, lineage, naming, project
+from mfproj import authorization, envsettings, identity, lineage, naming, project, render
 from mfproj.backends import registry
 from mfproj.backends.base import Backend
 from mfproj.errors import UsageError, ValidationError
@@ -47,6 +49,16 @@ class Session:
     _backends: dict[str, Backend] = field(default_factory=dict)
     _lineage: lineage.Lineage | None = None
     _said: set[str] = field(default_factory=set)
+    _rendered: dict[tuple[str, str, render.Context], Any] = field(default_factory=dict)
+
+    def rendered(self, pair: Pair, context: render.Context, token: str) -> Any:
+        """The pair's template rendered for `context` with `token` in it. Each template is rendered once
+        per context in a session, with a stand-in token (so the first render can come before any request
+        and the plan under the locks reuses it); the real token is put in place of the stand-in."""
+        key = (pair.flow.name, pair.backend, context)
+        if key not in self._rendered:
+            self._rendered[key] = self.backend(pair.backend).render(pair.flow.template(pair.backend), context)
+        return _with_token(copy.deepcopy(self._rendered[key]), token)
 
     def notice_once(self, message: str) -> None:
         """A warning said once per session, however often the plan that finds it runs."""
@@ -80,6 +92,20 @@ class Session:
         if self.keyring is None:
             self.keyring = Keyring(keyring_home(self.env))
         return self.keyring
+
+
+# Stands for the production token while a template is rendered: the token is known only after the reads.
+TOKEN_STAND_IN = "mfproj-token-not-yet-known-4f1c9e0b2d"
+
+
+def _with_token(node: Any, token: str) -> Any:
+    if isinstance(node, str):
+        return node.replace(TOKEN_STAND_IN, token)
+    if isinstance(node, list):
+        return [_with_token(item, token) for item in node]
+    if isinstance(node, dict):
+        return {_with_token(k, token): _with_token(v, token) for k, v in node.items()}
+    return node
 
 
 def open_session(
