@@ -135,7 +135,7 @@ def select_target(
         user=user,
         branch=name,
         is_user_branch=naming.is_user_branch(branch=branch, production=production),
-        is_production=naming.is_production(production=production),
+        is_production=naming.is_production_branch(name),
         token_prefix=naming.token_prefix(project, name),
     )
 

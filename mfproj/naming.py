@@ -104,8 +104,9 @@ def is_user_branch(*, branch: str | None, production: bool) -> bool:
     return branch is None and not production
 
 
-def is_production(*, production: bool) -> bool:
-    return production
+def is_production_branch(branch: str) -> bool:
+    """The one rule: `prod` and `prod.<name>` are production branches (the reference's namespace rule)."""
+    return branch == "prod" or branch.startswith("prod.")
 
 
 def project_flow_name(project: str, branch: str, flow: str) -> str:

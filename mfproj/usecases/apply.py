@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mfproj import identity, interrupts
-from mfproj.backends import registry
 from mfproj.backends.base import Existing
 from mfproj.errors import InterruptedByUser, MfprojError, PartiallyAppliedError
 from mfproj.transaction import UndoLog
+from mfproj.usecases.locking import key
 from mfproj.usecases.parallel import AllLanded, parallel
 from mfproj.usecases.plan import Work
 from mfproj.usecases.session import Pair, Session
@@ -22,10 +22,6 @@ def remember(session: Session, token: str, *, source: str) -> None:
     keyring = session.get_keyring()
     if keyring.load_token(target.token_prefix) != token:
         keyring.store(target.token_prefix, token, project=target.project, branch=target.branch, source=source)
-
-
-def key(pair: Pair) -> str:
-    return f"{pair.flow.name} on {registry.label(pair.backend)}"
 
 
 def apply(session: Session, work: list[Work], token: str) -> bool:

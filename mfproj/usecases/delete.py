@@ -7,9 +7,8 @@ from mfproj import identity
 from mfproj.backends import registry
 from mfproj.backends.base import Existing
 from mfproj.errors import ConflictError, InterruptedByUser, NotFoundError, PartiallyAppliedError
-from mfproj.usecases.apply import key
 from mfproj.usecases.checks import authorize_change, identity_check
-from mfproj.usecases.deploy import locked
+from mfproj.usecases.locking import key, locked
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.plan import Outcome
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for, select_pairs

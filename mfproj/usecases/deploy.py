@@ -3,21 +3,17 @@ apply as one transaction; the keyring learns the token only when it is live."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from mfproj import gitbranch, identity, interrupts, tokens
 from mfproj.authorization import OfferedToken
 from mfproj.backends import registry
-from mfproj.backends.base import Backend, Existing
+from mfproj.backends.base import Existing
 from mfproj.errors import ConflictError, InterruptedByUser, MfprojError, PartiallyAppliedError
-from mfproj.holder import Holder
 from mfproj.keyring import KeyringError
 from mfproj.usecases.apply import apply, remember
 from mfproj.usecases.checks import identity_check
-from mfproj.usecases.parallel import parallel
+from mfproj.usecases.locking import locked
 from mfproj.usecases.plan import Plan, Report, context_for, plan
 from mfproj.usecases.session import (
     TOKEN_STAND_IN,
@@ -26,48 +22,9 @@ from mfproj.usecases.session import (
     TokenOptions,
     branch_pairs,
     deployment_tags,
-    lock_timeout,
     offer_for,
     select_pairs,
 )
-
-
-@contextlib.contextmanager
-def locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Iterator[None]:
-    """Holds every pair's write lock (taken concurrently) for the duration of a change."""
-    if not enabled:
-        yield
-        return
-    taken: list[tuple[Backend, Any]] = []
-    holder, timeout = Holder.current(session.user), lock_timeout(session.env)
-
-    def acquire(pair: Pair) -> None:
-        backend = session.backend(pair.backend)
-
-        def waiting(message: str) -> None:
-            session.progress(pair.flow.name, pair.backend, "waiting on a lock")
-            session.say(message)
-
-        session.progress(pair.flow.name, pair.backend, "locking")
-        handle = backend.acquire(pair.names, holder=holder, timeout=timeout, waiting=waiting)
-        taken.append((backend, handle))  # list.append is atomic under the GIL
-        session.progress(pair.flow.name, pair.backend, "locked")
-
-    try:
-        parallel(acquire, pairs)
-        yield
-    finally:
-        with interrupts.deferred():  # a second Ctrl-C must not leave a lock behind
-            parallel(lambda item: _release(session, *item), list(taken))  # one round trip, not one per lock
-
-
-def _release(session: Session, backend: Backend, handle: Any) -> None:
-    try:
-        backend.release(handle)
-    except MfprojError as exc:
-        session.notice(
-            f"{exc.message}; the next mfproj run on this host breaks it at once (elsewhere: 'mfproj unlock FLOW')"
-        )
 
 
 def _guard_production(session: Session, *, allow_branch: bool, allow_dirty: bool) -> None:

@@ -76,7 +76,7 @@ class Listing:
 def _branch_order(deployment: Deployment) -> tuple[int, str, float]:
     """`prod` branches first, then by branch; newest first within a branch."""
     branch = deployment.branch or "~"
-    rank = 0 if branch == "prod" else 1 if branch.startswith("prod.") else 2
+    rank = 0 if branch == "prod" else 1 if naming.is_production_branch(branch) else 2
     moment = deployment.record.deployed_at or ""
     try:
         seconds = _dt.datetime.fromisoformat(moment).timestamp()
@@ -167,7 +167,7 @@ def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -
     pair = Pair(manifest_flow, backend, names)
     token = record.production_token or ""
     stamp = Stamp(record.owner or "", token, record.tags, record.principal, "", lineage.Lineage())
-    desired = desired_for(session, pair, record.branch, record.branch.startswith("prod"), stamp)
+    desired = desired_for(session, pair, record.branch, naming.is_production_branch(record.branch), stamp)
     drift = [c for c in session.backend(backend).changes(existing, desired) if c != "record"]
     if record.stale:  # a deploy cut between its writes: the record is not this definition's
         drift.append("record")

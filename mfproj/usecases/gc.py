@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mfproj import naming
 from mfproj.backends.base import Existing, RunFilter, iso
 from mfproj.lineage import git
 from mfproj.usecases.deployments import inventory
@@ -78,7 +79,7 @@ def find_stale(
     by_branch: dict[str, list[tuple[str, Existing]]] = {}
     for backend, existing in inventory(session, None, include_metaflow=False, full=False):
         branch = existing.record.branch if existing.record else None
-        if not branch or branch == "prod" or branch.startswith("prod."):
+        if not branch or naming.is_production_branch(branch):
             continue  # production is never proposed
         if pattern and not fnmatch.fnmatchcase(branch, pattern):
             continue

@@ -1,0 +1,59 @@
+"""What every use-case that changes deployments shares: the write locks of a change (taken concurrently,
+released on every path, a second Ctrl-C deferred), and the key that names a (flow, backend) pair in the
+undo log and in messages."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from mfproj import interrupts
+from mfproj.backends import registry
+from mfproj.backends.base import Backend
+from mfproj.errors import MfprojError
+from mfproj.holder import Holder
+from mfproj.usecases.parallel import parallel
+from mfproj.usecases.session import Pair, Session, lock_timeout
+
+
+def key(pair: Pair) -> str:
+    return f"{pair.flow.name} on {registry.label(pair.backend)}"
+
+
+@contextlib.contextmanager
+def locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Iterator[None]:
+    """Holds every pair's write lock (taken concurrently) for the duration of a change."""
+    if not enabled:
+        yield
+        return
+    taken: list[tuple[Backend, Any]] = []
+    holder, timeout = Holder.current(session.user), lock_timeout(session.env)
+
+    def acquire(pair: Pair) -> None:
+        backend = session.backend(pair.backend)
+
+        def waiting(message: str) -> None:
+            session.progress(pair.flow.name, pair.backend, "waiting on a lock")
+            session.say(message)
+
+        session.progress(pair.flow.name, pair.backend, "locking")
+        handle = backend.acquire(pair.names, holder=holder, timeout=timeout, waiting=waiting)
+        taken.append((backend, handle))  # list.append is atomic under the GIL
+        session.progress(pair.flow.name, pair.backend, "locked")
+
+    try:
+        parallel(acquire, pairs)
+        yield
+    finally:
+        with interrupts.deferred():  # a second Ctrl-C must not leave a lock behind
+            parallel(lambda item: _release(session, *item), list(taken))  # one round trip, not one per lock
+
+
+def _release(session: Session, backend: Backend, handle: Any) -> None:
+    try:
+        backend.release(handle)
+    except MfprojError as exc:
+        session.notice(
+            f"{exc.message}; the next mfproj run on this host breaks it at once (elsewhere: 'mfproj unlock FLOW')"
+        )
