@@ -1,17 +1,123 @@
-"""The Step Functions backend: its parts (client, lock, deploying, runs) as one `Backend`.
+"""The Step Functions backend: one object per concern, composed, behind the one protocol.
 
-Finding a deployment costs a constant number of calls: the state machine's ARN is built from the
-partition, region and account (one STS call per process) and described; the reference instead pages
-through `list_state_machines`.
+`aws` (clients, errors, identity) is shared by the parts: `machines` (a flow's state machine and its
+schedule), `inventory` (a project's state machines), `lock` (the write lock; Step Functions has no
+compare-and-swap) and `executions` (runs). Finding a deployment costs a constant number of calls: the
+state machine's ARN is built from the partition, region and account (one STS call per process) and
+described; the reference instead pages through `list_state_machines`.
 """
 
 from __future__ import annotations
 
-from mfproj.backends.base import Backend
-from mfproj.backends.step_functions.inventory import Inventorying
-from mfproj.backends.step_functions.lock import Locking
-from mfproj.backends.step_functions.runs import Running
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mfproj.backends.base import Backend, Desired, Existing, Inventory, LeftLock, Run, RunFilter, RunRequest
+from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.deploying import StateMachines
+from mfproj.backends.step_functions.inventory import ProjectInventory
+from mfproj.backends.step_functions.lock import StateMachineLock
+from mfproj.backends.step_functions.runs import Executions
+from mfproj.backends.step_functions.settings import StepFunctionsSettings
+from mfproj.holder import Holder
+from mfproj.naming import FlowNames
+from mfproj.render import Context
+from mfproj.transaction import UndoLog
 
 
-class StepFunctionsBackend(Locking, Inventorying, Running, Backend):
+class StepFunctionsBackend(Backend):
     name = "step_functions"
+    locks = True
+
+    def __init__(
+        self, settings: StepFunctionsSettings, *, profile: str | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.aws = AwsClient(settings, profile=profile, env=env)
+        self.machines = StateMachines(self.aws)
+        self.inventory = ProjectInventory(self.aws, self.machines)
+        self.lock = StateMachineLock(self.aws)
+        self.executions = Executions(self.aws)
+
+    # who and where
+
+    def endpoint(self) -> str:
+        return self.aws.endpoint()
+
+    def principal(self) -> str | None:
+        return self.aws.principal()
+
+    def identity(self) -> dict[str, str]:
+        return self.aws.identity()
+
+    def whereabouts(self) -> dict[str, str | None]:
+        return self.aws.whereabouts()
+
+    def check(self) -> dict[str, str | None]:
+        return self.aws.check()
+
+    # deploying
+
+    def deployed_name(self, names: FlowNames) -> str:
+        return names.state_machine
+
+    def render(self, template: Path, context: Context) -> Any:
+        return self.machines.render(template, context)
+
+    def read(self, names: FlowNames) -> Existing | None:
+        return self.machines.read(names)
+
+    def read_named(self, name: str) -> Existing | None:
+        return self.machines.read_named(name)
+
+    def changes(self, existing: Existing, desired: Desired) -> list[str]:
+        return self.machines.changes(existing, desired)
+
+    def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
+        self.machines.apply(desired, existing, log, key)
+
+    def fingerprint(self, existing: Existing | None) -> Any:
+        return self.machines.fingerprint(existing)
+
+    def delete(self, existing: Existing) -> None:
+        self.machines.delete(existing)
+
+    def find_deployments(self, project: str, *, include_metaflow: bool, full: bool = True) -> Inventory:
+        return self.inventory.find_deployments(project, include_metaflow=include_metaflow, full=full)
+
+    # locking
+
+    def lock_name(self, state_machine: str) -> str:
+        return self.lock.lock_name(state_machine)
+
+    def acquire(self, names: FlowNames, *, holder: Holder, timeout: float, waiting: Callable[[str], None]) -> Any:
+        return self.lock.acquire(names, holder=holder, timeout=timeout, waiting=waiting)
+
+    def release(self, handle: Any) -> None:
+        self.lock.release(handle)
+
+    def unlock(self, names: FlowNames) -> str | None:
+        return self.lock.unlock(names)
+
+    def find_locks(self, project: str, branch: str) -> list[LeftLock]:
+        return self.lock.find_locks(project, branch)
+
+    def remove_lock(self, lock: LeftLock) -> None:
+        self.lock.remove_lock(lock)
+
+    # running
+
+    def start(self, existing: Existing, request: RunRequest) -> Run:
+        return self.executions.start(existing, request)
+
+    def get_run(self, existing: Existing, run_id: str) -> Run | None:
+        return self.executions.get_run(existing, run_id)
+
+    def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[Run]:
+        return self.executions.list_runs(existing, query)
+
+    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+        return self.executions.running(existing, limit=limit)
+
+    def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
+        self.executions.stop_run(existing, run, reason=reason)

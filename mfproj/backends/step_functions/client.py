@@ -17,7 +17,7 @@ class AwsClient:
     """What every part of the backend shares: one client per service, one STS call per process, and
     botocore's exceptions turned into one-line mfproj errors that name the endpoint."""
 
-    name: str
+    name = "step_functions"
 
     def __init__(
         self,
@@ -86,7 +86,7 @@ class AwsClient:
         return made
 
     @contextlib.contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def errors(self, doing: str) -> Iterator[None]:
         """botocore's exceptions as mfproj errors: one line that names the endpoint and what to do."""
         import botocore.exceptions as bx
         import botocore.parsers
@@ -137,7 +137,7 @@ class AwsClient:
             cached = self._identity
         if cached is not None:
             return cached
-        with self._errors("asking STS who you are"):
+        with self.errors("asking STS who you are"):
             answer = self.client("sts").get_caller_identity()
         arn = answer["Arn"]
         found = {"account": answer["Account"], "arn": arn, "partition": arn.split(":")[1]}
@@ -166,7 +166,7 @@ class AwsClient:
 
     def check(self) -> dict[str, str | None]:
         who = self.identity()
-        with self._errors("listing state machines"):
+        with self.errors("listing state machines"):
             self.client("stepfunctions").list_state_machines(maxResults=1)
         return {"as": who["arn"], "account": who["account"]}
 
@@ -178,7 +178,7 @@ class AwsClient:
     def principal(self) -> str:
         return self.identity()["arn"]
 
-    def _role(self) -> str:
+    def role(self) -> str:
         if not self.settings.role_arn:
             raise UsageError(
                 "no IAM role for Step Functions: set [step_functions] role_arn in the manifest",

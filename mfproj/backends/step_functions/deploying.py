@@ -27,7 +27,12 @@ from mfproj.render import Context, load_json_template, render
 from mfproj.transaction import UndoLog
 
 
-class Deploying(AwsClient):
+class StateMachines:
+    """A flow's state machine and its EventBridge schedule: read, plan, apply under the undo log, delete."""
+
+    def __init__(self, aws: AwsClient) -> None:
+        self.aws = aws
+
     def deployed_name(self, names: FlowNames) -> str:
         return names.state_machine
 
@@ -39,15 +44,15 @@ class Deploying(AwsClient):
         return guard_for_reference(document, owner=context.owner, token=token)
 
     def read(self, names: FlowNames) -> Existing | None:
-        return self.read_arn(self.state_machine_arn(names.state_machine), names.state_machine)
+        return self.read_arn(self.aws.state_machine_arn(names.state_machine), names.state_machine)
 
     def read_named(self, name: str) -> Existing | None:
-        return self.read_arn(self.state_machine_arn(name), name)
+        return self.read_arn(self.aws.state_machine_arn(name), name)
 
     def read_arn(self, arn: str, name: str, tags: Mapping[str, str] | None = None) -> Existing | None:
         """The state machine at `arn` with its record and schedule (`tags` when already known)."""
-        sfn = self.client("stepfunctions")
-        with self._errors(f"reading {name}"):
+        sfn = self.aws.client("stepfunctions")
+        with self.aws.errors(f"reading {name}"):
             try:
                 described = sfn.describe_state_machine(stateMachineArn=arn)
             except sfn.exceptions.StateMachineDoesNotExist:
@@ -61,7 +66,7 @@ class Deploying(AwsClient):
         record = merge_records(decode_record(tags), definition)
         rule = self._read_rule(eventbridge_rule_name(name))
         return Existing(
-            backend=self.name,
+            backend=self.aws.name,
             name=name,
             identifier=arn,
             definition=definition,
@@ -71,8 +76,8 @@ class Deploying(AwsClient):
         )
 
     def _read_rule(self, rule_name: str) -> dict[str, Any] | None:
-        events = self.client("events")
-        with self._errors(f"reading the EventBridge rule {rule_name}"):
+        events = self.aws.client("events")
+        with self.aws.errors(f"reading the EventBridge rule {rule_name}"):
             try:
                 rule = events.describe_rule(Name=rule_name)
             except events.exceptions.ResourceNotFoundException:
@@ -99,7 +104,7 @@ class Deploying(AwsClient):
         return {
             "Id": desired.names.eventbridge_rule[:64],
             "Arn": arn,
-            "RoleArn": self._role(),
+            "RoleArn": self.aws.role(),
             "Input": json.dumps(input_document(desired.scheduled_run), sort_keys=True),
         }
 
@@ -107,7 +112,7 @@ class Deploying(AwsClient):
         found = []
         if existing.definition != desired.definition:
             found.append("definition")
-        if existing.details.get("role") != self._role():
+        if existing.details.get("role") != self.aws.role():
             found.append("role")
         if existing.record is None or existing.record.comparable() != desired.record.comparable():
             found.append("record")
@@ -130,11 +135,11 @@ class Deploying(AwsClient):
 
     def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
         tags = self._desired_tags(desired, existing)
-        role = self._role()
+        role = self.aws.role()
         schedule = to_eventbridge(desired.schedule) if desired.schedule else None
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         name = desired.names.state_machine
-        with self._errors(f"deploying {name}"):
+        with self.aws.errors(f"deploying {name}"):
             if existing is None:
                 log.check()
                 arn = sfn.create_state_machine(
@@ -159,20 +164,20 @@ class Deploying(AwsClient):
             self._apply_rule(desired, arn, schedule, existing, log, key)
 
     def _undo_create(self, arn: str) -> None:
-        with self._errors("deleting a state machine it had created"):
-            self.client("stepfunctions").delete_state_machine(stateMachineArn=arn)
+        with self.aws.errors("deleting a state machine it had created"):
+            self.aws.client("stepfunctions").delete_state_machine(stateMachineArn=arn)
 
     def _undo_update(self, existing: Existing) -> None:
-        with self._errors(f"putting back the definition of {existing.name}"):
-            self.client("stepfunctions").update_state_machine(
+        with self.aws.errors(f"putting back the definition of {existing.name}"):
+            self.aws.client("stepfunctions").update_state_machine(
                 stateMachineArn=existing.identifier,
                 definition=json.dumps(existing.definition),
                 roleArn=existing.details["role"],
             )
 
     def _undo_tags(self, existing: Existing) -> None:
-        sfn = self.client("stepfunctions")
-        with self._errors(f"putting back the tags of {existing.name}"):
+        sfn = self.aws.client("stepfunctions")
+        with self.aws.errors(f"putting back the tags of {existing.name}"):
             current = {
                 t["key"]: t["value"]
                 for t in sfn.list_tags_for_resource(resourceArn=existing.identifier).get("tags", [])
@@ -180,7 +185,7 @@ class Deploying(AwsClient):
             self._retag(existing.identifier, current, existing.details.get("tags", {}))
 
     def _retag(self, arn: str, current: Mapping[str, str], wanted: Mapping[str, str]) -> None:
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         stale = [key for key in current if key.startswith(TAG_PREFIX) and key not in wanted]
         if stale:
             sfn.untag_resource(resourceArn=arn, tagKeys=stale)
@@ -191,7 +196,7 @@ class Deploying(AwsClient):
     def _apply_rule(
         self, desired: Desired, arn: str, schedule: str | None, existing: Existing | None, log: UndoLog, key: str
     ) -> None:
-        events = self.client("events")
+        events = self.aws.client("events")
         rule_name = desired.names.eventbridge_rule
         previous = existing.details.get("rule") if existing else None
         if schedule is None:
@@ -217,15 +222,15 @@ class Deploying(AwsClient):
                 events.remove_targets(Rule=rule_name, Ids=old_ids)
 
     def _remove_rule(self, rule_name: str, targets: list[dict[str, Any]]) -> None:
-        events = self.client("events")
+        events = self.aws.client("events")
         if targets:
             events.remove_targets(Rule=rule_name, Ids=[t["Id"] for t in targets])
         with contextlib.suppress(events.exceptions.ResourceNotFoundException):
             events.delete_rule(Name=rule_name)
 
     def _undo_rule(self, rule_name: str, previous: dict[str, Any] | None) -> None:
-        events = self.client("events")
-        with self._errors(f"putting back the schedule {rule_name}"):
+        events = self.aws.client("events")
+        with self.aws.errors(f"putting back the schedule {rule_name}"):
             if previous is None:
                 try:
                     targets = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
@@ -262,10 +267,10 @@ class Deploying(AwsClient):
 
     def delete(self, existing: Existing) -> None:
         rule = existing.details.get("rule")
-        with self._errors(f"deleting {existing.name}"):
+        with self.aws.errors(f"deleting {existing.name}"):
             if rule is not None:
                 self._remove_rule(rule["name"], rule.get("targets", []))
-            sfn = self.client("stepfunctions")
+            sfn = self.aws.client("stepfunctions")
             try:
                 sfn.delete_state_machine(stateMachineArn=existing.identifier)
             except sfn.exceptions.StateMachineDoesNotExist:

@@ -8,18 +8,24 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mfproj.backends.base import Existing, Inventory
-from mfproj.backends.step_functions.deploying import Deploying
+from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.deploying import StateMachines
 from mfproj.backends.step_functions.record import TAG_PREFIX, decode_record
 from mfproj.naming import attach_state_machine_prefix
 
 READS_AT_ONCE = 8
 
 
-class Inventorying(Deploying):
+class ProjectInventory:
+    """Every state machine of a project (mfproj's by tag, the reference's by name)."""
+
+    def __init__(self, aws: AwsClient, machines: StateMachines) -> None:
+        self.aws, self.machines = aws, machines
+
     def find_deployments(self, project: str, *, include_metaflow: bool, full: bool = True) -> Inventory:
-        tagging = self.client("resourcegroupstaggingapi")
+        tagging = self.aws.client("resourcegroupstaggingapi")
         found: dict[str, dict[str, str]] = {}
-        with self._errors(f"finding the deployments of {project}"):
+        with self.aws.errors(f"finding the deployments of {project}"):
             pages = tagging.get_paginator("get_resources").paginate(
                 TagFilters=[{"Key": TAG_PREFIX + "project", "Values": [project]}],
                 ResourceTypeFilters=["states:stateMachine"],
@@ -36,7 +42,7 @@ class Inventorying(Deploying):
 
         def read(candidate: tuple[str, dict[str, str] | None]) -> Existing | None:
             arn, tags = candidate
-            return self.read_arn(arn, arn.rsplit(":", 1)[1], tags)
+            return self.machines.read_arn(arn, arn.rsplit(":", 1)[1], tags)
 
         with ThreadPoolExecutor(max_workers=READS_AT_ONCE) as pool:
             read_back = list(pool.map(read, candidates))
@@ -45,14 +51,14 @@ class Inventorying(Deploying):
 
     def listed(self, arn: str, tags: dict[str, str]) -> Existing:
         """A state machine as the tagging API lists it: its ARN and mfproj's record (no definition)."""
-        return Existing(self.name, arn.rsplit(":", 1)[1], arn, None, decode_record(tags), details={"tags": tags})
+        return Existing(self.aws.name, arn.rsplit(":", 1)[1], arn, None, decode_record(tags), details={"tags": tags})
 
     def _reference_candidates(self, project: str, known: set[str]) -> list[str]:
         """State machines named like the project's (`<prefix><project>.…`) that carry no mfproj record."""
-        sfn = self.client("stepfunctions")
-        start = attach_state_machine_prefix(f"{project}.", self.settings.name_prefix(self.env))
+        sfn = self.aws.client("stepfunctions")
+        start = attach_state_machine_prefix(f"{project}.", self.aws.settings.name_prefix(self.aws.env))
         arns: list[str] = []
-        with self._errors(f"listing state machines named {start}…"):
+        with self.aws.errors(f"listing state machines named {start}…"):
             page: Any
             for page in sfn.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": 1000}):
                 arns += [

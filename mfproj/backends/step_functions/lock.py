@@ -33,8 +33,11 @@ _HELD_LOCK = threading.Lock()
 LockHandle = tuple[str, str]  # (lock ARN, nonce)
 
 
-class Locking(AwsClient):
-    locks = True
+class StateMachineLock:
+    """The write lock of a deployment (Step Functions has no compare-and-swap)."""
+
+    def __init__(self, aws: AwsClient) -> None:
+        self.aws = aws
 
     def lock_name(self, state_machine: str) -> str:
         digest = base64.b32encode(hashlib.sha1(state_machine.encode(), usedforsecurity=False).digest())
@@ -47,14 +50,14 @@ class Locking(AwsClient):
 
         A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS,
         is broken at once; one held elsewhere is waited for (saying so once) up to `timeout` seconds."""
-        arn = self.state_machine_arn(self.lock_name(names.state_machine))
+        arn = self.aws.state_machine_arn(self.lock_name(names.state_machine))
         nonce = uuid.uuid4().hex
         # Registered before the create: between its create and its own check, a lock this process is
         # taking must not look abandoned to another thread of the same process (it would break it).
         with _HELD_LOCK:
             _HELD.add(nonce)
         try:
-            with self._errors(f"locking {names.state_machine}"):
+            with self.aws.errors(f"locking {names.state_machine}"):
                 return self._take_lock(names, arn, nonce, holder, timeout, waiting)
         except BaseException:
             with _HELD_LOCK:
@@ -76,7 +79,7 @@ class Locking(AwsClient):
     ) -> tuple[str, str]:
         import time
 
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         definition = self._lock_definition(names, nonce, holder)
         deadline = time.monotonic() + timeout
         said = False
@@ -85,7 +88,7 @@ class Locking(AwsClient):
                 sfn.create_state_machine(
                     name=arn.rsplit(":", 1)[1],
                     definition=definition,
-                    roleArn=self._role(),
+                    roleArn=self.aws.role(),
                     tags=[
                         {"key": TAG_PREFIX + "lock", "value": "true"},
                         {"key": TAG_PREFIX + "lock-of", "value": names.state_machine},
@@ -131,7 +134,7 @@ class Locking(AwsClient):
 
     def _delete_lock(self, arn: str, nonce: Any) -> bool:
         """Deletes the lock only if it is still the one with `nonce` (not a lock taken since)."""
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         try:
             current = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
         except sfn.exceptions.StateMachineDoesNotExist:
@@ -152,14 +155,14 @@ class Locking(AwsClient):
             arn, nonce = handle
             with _HELD_LOCK:
                 _HELD.discard(nonce)
-            with self._errors(f"releasing the lock {arn.rsplit(':', 1)[1]}"):
+            with self.aws.errors(f"releasing the lock {arn.rsplit(':', 1)[1]}"):
                 self._delete_lock(arn, nonce)
 
     def lock_holder(self, names: FlowNames) -> str | None:
         """Who holds the deployment's lock, or None if nobody does."""
-        sfn = self.client("stepfunctions")
-        arn = self.state_machine_arn(self.lock_name(names.state_machine))
-        with self._errors(f"reading the lock of {names.state_machine}"):
+        sfn = self.aws.client("stepfunctions")
+        arn = self.aws.state_machine_arn(self.lock_name(names.state_machine))
+        with self.aws.errors(f"reading the lock of {names.state_machine}"):
             try:
                 return _held_by(_lock_note(sfn.describe_state_machine(stateMachineArn=arn)))
             except sfn.exceptions.StateMachineDoesNotExist:
@@ -168,10 +171,10 @@ class Locking(AwsClient):
     def find_locks(self, project: str, branch: str) -> list[LeftLock]:
         """Every lock of the branch's state machines (leftovers of killed deploys): found through the
         tagging API by their lock tag, kept when the state machine they guard is the branch's."""
-        start = attach_state_machine_prefix(f"{project}.{branch}.", self.settings.name_prefix(self.env))
-        tagging, sfn = self.client("resourcegroupstaggingapi"), self.client("stepfunctions")
+        start = attach_state_machine_prefix(f"{project}.{branch}.", self.aws.settings.name_prefix(self.aws.env))
+        tagging, sfn = self.aws.client("resourcegroupstaggingapi"), self.aws.client("stepfunctions")
         found = []
-        with self._errors(f"finding the locks of {project} {branch}"):
+        with self.aws.errors(f"finding the locks of {project} {branch}"):
             pages = tagging.get_paginator("get_resources").paginate(
                 TagFilters=[{"Key": TAG_PREFIX + "lock", "Values": ["true"]}],
                 ResourceTypeFilters=["states:stateMachine"],
@@ -188,18 +191,18 @@ class Locking(AwsClient):
         return found
 
     def remove_lock(self, lock: LeftLock) -> None:
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         with (
-            self._errors(f"removing the lock of {lock.guards}"),
+            self.aws.errors(f"removing the lock of {lock.guards}"),
             contextlib.suppress(sfn.exceptions.StateMachineDoesNotExist),
         ):
             sfn.delete_state_machine(stateMachineArn=lock.identifier)
 
     def unlock(self, names: FlowNames) -> str | None:
         """Removes the deployment's lock whoever holds it; returns who held it (None: there was none)."""
-        sfn = self.client("stepfunctions")
-        arn = self.state_machine_arn(self.lock_name(names.state_machine))
-        with self._errors(f"removing the lock of {names.state_machine}"):
+        sfn = self.aws.client("stepfunctions")
+        arn = self.aws.state_machine_arn(self.lock_name(names.state_machine))
+        with self.aws.errors(f"removing the lock of {names.state_machine}"):
             try:
                 held = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
                 sfn.delete_state_machine(stateMachineArn=arn)

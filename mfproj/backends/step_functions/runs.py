@@ -57,11 +57,16 @@ def input_document(request: RunRequest) -> dict[str, Any]:
     return {**request.extra_input, "Parameters": json.dumps(request.parameters), "mfproj": request.metadata()}
 
 
-class Running(AwsClient):
+class Executions:
+    """A deployment's runs: executions, started, followed, listed and stopped."""
+
+    def __init__(self, aws: AwsClient) -> None:
+        self.aws = aws
+
     def running(self, existing: Existing, *, limit: int = 1000) -> int:
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         count = 0
-        with self._errors(f"counting the running executions of {existing.name}"):
+        with self.aws.errors(f"counting the running executions of {existing.name}"):
             paginator = sfn.get_paginator("list_executions")
             pages = paginator.paginate(
                 stateMachineArn=existing.identifier,
@@ -73,13 +78,13 @@ class Running(AwsClient):
         return count
 
     def start(self, existing: Existing, request: RunRequest) -> Run:
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         # <26 random base32>.<Bloom filter of the tags>: 67 of the 80 characters a name may have.
         name = f"{base64.b32encode(uuid.uuid4().bytes).decode('ascii').rstrip('=').lower()}.{tag_bloom(request.tags)}"
         text = json.dumps(input_document(request), ensure_ascii=False)
         if len(text.encode("utf-8")) > MAX_INPUT_BYTES:
             raise ValidationError("the execution input is larger than the 256 KiB Step Functions allows")
-        with self._errors(f"starting {existing.name}"):
+        with self.aws.errors(f"starting {existing.name}"):
             started = sfn.start_execution(stateMachineArn=existing.identifier, name=name, input=text)
         return Run(
             run_id=RUN_ID_PREFIX + name,
@@ -92,15 +97,15 @@ class Running(AwsClient):
 
     def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
         arn = existing.identifier.replace(":stateMachine:", ":execution:", 1) + f":{run.run_id[len(RUN_ID_PREFIX) :]}"
-        with self._errors(f"stopping the run {run.run_id}"):
-            self.client("stepfunctions").stop_execution(executionArn=arn, error="mfproj.Terminated", cause=reason)
+        with self.aws.errors(f"stopping the run {run.run_id}"):
+            self.aws.client("stepfunctions").stop_execution(executionArn=arn, error="mfproj.Terminated", cause=reason)
 
     def get_run(self, existing: Existing, run_id: str) -> Run | None:
         if not run_id.startswith(RUN_ID_PREFIX):
             return None
         arn = existing.identifier.replace(":stateMachine:", ":execution:", 1) + f":{run_id[len(RUN_ID_PREFIX) :]}"
-        sfn = self.client("stepfunctions")
-        with self._errors(f"reading the run {run_id}"):
+        sfn = self.aws.client("stepfunctions")
+        with self.aws.errors(f"reading the run {run_id}"):
             try:
                 described = sfn.describe_execution(executionArn=arn)
             except sfn.exceptions.ExecutionDoesNotExist:
@@ -112,7 +117,7 @@ class Running(AwsClient):
         time filters and whose name's Bloom filter may hold every wanted tag."""
         from concurrent.futures import ThreadPoolExecutor
 
-        sfn = self.client("stepfunctions")
+        sfn = self.aws.client("stepfunctions")
         # Without tags to check, every listed run is kept: pages need be no larger than the limit.
         page_size = 100 if query.required_tags() else max(1, min(100, query.limit))
         arguments: dict[str, Any] = {
@@ -123,11 +128,11 @@ class Running(AwsClient):
             arguments["statusFilter"] = next(iter(query.statuses))
 
         def describe(execution: Mapping[str, Any]) -> Run:
-            with self._errors(f"reading the run {RUN_ID_PREFIX}{execution['name']}"):
+            with self.aws.errors(f"reading the run {RUN_ID_PREFIX}{execution['name']}"):
                 described = sfn.describe_execution(executionArn=execution["executionArn"])
             return run_of(described, RUN_ID_PREFIX + execution["name"], existing.name)
 
-        with ThreadPoolExecutor(max_workers=8) as pool, self._errors(f"listing the runs of {existing.name}"):
+        with ThreadPoolExecutor(max_workers=8) as pool, self.aws.errors(f"listing the runs of {existing.name}"):
             for page in sfn.get_paginator("list_executions").paginate(**arguments):
                 candidates, finished = _candidates(page.get("executions", []), query)
                 if not query.required_tags():  # nothing to check in the input: read only the runs kept
