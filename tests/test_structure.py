@@ -95,3 +95,25 @@ def test_every_backend_package_has_its_parts() -> None:
             assert (package / part).is_file(), f"{spec.name} has no {part}"
         settings = spec.settings_class()
         assert settings.KEYS and callable(settings.parse) and callable(settings.schedule_problem)
+
+
+def test_backends_are_composed_not_stacked() -> None:
+    """A backend is one class over the protocol, holding one object per concern; no part of a backend
+    package inherits from another of its classes (a stack of mixins hides where a method lives)."""
+    from mfproj.backends.base import Backend
+
+    for spec in registry.SPECS:
+        backend_class = registry._load(spec.factory)
+        assert backend_class.__bases__ == (Backend,), f"{spec.name}: {backend_class.__mro__}"
+        package = PACKAGE / "backends" / spec.name
+        own = {
+            node.name
+            for path in package.glob("*.py")
+            for node in ast.parse(path.read_text()).body
+            if isinstance(node, ast.ClassDef)
+        }
+        for path in package.glob("*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.ClassDef):
+                    bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
+                    assert not bases & own, f"{spec.name}.{path.stem}.{node.name} extends {bases & own}"

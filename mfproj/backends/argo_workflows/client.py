@@ -22,7 +22,7 @@ _VOLATILE_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation
 class KubeClient:
     """One API client per backend, reads retried on 429/5xx, writes never; errors as mfproj errors."""
 
-    name: str
+    name = "argo_workflows"
 
     def __init__(
         self, settings: ArgoWorkflowsSettings, *, profile: str | None = None, env: Mapping[str, str] | None = None
@@ -95,7 +95,7 @@ class KubeClient:
         return client.CustomObjectsApi(client.ApiClient(configuration))
 
     @contextlib.contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def errors(self, doing: str) -> Iterator[None]:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -132,18 +132,18 @@ class KubeClient:
                 hint="check the kubeconfig's server and any proxy in between; then run the command again",
             ) from None
 
-    def _timeout(self) -> tuple[float, float]:
+    def timeout(self) -> tuple[float, float]:
         return (
             envsettings.number(self.env, "MFPROJ_K8S_CONNECT_TIMEOUT"),
             envsettings.number(self.env, "MFPROJ_K8S_READ_TIMEOUT"),
         )
 
-    def _get(self, plural: str, name: str) -> dict[str, Any] | None:
+    def get(self, plural: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
             result = self.api().get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, name, _request_timeout=self._timeout()
+                GROUP, VERSION, self.namespace, plural, name, _request_timeout=self.timeout()
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -151,7 +151,7 @@ class KubeClient:
             raise
         return dict(result)
 
-    def _paged(self, plural: str, selector: str, *, page_size: int, max_pages: int) -> Iterator[dict[str, Any]]:
+    def paged(self, plural: str, selector: str, *, page_size: int, max_pages: int) -> Iterator[dict[str, Any]]:
         """Objects matching a label selector, one page at a time (limit/continue), bounded."""
         token = None
         for _ in range(max_pages):
@@ -163,31 +163,31 @@ class KubeClient:
                 label_selector=selector,
                 limit=page_size,
                 _continue=token,
-                _request_timeout=self._timeout(),
+                _request_timeout=self.timeout(),
             )
             yield from page.get("items", [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
 
-    def _create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         result = self.api().create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, body, _request_timeout=self._timeout()
+            GROUP, VERSION, self.namespace, plural, body, _request_timeout=self.timeout()
         )
         return dict(result) if result else body  # the v37 client answers None for HTTP 200
 
-    def _replace(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def replace(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         result = self.api().replace_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, name, body, _request_timeout=self._timeout()
+            GROUP, VERSION, self.namespace, plural, name, body, _request_timeout=self.timeout()
         )
         return dict(result) if result else body
 
-    def _delete(self, plural: str, name: str, *, missing_ok: bool) -> None:
+    def delete(self, plural: str, name: str, *, missing_ok: bool) -> None:
         from kubernetes.client.exceptions import ApiException
 
         try:
             self.api().delete_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, name, _request_timeout=self._timeout()
+                GROUP, VERSION, self.namespace, plural, name, _request_timeout=self.timeout()
             )
         except ApiException as exc:
             if exc.status == 404 and missing_ok:
@@ -204,10 +204,10 @@ class KubeClient:
             if self._principal_known:
                 return self._principal
         review = client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
-        with self._errors("asking the API server who you are"):
+        with self.errors("asking the API server who you are"):
             try:
                 answer = client.AuthenticationV1Api(self.api().api_client).create_self_subject_review(
-                    review, _request_timeout=self._timeout()
+                    review, _request_timeout=self.timeout()
                 )
                 user = getattr(getattr(answer, "status", None), "user_info", None)
                 name = getattr(user, "username", None)
@@ -248,8 +248,8 @@ class KubeClient:
         return {**found, "context": chosen.get("name"), "server": self._server, "user": self._user}
 
     def check(self) -> dict[str, str | None]:
-        with self._errors(f"listing WorkflowTemplates in {self.namespace}"):
-            next(self._paged(TEMPLATES, "", page_size=1, max_pages=1), None)
+        with self.errors(f"listing WorkflowTemplates in {self.namespace}"):
+            next(self.paged(TEMPLATES, "", page_size=1, max_pages=1), None)
         return {"as": self.principal() or self._user}
 
 

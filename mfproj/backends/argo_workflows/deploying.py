@@ -45,7 +45,12 @@ from mfproj.render import Context, render
 from mfproj.transaction import UndoLog
 
 
-class Deploying(KubeClient):
+class Templates:
+    """A flow's WorkflowTemplate and its CronWorkflow: read, plan, apply under the undo log, delete."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
     def deployed_name(self, names: FlowNames) -> str:
         return names.workflow_template
 
@@ -99,7 +104,7 @@ class Deploying(KubeClient):
             "kind": "WorkflowTemplate",
             "metadata": {
                 "name": desired.names.workflow_template,
-                "namespace": self.namespace,
+                "namespace": self.kube.namespace,
                 "labels": labels,
                 "annotations": annotations,
             },
@@ -114,7 +119,7 @@ class Deploying(KubeClient):
             "kind": "CronWorkflow",
             "metadata": {
                 "name": desired.names.cron_workflow,
-                "namespace": self.namespace,
+                "namespace": self.kube.namespace,
                 "labels": self._labels(desired),
             },
             "spec": {
@@ -148,8 +153,8 @@ class Deploying(KubeClient):
     # --- reading --------------------------------------------------------------------------------
 
     def read(self, names: FlowNames) -> Existing | None:
-        with self._errors(f"reading the WorkflowTemplate {names.workflow_template}"):
-            template = self._get(TEMPLATES, names.workflow_template)
+        with self.kube.errors(f"reading the WorkflowTemplate {names.workflow_template}"):
+            template = self.kube.get(TEMPLATES, names.workflow_template)
             if template is None:
                 return None
         return self.existing_of(template)
@@ -159,14 +164,14 @@ class Deploying(KubeClient):
         name = template["metadata"]["name"]
         cron = None
         if with_schedule:
-            with self._errors(f"reading the CronWorkflow {name}"):
-                cron = self._get(CRONS, name)
+            with self.kube.errors(f"reading the CronWorkflow {name}"):
+                cron = self.kube.get(CRONS, name)
         metadata = template.get("metadata") or {}
         annotations = metadata.get("annotations") or {}
         labels = metadata.get("labels") or {}
         record = decode_annotations(annotations, made_by_mfproj=labels.get(MANAGED_BY) == "mfproj")
         return Existing(
-            backend=self.name,
+            backend=self.kube.name,
             name=name,
             identifier=name,
             definition=template.get("spec"),
@@ -204,32 +209,32 @@ class Deploying(KubeClient):
 
     def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
         name = desired.names.workflow_template
-        with self._errors(f"deploying the WorkflowTemplate {name}"):
+        with self.kube.errors(f"deploying the WorkflowTemplate {name}"):
             document = self.document(desired)
             log.check()
             if existing is None:
-                self._create(TEMPLATES, document)
+                self.kube.create(TEMPLATES, document)
                 log.push(key, f"created the WorkflowTemplate {name}", lambda: self._undo_create(TEMPLATES, name))
             else:
                 previous = existing.details["template"]
                 # The resourceVersion read at authorization: a change made since then is a conflict.
                 document["metadata"]["resourceVersion"] = previous["metadata"]["resourceVersion"]
-                self._replace(TEMPLATES, name, document)
+                self.kube.replace(TEMPLATES, name, document)
                 log.push(
                     key, f"replaced the WorkflowTemplate {name}", lambda: self._undo_replace(TEMPLATES, name, previous)
                 )
         cron_name = desired.names.cron_workflow
-        with self._errors(f"deploying the CronWorkflow {cron_name}"):
+        with self.kube.errors(f"deploying the CronWorkflow {cron_name}"):
             cron = existing.details.get("cron") if existing else None
             if desired.schedule is not None:
                 body = self._cron_document(desired)
                 log.check()
                 if cron is None:
-                    self._create(CRONS, body)
+                    self.kube.create(CRONS, body)
                     log.push(key, f"created the CronWorkflow {cron_name}", lambda: self._undo_create(CRONS, cron_name))
                 else:
                     body["metadata"]["resourceVersion"] = cron["metadata"]["resourceVersion"]
-                    self._replace(CRONS, cron_name, body)
+                    self.kube.replace(CRONS, cron_name, body)
                     log.push(
                         key,
                         f"replaced the CronWorkflow {cron_name}",
@@ -237,26 +242,26 @@ class Deploying(KubeClient):
                     )
             elif cron is not None:
                 log.check()
-                self._delete(CRONS, cron_name, missing_ok=True)
+                self.kube.delete(CRONS, cron_name, missing_ok=True)
                 log.push(key, f"deleted the CronWorkflow {cron_name}", lambda: self._undo_delete(CRONS, cron))
 
     def _undo_create(self, plural: str, name: str) -> None:
-        with self._errors(f"deleting the {plural} {name} it had created"):
-            self._delete(plural, name, missing_ok=True)
+        with self.kube.errors(f"deleting the {plural} {name} it had created"):
+            self.kube.delete(plural, name, missing_ok=True)
 
     def _undo_replace(self, plural: str, name: str, previous: dict[str, Any]) -> None:
-        with self._errors(f"putting back the {plural} {name}"):
-            current = self._get(plural, name)
+        with self.kube.errors(f"putting back the {plural} {name}"):
+            current = self.kube.get(plural, name)
             restored = restorable(previous)
             if current is None:
-                self._create(plural, restored)
+                self.kube.create(plural, restored)
             else:
                 restored["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-                self._replace(plural, name, restored)
+                self.kube.replace(plural, name, restored)
 
     def _undo_delete(self, plural: str, previous: dict[str, Any]) -> None:
-        with self._errors(f"putting back the {plural} {previous['metadata']['name']}"):
-            self._create(plural, restorable(previous))
+        with self.kube.errors(f"putting back the {plural} {previous['metadata']['name']}"):
+            self.kube.create(plural, restorable(previous))
 
     def fingerprint(self, existing: Existing | None) -> Any:
         if existing is None:
@@ -267,10 +272,10 @@ class Deploying(KubeClient):
         }
 
     def delete(self, existing: Existing) -> None:
-        with self._errors(f"deleting {existing.name}"):
-            self._delete(CRONS, existing.name, missing_ok=True)
+        with self.kube.errors(f"deleting {existing.name}"):
+            self.kube.delete(CRONS, existing.name, missing_ok=True)
             try:
-                self._delete(TEMPLATES, existing.name, missing_ok=False)
+                self.kube.delete(TEMPLATES, existing.name, missing_ok=False)
             except Exception as exc:
                 if getattr(exc, "status", None) == 404:
                     raise NotFoundError(f"{existing.name} no longer exists on Argo Workflows") from None

@@ -18,11 +18,16 @@ RUN_ID_PREFIX = "argo-"
 _PHASES = {"Pending": "PENDING", "Running": "RUNNING", "Succeeded": "SUCCEEDED", "Failed": "FAILED", "Error": "FAILED"}
 
 
-class Running(KubeClient):
+class Workflows:
+    """A deployment's runs: Workflows submitted from its template, followed, listed and shut down."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
     def running(self, existing: Existing, *, limit: int = 1000) -> int:
         selector = f"{LABEL_TEMPLATE}={label_value(existing.name)},workflows.argoproj.io/completed!=true"
         count = 0
-        with self._errors(f"counting the running workflows of {existing.name}"):
+        with self.kube.errors(f"counting the running workflows of {existing.name}"):
             for item in self._workflows(selector, page_size=100, max_pages=limit // 100 + 1):
                 if (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Error"):
                     count += 1
@@ -43,7 +48,7 @@ class Running(KubeClient):
             "kind": "Workflow",
             "metadata": {
                 "generateName": f"{existing.name}-",
-                "namespace": self.namespace,
+                "namespace": self.kube.namespace,
                 "labels": labels,
                 "annotations": {
                     "metaflow/triggered_by_user": json.dumps(
@@ -65,8 +70,8 @@ class Running(KubeClient):
                 },
             },
         }
-        with self._errors(f"starting {existing.name}"):
-            created = self._create(WORKFLOWS, body)
+        with self.kube.errors(f"starting {existing.name}"):
+            created = self.kube.create(WORKFLOWS, body)
         return Run(
             run_id=RUN_ID_PREFIX + created["metadata"]["name"],
             status="PENDING",
@@ -82,7 +87,7 @@ class Running(KubeClient):
         selector = ",".join(
             [f"{LABEL_TEMPLATE}={label_value(existing.name)}"] + [tag_label_key(tag) for tag in query.required_tags()]
         )
-        with self._errors(f"listing the runs of {existing.name}"):
+        with self.kube.errors(f"listing the runs of {existing.name}"):
             matching = (
                 run
                 for run in (
@@ -95,22 +100,22 @@ class Running(KubeClient):
         yield from newest
 
     def _workflows(self, selector: str, *, page_size: int, max_pages: int) -> Iterator[dict[str, Any]]:
-        return self._paged(WORKFLOWS, selector, page_size=page_size, max_pages=max_pages)
+        return self.kube.paged(WORKFLOWS, selector, page_size=page_size, max_pages=max_pages)
 
     def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
         """Argo's own stop: `spec.shutdown: Terminate` (its pods are stopped, exit handlers skipped)."""
         name = run.run_id[len(RUN_ID_PREFIX) :]
         body = {"spec": {"shutdown": "Terminate"}, "metadata": {"annotations": {"mfproj.io/terminated": reason}}}
-        with self._errors(f"stopping the run {run.run_id}"):
-            self.api().patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, WORKFLOWS, name, body, _request_timeout=self._timeout()
+        with self.kube.errors(f"stopping the run {run.run_id}"):
+            self.kube.api().patch_namespaced_custom_object(
+                GROUP, VERSION, self.kube.namespace, WORKFLOWS, name, body, _request_timeout=self.kube.timeout()
             )
 
     def get_run(self, existing: Existing, run_id: str) -> Run | None:
         if not run_id.startswith(RUN_ID_PREFIX):
             return None
-        with self._errors(f"reading the run {run_id}"):
-            workflow = self._get(WORKFLOWS, run_id[len(RUN_ID_PREFIX) :])
+        with self.kube.errors(f"reading the run {run_id}"):
+            workflow = self.kube.get(WORKFLOWS, run_id[len(RUN_ID_PREFIX) :])
         if workflow is None or (workflow.get("spec") or {}).get("workflowTemplateRef", {}).get("name") != existing.name:
             return None
         return run_of(workflow, existing.name)
