@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -124,7 +124,20 @@ def run_subprocess(args: tuple[str, ...], env: dict[str, str], cwd: Path, stdin:
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def _runner(tmp_path: Path, secrets: set[str], execute: Any) -> Any:
+class Cli(Protocol):
+    """`mfproj ARGS` as the `cli` and `cli_process` fixtures run it."""
+
+    def __call__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: str | None = None,
+        reveal: bool = False,
+    ) -> Result: ...
+
+
+def _runner(tmp_path: Path, secrets: set[str], execute: Any) -> Cli:
     def run(
         *args: str,
         env: dict[str, str] | None = None,
@@ -143,7 +156,7 @@ def _runner(tmp_path: Path, secrets: set[str], execute: Any) -> Any:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
+def cli(tmp_path: Path, secrets: set[str]) -> Cli:
     """Runs `mfproj ARGS` in-process with the test's environment plus `env`.
 
     The secrets guard: no token known to the test, or stored in the keyring before or after the
@@ -153,7 +166,7 @@ def cli(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def cli_process(tmp_path: Path, secrets: set[str]):  # type: ignore[no-untyped-def]
+def cli_process(tmp_path: Path, secrets: set[str]) -> Cli:
     """As `cli`, in a real `python -m mfproj` process: for what only a process shows (imports, start-up,
     signals, the console entry point)."""
     return _runner(tmp_path, secrets, run_subprocess)

@@ -17,8 +17,8 @@ import pytest
 from mfproj import naming
 from mfproj.backends.argo_workflows.labels import tag_label_key
 from mfproj.keyring import Keyring
+from tests.conftest import Cli, write_manifest
 from tests.conftest import as_user as _as
-from tests.conftest import write_manifest
 
 NS = "default"
 USER_TEMPLATE = "myproj.user.alice.helloflow"
@@ -80,7 +80,9 @@ def _object(kube: Any, plural: str, name: str) -> dict[str, Any] | None:
     return kube.objects.get((plural, NS, name))
 
 
-def test_first_deploy_writes_the_reference_annotations_and_labels(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_first_deploy_writes_the_reference_annotations_and_labels(
+    cli: Cli, proj: Path, kube: Any, tmp_path: Path
+) -> None:
     result = cli("deploy", "--production", "--tag", "release:1", "-o", "json", env=_as("alice", tmp_path))
     assert result.code == 0, result.stderr
     [deployment] = result.json()["deployments"]
@@ -127,7 +129,7 @@ def test_first_deploy_writes_the_reference_annotations_and_labels(cli, proj: Pat
     assert args[0] == f"myproj.prod.HelloFlow {{{{workflow.name}}}} production:{token}"
 
 
-def test_owner_redeploy_unchanged_then_update(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_owner_redeploy_unchanged_then_update(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", env=env).code == 0
     version = _object(kube, "workflowtemplates", USER_TEMPLATE)["metadata"]["resourceVersion"]  # type: ignore[index]
@@ -140,7 +142,7 @@ def test_owner_redeploy_unchanged_then_update(cli, proj: Path, kube: Any, tmp_pa
     assert _object(kube, "workflowtemplates", USER_TEMPLATE)["spec"]["templates"][0]["container"]["args"][1] == "v2"  # type: ignore[index]
 
 
-def test_refused_without_the_token_and_nothing_changes(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_refused_without_the_token_and_nothing_changes(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     assert cli("deploy", "--production", env=_as("alice", tmp_path)).code == 0
     before = json.dumps(_object(kube, "workflowtemplates", PROD_TEMPLATE), sort_keys=True)
     _write_project(proj, version="v2")
@@ -154,7 +156,7 @@ def test_refused_without_the_token_and_nothing_changes(cli, proj: Path, kube: An
     assert _object(kube, "workflowtemplates", PROD_TEMPLATE)["metadata"]["annotations"]["metaflow/owner"] == "bob"  # type: ignore[index]
 
 
-def test_generate_new_token(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_generate_new_token(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", "--production", env=env).code == 0
     assert cli("deploy", "--production", "--generate-new-token", env=env).code == 0
@@ -163,7 +165,7 @@ def test_generate_new_token(cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     assert Keyring(tmp_path / "keyring-alice").load_token(PROD) == token
 
 
-def test_reference_deployed_template_is_guarded(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_reference_deployed_template_is_guarded(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     # As Metaflow deploys it: annotations only, no mfproj labels.
     kube.handle(
         "POST",
@@ -192,7 +194,9 @@ def test_reference_deployed_template_is_guarded(cli, proj: Path, kube: Any, tmp_
     assert allowed.code == 0, allowed.stderr
 
 
-def test_foreign_template_needs_adopt_and_other_projects_collide(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_template_needs_adopt_and_other_projects_collide(
+    cli: Cli, proj: Path, kube: Any, tmp_path: Path
+) -> None:
     create = f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflowtemplates"
     kube.handle(
         "POST", create, {}, {"metadata": {"name": USER_TEMPLATE}, "spec": {"templates": []}}, "application/json"
@@ -227,7 +231,7 @@ def test_foreign_template_needs_adopt_and_other_projects_collide(cli, proj: Path
     assert "belongs to my_proj.user.alice.HelloFlow, not myproj.user.alice.HelloFlow" in collision.stderr
 
 
-def test_dry_run_changes_nothing(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_changes_nothing(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     plan = cli("deploy", "--dry-run", "-o", "json", env=env)
     assert plan.code == 0 and plan.json()["deployments"][0]["action"] == "create"
@@ -240,7 +244,7 @@ def test_dry_run_changes_nothing(cli, proj: Path, kube: Any, tmp_path: Path) -> 
     assert json.dumps(kube.objects[("workflowtemplates", NS, USER_TEMPLATE)], sort_keys=True) == before
 
 
-def test_schedule_makes_and_removes_a_cron_workflow(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_schedule_makes_and_removes_a_cron_workflow(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     _write_project(proj, schedule="0 3 * * *")
     assert cli("deploy", env=env).code == 0
@@ -256,7 +260,7 @@ def test_schedule_makes_and_removes_a_cron_workflow(cli, proj: Path, kube: Any, 
     assert _object(kube, "cronworkflows", USER_TEMPLATE) is None
 
 
-def test_concurrent_change_is_a_conflict_not_an_overwrite(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_change_is_a_conflict_not_an_overwrite(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", env=env).code == 0
     _write_project(proj, version="v2")
@@ -282,14 +286,14 @@ def test_concurrent_change_is_a_conflict_not_an_overwrite(cli, proj: Path, kube:
     assert stored["spec"]["templates"][0]["container"]["args"][1] == "v1"
 
 
-def test_invalid_template_metadata_is_reported_from_the_server(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_template_metadata_is_reported_from_the_server(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     (proj / "flows" / "hello.yaml").write_text(ARGO_TEMPLATE.replace("team: ml", "team: 'not valid!'"))
     result = cli("deploy", env=_as("alice", tmp_path))
     assert result.code == 2
     assert "rejected" in result.stderr and "a valid label must be" in result.stderr
 
 
-def test_delete_and_trigger(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_delete_and_trigger(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     _write_project(proj, schedule="0 3 * * *")
     assert cli("deploy", env=env).code == 0
@@ -315,7 +319,7 @@ def test_delete_and_trigger(cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     assert _object(kube, "cronworkflows", USER_TEMPLATE) is None
 
 
-def test_trigger_wait_follows_the_workflow(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_wait_follows_the_workflow(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", env=env).code == 0
 
@@ -342,7 +346,7 @@ def test_trigger_wait_follows_the_workflow(cli, proj: Path, kube: Any, tmp_path:
         assert result.json()["status"] == ("SUCCEEDED" if code == 0 else "FAILED")
 
 
-def test_both_backends_in_one_command_share_one_token(cli, tmp_path: Path, kube: Any, aws: Any) -> None:  # type: ignore[no-untyped-def]
+def test_both_backends_in_one_command_share_one_token(cli: Cli, tmp_path: Path, kube: Any, aws: Any) -> None:
     _write_project(tmp_path, sfn=True)
     result = cli("deploy", "--production", "-o", "json", env=_as("alice", tmp_path))
     assert result.code == 0, result.stderr
@@ -361,7 +365,7 @@ def test_both_backends_in_one_command_share_one_token(cli, tmp_path: Path, kube:
     assert [d["backend"] for d in only_argo.json()["deployments"]] == ["argo_workflows"]
 
 
-def test_unreachable_api_server_exits_5(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_api_server_exits_5(cli: Cli, proj: Path, tmp_path: Path) -> None:
     from tests.emulators import free_port
     from tests.k8s_emulator import kubeconfig_for
 
@@ -376,7 +380,7 @@ def test_unreachable_api_server_exits_5(cli, proj: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_reads_what_mfproj_created(cli, proj: Path, kube: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_reads_what_mfproj_created(cli: Cli, proj: Path, kube: Any, tmp_path: Path) -> None:
     assert cli("deploy", "--production", env=_as("alice", tmp_path)).code == 0
     env = {**os.environ, "KUBECONFIG": os.environ["KUBECONFIG"]}
     listed = subprocess.run(

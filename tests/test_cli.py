@@ -11,23 +11,23 @@ import pytest
 
 from mfproj.cli import app as typer_app
 from mfproj.cli import fastpath
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 
 
-def test_help_lists_every_command(cli) -> None:  # type: ignore[no-untyped-def]
+def test_help_lists_every_command(cli: Cli) -> None:
     result = cli("--help")
     assert result.code == 0
     for command in ("names", "init", "completion"):
         assert command in result.stdout
 
 
-def test_version(cli) -> None:  # type: ignore[no-untyped-def]
+def test_version(cli: Cli) -> None:
     from mfproj import __version__
 
     assert cli("--version").stdout.strip() == f"mfproj {__version__}"
 
 
-def test_names_json_shape(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_names_json_shape(cli: Cli, project: Path) -> None:
     result = cli("names", "-o", "json", "--branch", "foo", env={"METAFLOW_USER": "alice"})
     assert result.code == 0, result.stderr
     document = result.json()
@@ -48,7 +48,7 @@ def test_names_json_shape(cli, project: Path) -> None:  # type: ignore[no-untype
     assert result.stderr == ""
 
 
-def test_names_selects_flows_and_rejects_unknown_ones(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_names_selects_flows_and_rejects_unknown_ones(cli: Cli, project: Path) -> None:
     env = {"METAFLOW_USER": "alice"}
     assert [f["flow"] for f in cli("names", "NightlyFlow", "-o", "json", env=env).json()["flows"]] == ["NightlyFlow"]
     result = cli("names", "HeloFlow", env=env)
@@ -58,7 +58,7 @@ def test_names_selects_flows_and_rejects_unknown_ones(cli, project: Path) -> Non
     assert "Traceback" not in result.stderr
 
 
-def test_table_goes_to_stdout_and_context_to_stderr(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_table_goes_to_stdout_and_context_to_stderr(cli: Cli, project: Path) -> None:
     result = cli("names", env={"METAFLOW_USER": "alice"})
     assert result.code == 0
     assert "myproj.user.alice.HelloFlow" in result.stdout
@@ -66,7 +66,7 @@ def test_table_goes_to_stdout_and_context_to_stderr(cli, project: Path) -> None:
     assert "\x1b[" not in result.stdout + result.stderr
 
 
-def test_no_user_is_a_clear_error_never_user_none(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_no_user_is_a_clear_error_never_user_none(cli: Cli, project: Path) -> None:
     result = cli("names", "-o", "json", env={"USER": "root"})
     assert result.code == 2
     assert "METAFLOW_USER" in result.stderr
@@ -84,11 +84,11 @@ def test_no_user_is_a_clear_error_never_user_none(cli, project: Path) -> None:  
         ({"METAFLOW_USER": "", "USER": "u"}, "u"),
     ],
 )
-def test_user_resolution_order(cli, project: Path, env: dict, user: str) -> None:  # type: ignore[no-untyped-def]
+def test_user_resolution_order(cli: Cli, project: Path, env: dict, user: str) -> None:
     assert cli("names", "-o", "json", env=env).json()["user"] == user
 
 
-def test_metaflow_user_from_metaflow_config(cli, project: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metaflow_user_from_metaflow_config(cli: Cli, project: Path, tmp_path: Path) -> None:
     config = tmp_path / "mfhome"
     config.mkdir()
     (config / "config.json").write_text(json.dumps({"METAFLOW_USER": "configured"}))
@@ -96,7 +96,7 @@ def test_metaflow_user_from_metaflow_config(cli, project: Path, tmp_path: Path) 
     assert result.json()["user"] == "configured"
 
 
-def test_metaflow_owner_replaces_only_the_user_branch(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metaflow_owner_replaces_only_the_user_branch(cli: Cli, project: Path) -> None:
     env = {"METAFLOW_OWNER": "bob", "USER": "alice"}
     document = cli("names", "-o", "json", env=env).json()
     assert document["branch"] == "user.bob"
@@ -106,7 +106,7 @@ def test_metaflow_owner_replaces_only_the_user_branch(cli, project: Path) -> Non
     assert empty.code == 2 and "METAFLOW_OWNER is set but empty" in empty.stderr
 
 
-def test_branch_and_production_from_the_environment(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_branch_and_production_from_the_environment(cli: Cli, project: Path) -> None:
     env = {"USER": "alice"}
     assert cli("names", "-o", "json", env={**env, "METAFLOW_BRANCH": "mf"}).json()["branch"] == "test.mf"
     assert (
@@ -139,14 +139,14 @@ def test_branch_and_production_from_the_environment(cli, project: Path) -> None:
         (["names", "--branch", ""], "--branch must not be empty"),
     ],
 )
-def test_bad_branches_exit_2(cli, project: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_branches_exit_2(cli: Cli, project: Path, args: list[str], message: str) -> None:
     result = cli(*args, env={"USER": "alice"})
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_usage_errors_exit_2(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_usage_errors_exit_2(cli: Cli, project: Path) -> None:
     result = cli("names", "--bogus", env={"USER": "alice"})
     assert result.code == 2
     assert "--bogus" in result.stderr
@@ -154,13 +154,13 @@ def test_usage_errors_exit_2(cli, project: Path) -> None:  # type: ignore[no-unt
     assert cli("no-such-command").code == 2
 
 
-def test_debug_shows_the_traceback(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_debug_shows_the_traceback(cli: Cli, project: Path) -> None:
     result = cli("--debug", "names", "--branch", "Bad", env={"USER": "alice"})
     assert result.code == 2
     assert "Traceback" in result.stderr
 
 
-def test_collisions_between_flows_exit_6(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_collisions_between_flows_exit_6(cli: Cli, tmp_path: Path) -> None:
     write_manifest(
         tmp_path,
         """
@@ -179,7 +179,7 @@ def test_collisions_between_flows_exit_6(cli, tmp_path: Path) -> None:  # type: 
     assert "flow 'My_Flow' and flow 'MyFlow' both map to the workflow template 'p.user.alice.myflow'" in result.stderr
 
 
-def test_invalid_backend_names_warn_and_strict_fails(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_backend_names_warn_and_strict_fails(cli: Cli, tmp_path: Path) -> None:
     write_manifest(
         tmp_path,
         """
@@ -203,7 +203,7 @@ def test_invalid_backend_names_warn_and_strict_fails(cli, tmp_path: Path) -> Non
     assert strict.code == 2
 
 
-def test_manifest_option_and_errors_name_the_file(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_option_and_errors_name_the_file(cli: Cli, tmp_path: Path) -> None:
     path = write_manifest(tmp_path / "sub", "flow = 1\n[project]\nname = 'p'\n")
     result = cli("--manifest", str(path), "names", env={"USER": "a"})
     assert result.code == 2
@@ -213,7 +213,7 @@ def test_manifest_option_and_errors_name_the_file(cli, tmp_path: Path) -> None: 
     assert missing.code == 2 and "mfproj init" in missing.stderr
 
 
-def test_init_writes_a_loadable_manifest_and_refuses_to_overwrite(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_writes_a_loadable_manifest_and_refuses_to_overwrite(cli: Cli, tmp_path: Path) -> None:
     workdir = tmp_path / "My Team-Proj"
     workdir.mkdir()
     first = cli("init", "--flow", "TrainFlow", cwd=workdir)
@@ -231,7 +231,7 @@ def test_init_writes_a_loadable_manifest_and_refuses_to_overwrite(cli, tmp_path:
     assert cli("init", "--project", "Bad-Name", "--force", cwd=workdir).code == 2
 
 
-def test_no_color_and_noninteractive_output(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_no_color_and_noninteractive_output(cli: Cli, project: Path) -> None:
     result = cli("--no-color", "names", "--branch", "Bad", env={"USER": "a"})
     assert "\x1b[" not in result.stderr
     assert result.stderr.startswith("error:")
@@ -252,7 +252,9 @@ FAST_CASES = [
 
 
 @pytest.mark.parametrize("args", FAST_CASES, ids=" ".join)
-def test_fast_path_matches_typer(args: list[str], project: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_fast_path_matches_typer(
+    args: list[str], project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("USER", "alice")
     fast_code = fastpath.try_run(args)
     assert fast_code is not None, "the fast path should have handled this"
@@ -267,7 +269,7 @@ def test_fast_path_leaves_the_rest_to_typer(args: list[str]) -> None:
     assert fastpath.try_run(args) is None
 
 
-def test_names_imports_neither_boto3_nor_kubernetes(project: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_names_imports_neither_boto3_nor_kubernetes(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = (
         "import sys\n"
         "from mfproj.cli import main\n"
@@ -288,7 +290,7 @@ def test_names_imports_neither_boto3_nor_kubernetes(project: Path, monkeypatch) 
     assert "boto3" not in line and "kubernetes" not in line and "botocore" not in line
 
 
-def test_the_example_project_from_the_readme(cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_example_project_from_the_readme(cli: Cli) -> None:
     example = Path(__file__).resolve().parent.parent / "examples" / "example_project"
     result = cli("names", "-o", "json", env={"METAFLOW_USER": "alice"}, cwd=example)
     assert result.code == 0, result.stderr
@@ -302,7 +304,7 @@ def test_the_example_project_from_the_readme(cli) -> None:  # type: ignore[no-un
         assert command in help_text
 
 
-def test_errors_are_a_json_object_under_output_json(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_a_json_object_under_output_json(cli: Cli, tmp_path: Path) -> None:
     missing = cli("names", "-o", "json", env={"METAFLOW_USER": "alice"})
     assert missing.code == 2 and missing.stdout == ""
     error = json.loads(missing.stderr)["error"]
@@ -315,7 +317,7 @@ def test_errors_are_a_json_object_under_output_json(cli, tmp_path: Path) -> None
     assert plain.stderr.startswith("error:") and "\nhint:" in plain.stderr
 
 
-def test_runs_show_is_a_subcommand_and_a_flow_named_show_can_be_listed(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_runs_show_is_a_subcommand_and_a_flow_named_show_can_be_listed(cli: Cli, tmp_path: Path) -> None:
     show_help = cli("runs", "show", "--help")
     assert show_help.code == 0 and "RUN_ID" in show_help.stdout and "--namespace" not in show_help.stdout
     list_help = cli("runs", "--help")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mfproj.cli.completion import FILES, generate
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def test_committed_scripts_are_up_to_date(shell: str) -> None:
 
 
 @pytest.mark.parametrize("shell", sorted(FILES))
-def test_completion_command_prints_the_script(cli, shell: str) -> None:  # type: ignore[no-untyped-def]
+def test_completion_command_prints_the_script(cli: Cli, shell: str) -> None:
     result = cli("completion", shell)
     assert result.code == 0
     assert result.stdout == generate(shell)
@@ -91,7 +91,7 @@ def test_bash_completes_flow_names_from_the_manifest(tmp_path: Path, fake_path: 
     assert (tmp_path / "calls.log").read_text().strip().splitlines() == ["__complete flows"] * 2
 
 
-def test_flow_completion_is_silent_without_a_manifest(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_flow_completion_is_silent_without_a_manifest(cli: Cli, tmp_path: Path) -> None:
     result = cli("__complete", "flows")
     assert (result.code, result.stdout, result.stderr) == (0, "", "")
 

@@ -13,7 +13,7 @@ import pytest
 
 from mfproj import naming
 from mfproj.keyring import Keyring
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
@@ -50,7 +50,7 @@ role_arn = "{ROLE}"
 
 
 @pytest.fixture
-def team(cli, tmp_path: Path, aws: Any, kube: Any) -> Path:  # type: ignore[no-untyped-def]
+def team(cli: Cli, tmp_path: Path, aws: Any, kube: Any) -> Path:
     """Three branches (user.alice, test.exp, prod) on both backends, and an orphan (OldFlow, since removed)."""
     _templates(tmp_path)
     _manifest(tmp_path, old_flow=True)
@@ -61,14 +61,14 @@ def team(cli, tmp_path: Path, aws: Any, kube: Any) -> Path:  # type: ignore[no-u
     return tmp_path
 
 
-def _rows(cli, tmp_path: Path, *args: str, user: str = "bob", cwd: Path | None = None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _rows(cli: Cli, tmp_path: Path, *args: str, user: str = "bob", cwd: Path | None = None) -> list[dict[str, Any]]:
     result = cli("deployments", *args, "-o", "json", env=as_user(user, tmp_path), cwd=cwd)
     assert result.code == 0, result.stderr
     rows: list[dict[str, Any]] = result.json()
     return rows
 
 
-def test_every_branch_and_the_orphan_are_listed(cli, team: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_branch_and_the_orphan_are_listed(cli: Cli, team: Path) -> None:
     rows = _rows(cli, team)
     seen = {(r["flow"], r["branch"], r["backend"]): r for r in rows}
     assert set(seen) == {
@@ -97,7 +97,7 @@ def test_every_branch_and_the_orphan_are_listed(cli, team: Path) -> None:  # typ
     assert {r["branch"] for r in _rows(cli, team, "--branch", "exp")} == {"test.exp"}
 
 
-def test_drift_is_detected_after_a_template_change(cli, team: Path) -> None:  # type: ignore[no-untyped-def]
+def test_drift_is_detected_after_a_template_change(cli: Cli, team: Path) -> None:
     _templates(team, "v2")
     rows = _rows(cli, team, "HelloFlow", "--production")
     assert {r["backend"]: (r["state"], r["drift"]) for r in rows} == {
@@ -113,7 +113,7 @@ def test_drift_is_detected_after_a_template_change(cli, team: Path) -> None:  # 
     assert token and token not in shown.stdout
 
 
-def test_reference_deployments_appear_with_include_metaflow(cli, team: Path, sfn: Any, kube: Any) -> None:  # type: ignore[no-untyped-def]
+def test_reference_deployments_appear_with_include_metaflow(cli: Cli, team: Path, sfn: Any, kube: Any) -> None:
     token = "mfprj-wirqh2gc3chugnvb-7-abcd"
     definition = {
         "StartAt": "start",
@@ -155,7 +155,7 @@ def test_reference_deployments_appear_with_include_metaflow(cli, team: Path, sfn
     assert (argo["flow"], argo["branch"]) == ("RefFlow", "prod")  # from the record, not the name
 
 
-def test_runs_of_every_branch_newest_first(cli, team: Path) -> None:  # type: ignore[no-untyped-def]
+def test_runs_of_every_branch_newest_first(cli: Cli, team: Path) -> None:
     started = []
     for user, branch_args in (("alice", []), ("alice", ["--branch", "exp"]), ("ci", ["--production"])):
         result = cli(
@@ -179,7 +179,7 @@ def test_runs_of_every_branch_newest_first(cli, team: Path) -> None:  # type: ig
     assert len(cli("runs", "-A", "--limit", "2", "-o", "json", env=as_user("bob", team)).json()) == 2
 
 
-def test_namespaces_group_deployments_by_token(cli, team: Path) -> None:  # type: ignore[no-untyped-def]
+def test_namespaces_group_deployments_by_token(cli: Cli, team: Path) -> None:
     result = cli("namespaces", "--count-runs", "-o", "json", env=as_user("alice", team))
     assert result.code == 0, result.stderr
     spaces = result.json()
@@ -190,8 +190,8 @@ def test_namespaces_group_deployments_by_token(cli, team: Path) -> None:  # type
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_lineage_is_recorded_from_a_git_repository_and_absent_outside_one(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any, kube: Any
+def test_lineage_is_recorded_from_a_git_repository_and_absent_outside_one(
+    cli: Cli, tmp_path: Path, aws: Any, kube: Any
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mfproj import naming
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 from tests.emulators import SERVER_ERROR, THROTTLED, FaultProxy
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.HelloFlow"
@@ -97,8 +97,8 @@ def _assert_one_line_failure(result: Any, endpoint: str) -> None:
 
 
 def test_throttling_is_retried_a_bounded_number_of_times(
-    cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy
+) -> None:
     env = _env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url)
     aws_proxy.fail("AWSStepFunctions.DescribeStateMachine", status=400, body=THROTTLED, times=2)
     result = cli("deploy", "--backend", "step-functions", env=env)
@@ -124,8 +124,8 @@ def test_throttling_is_retried_a_bounded_number_of_times(
     ],
     ids=["throttled", "server-error", "dropped", "hanging"],
 )
-def test_a_deploy_that_finally_fails_changes_nothing(  # type: ignore[no-untyped-def]
-    cli, proj: Path, tmp_path: Path, sfn: Any, kube: Any, aws_proxy: FaultProxy, action: str, fault: dict[str, Any]
+def test_a_deploy_that_finally_fails_changes_nothing(
+    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, kube: Any, aws_proxy: FaultProxy, action: str, fault: dict[str, Any]
 ) -> None:
     env = _env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url, MFPROJ_AWS_READ_TIMEOUT="1")
     assert cli("deploy", env=env).code == 0
@@ -142,14 +142,16 @@ def test_a_deploy_that_finally_fails_changes_nothing(  # type: ignore[no-untyped
     assert locks == []
 
 
-def test_slow_answers_within_the_timeout_are_waited_for(cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+def test_slow_answers_within_the_timeout_are_waited_for(
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy
+) -> None:
     aws_proxy.fail("AWSStepFunctions.DescribeStateMachine", kind="slow", delay=0.5)
     env = _env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url, MFPROJ_AWS_READ_TIMEOUT="5")
     result = cli("deploy", "--backend", "step-functions", env=env)
     assert result.code == 0, result.stderr
 
 
-def test_unreachable_sts_names_the_endpoint(cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_sts_names_the_endpoint(cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy) -> None:
     aws_proxy.fail("GetCallerIdentity", kind="drop")
     result = cli("deploy", "--backend", "step-functions", env=_env(tmp_path, AWS_ENDPOINT_URL=aws_proxy.url))
     _assert_one_line_failure(result, aws_proxy.url)
@@ -165,8 +167,8 @@ def test_unreachable_sts_names_the_endpoint(cli, proj: Path, tmp_path: Path, aws
     ],
     ids=["server-error", "dropped", "unavailable"],
 )
-def test_kubernetes_faults(  # type: ignore[no-untyped-def]
-    cli,
+def test_kubernetes_faults(
+    cli: Cli,
     proj: Path,
     tmp_path: Path,
     sfn: Any,
@@ -187,7 +189,9 @@ def test_kubernetes_faults(  # type: ignore[no-untyped-def]
     assert kube_proxy.count(request_line) <= 4, kube_proxy.log  # reads are retried three times at most, writes never
 
 
-def test_kubernetes_throttling_then_success(cli, proj: Path, tmp_path: Path, kube: Any, kube_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+def test_kubernetes_throttling_then_success(
+    cli: Cli, proj: Path, tmp_path: Path, kube: Any, kube_proxy: FaultProxy
+) -> None:
     read = r"GET /apis/argoproj\.io/v1alpha1/namespaces/default/workflowtemplates/.*"
     kube_proxy.fail(read, status=429, body={"kind": "Status", "code": 429, "reason": "TooManyRequests"}, times=2)
     result = cli("deploy", "--backend", "argo-workflows", env=_env(tmp_path))

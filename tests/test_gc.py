@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
@@ -33,8 +33,8 @@ def _branches(sfn: Any) -> set[str]:
     return {m["name"].split(".")[1] + "." + m["name"].split(".")[2] for m in sfn.list_state_machines()["stateMachines"]}
 
 
-def test_stale_by_age_never_production_and_skipped_without_a_token(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any, sfn: Any, kube: Any
+def test_stale_by_age_never_production_and_skipped_without_a_token(
+    cli: Cli, tmp_path: Path, aws: Any, sfn: Any, kube: Any
 ) -> None:
     _project(tmp_path, argo=True)
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
@@ -64,7 +64,7 @@ def test_stale_by_age_never_production_and_skipped_without_a_token(  # type: ign
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_stale_when_its_git_branch_is_merged(cli, tmp_path: Path, aws: Any) -> None:  # type: ignore[no-untyped-def]
+def test_stale_when_its_git_branch_is_merged(cli: Cli, tmp_path: Path, aws: Any) -> None:
     repo = tmp_path / "repo"
     _project(repo)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]

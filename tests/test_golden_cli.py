@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 
 GOLDEN = json.loads((Path(__file__).parent / "golden_names.json").read_text())
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=lambda c: "-".join(str(v) for v in c["input"].values()))
-def test_golden_case_through_the_cli(case: dict, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_golden_case_through_the_cli(case: dict, cli: Cli, tmp_path: Path) -> None:
     given = case["input"]
     expected = case["expected"]
     prefix = given["state_machine_prefix"]
@@ -57,7 +57,7 @@ def test_golden_case_through_the_cli(case: dict, cli, tmp_path: Path) -> None:  
     assert document["is_user_branch"] is (given["branch"] is None and not given["production"])
 
 
-def test_prefix_from_the_environment_overrides_the_manifest(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_prefix_from_the_environment_overrides_the_manifest(cli: Cli, tmp_path: Path) -> None:
     case = next(c for c in GOLDEN if c["input"]["state_machine_prefix"] == "acme")
     write_manifest(
         tmp_path,

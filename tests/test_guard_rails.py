@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -54,7 +54,7 @@ def _rule(events: Any, name: str) -> Any:
         return None
 
 
-def test_schedules_on_production_only(cli, tmp_path: Path, aws: Any, events: Any) -> None:  # type: ignore[no-untyped-def]
+def test_schedules_on_production_only(cli: Cli, tmp_path: Path, aws: Any, events: Any) -> None:
     _project(tmp_path)
     alice = as_user("alice", tmp_path)
     assert cli("deploy", env=alice).code == 0
@@ -74,8 +74,8 @@ def test_schedules_on_production_only(cli, tmp_path: Path, aws: Any, events: Any
 
 
 @needs_git
-def test_production_deploys_come_from_the_production_branch_and_a_clean_tree(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any
+def test_production_deploys_come_from_the_production_branch_and_a_clean_tree(
+    cli: Cli, tmp_path: Path, aws: Any
 ) -> None:
     repo = _repo(tmp_path / "repo", 'production_branch = "main"')
     env = as_user("ci", tmp_path)
@@ -99,7 +99,7 @@ def test_production_deploys_come_from_the_production_branch_and_a_clean_tree(  #
 
 
 @needs_git
-def test_the_branch_from_git(cli, tmp_path: Path, aws: Any) -> None:  # type: ignore[no-untyped-def]
+def test_the_branch_from_git(cli: Cli, tmp_path: Path, aws: Any) -> None:
     repo = _repo(tmp_path / "repo", 'production_branch = "main"')
     env = as_user("alice", tmp_path)
     _git(repo, "checkout", "-q", "-b", "feature/Add-X")

@@ -19,7 +19,7 @@ import pytest
 
 from mfproj.cli.app import command
 from mfproj.cli.completion import command_tree
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = command_tree(command())
@@ -41,7 +41,7 @@ _VALUE_NAME = re.compile(r"^([A-Z][A-Z0-9_=]*|\[[a-z0-9_|-]+\])\Z")
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p or "mfproj")
-def test_every_command_has_conventional_help(cli, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_command_has_conventional_help(cli: Cli, path: str) -> None:
     result = cli(*path.split(), "--help")
     assert result.code == 0, result.stderr
     text = result.stdout
@@ -69,12 +69,12 @@ def test_every_command_has_conventional_help(cli, path: str) -> None:  # type: i
         assert text.count("|".join(choices)) == 1, f"{path} {option}: choices listed once"
 
 
-def test_each_subcommand_help_is_its_own(cli) -> None:  # type: ignore[no-untyped-def]
+def test_each_subcommand_help_is_its_own(cli: Cli) -> None:
     assert cli("runs", "show", "--help").stdout != cli("runs", "--help").stdout
     assert "RUN_ID" in cli("runs", "show", "--help").stdout.splitlines()[0]
 
 
-def test_command_summaries_are_not_cut(cli) -> None:  # type: ignore[no-untyped-def]
+def test_command_summaries_are_not_cut(cli: Cli) -> None:
     assert "..." not in cli("--help").stdout.split("Commands:")[1]
 
 

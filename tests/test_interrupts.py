@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 from tests.emulators import FaultProxy
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
@@ -84,8 +84,8 @@ def _wait_for(proxy: FaultProxy, action: str, seconds: float = 30.0) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(  # type: ignore[no-untyped-def]
-    cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy, signum: int
+def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(
+    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy, signum: int
 ) -> None:
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     _write(proj, "v2")
@@ -108,8 +108,8 @@ def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(  # type
     assert _versions(sfn) == dict.fromkeys(FLOWS, "v2")
 
 
-def test_after_kill_9_the_next_deploy_goes_ahead_at_once(  # type: ignore[no-untyped-def]
-    cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy
+def test_after_kill_9_the_next_deploy_goes_ahead_at_once(
+    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy
 ) -> None:
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     _write(proj, "v2")

@@ -24,7 +24,7 @@ from mfproj.backends.step_functions.backend import StepFunctionsBackend
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 NAMES = naming.flow_names("myproj", "user.alice", "HelloFlow")
@@ -236,8 +236,8 @@ def proj(tmp_path: Path, aws: Any) -> Path:
     return tmp_path
 
 
-def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(  # type: ignore[no-untyped-def]
-    cli, proj: Path, sfn: Any, tmp_path: Path
+def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path
 ) -> None:
     _plant(sfn, ELSEWHERE)
     result = cli("deploy", env=as_user("alice", tmp_path, MFPROJ_LOCK_TIMEOUT="1"))
@@ -250,7 +250,7 @@ def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(  # type:
     assert not (tmp_path / "keyring-alice").exists() or not list((tmp_path / "keyring-alice").glob("mfprj-*"))
 
 
-def test_unlock_needs_the_authorization_of_a_deploy(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unlock_needs_the_authorization_of_a_deploy(cli: Cli, proj: Path, sfn: Any, tmp_path: Path) -> None:
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     _plant(sfn, ELSEWHERE)
     # Bob on Alice's user branch (METAFLOW_OWNER), without its token.

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 from tests.emulators import FaultProxy
 
 
@@ -35,8 +35,8 @@ def proxy(aws: Any) -> Iterator[FaultProxy]:
     proxy.stop()
 
 
-def test_a_missing_role_is_found_by_names_and_by_dry_run_before_any_request(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, proxy: FaultProxy
+def test_a_missing_role_is_found_by_names_and_by_dry_run_before_any_request(
+    cli: Cli, tmp_path: Path, proxy: FaultProxy
 ) -> None:
     _project(tmp_path, role=False)
     env = as_user("alice", tmp_path, AWS_ENDPOINT_URL=proxy.url)
@@ -61,7 +61,7 @@ def test_a_missing_role_is_found_by_names_and_by_dry_run_before_any_request(  # 
     assert "role_arn" not in cli("deploy", "ArgoFlow", "--dry-run", env=env).stderr
 
 
-def test_a_schedule_eventbridge_cannot_express_is_a_manifest_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_schedule_eventbridge_cannot_express_is_a_manifest_error(cli: Cli, tmp_path: Path) -> None:
     _project(tmp_path, schedule="0 3 1 * MON")
     env = as_user("alice", tmp_path)
     for args in (["names"], ["deploy", "--dry-run"]):
@@ -76,8 +76,8 @@ def test_a_schedule_eventbridge_cannot_express_is_a_manifest_error(cli, tmp_path
     assert cli("names", env=env).code == 0
 
 
-def test_a_name_a_backend_would_refuse_is_found_by_dry_run_before_any_request(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, proxy: FaultProxy
+def test_a_name_a_backend_would_refuse_is_found_by_dry_run_before_any_request(
+    cli: Cli, tmp_path: Path, proxy: FaultProxy
 ) -> None:
     _project(tmp_path)
     env = as_user("john doe", tmp_path, AWS_ENDPOINT_URL=proxy.url)

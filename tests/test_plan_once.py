@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user
+from tests.conftest import Cli, as_user
 from tests.test_trust import _retemplate, two_flow_project
 
 
@@ -29,8 +29,8 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list
     return calls
 
 
-def test_a_deploy_of_one_changed_flow_renders_its_template_once(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_deploy_of_one_changed_flow_renders_its_template_once(
+    cli: Cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mfproj.backends.step_functions.backend import StepFunctionsBackend
 
@@ -51,8 +51,8 @@ def test_a_deploy_of_one_changed_flow_renders_its_template_once(  # type: ignore
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_a_production_deploy_from_git_reads_git_once_and_says_the_branch_once(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_production_deploy_from_git_reads_git_once_and_says_the_branch_once(
+    cli: Cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mfproj import lineage
 

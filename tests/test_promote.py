@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
@@ -62,8 +62,8 @@ def _version(sfn: Any, name: str) -> str:
 
 
 def test_promote_deploys_the_tested_commit_even_when_the_tree_moved_on(
-    cli, repo: Path, tmp_path: Path, sfn: Any, kube: Any
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, repo: Path, tmp_path: Path, sfn: Any, kube: Any
+) -> None:
     tested = _git(repo, "rev-parse", "HEAD")
     alice = as_user("alice", tmp_path)
     assert cli("deploy", "--branch", "exp", env=alice, cwd=repo).code == 0
@@ -88,9 +88,7 @@ def test_promote_deploys_the_tested_commit_even_when_the_tree_moved_on(
     assert to_variant.code == 0 and _version(sfn, "myproj.prod.v1.HelloFlow") == "v1"
 
 
-def test_a_dirty_or_changed_source_cannot_be_promoted(  # type: ignore[no-untyped-def]
-    cli, repo: Path, tmp_path: Path, sfn: Any
-) -> None:
+def test_a_dirty_or_changed_source_cannot_be_promoted(cli: Cli, repo: Path, tmp_path: Path, sfn: Any) -> None:
     alice = as_user("alice", tmp_path)
     _template(repo, "v2-uncommitted")
     assert cli("deploy", "--branch", "dirty", env=alice, cwd=repo).code == 0
@@ -133,8 +131,8 @@ def _exec_kubeconfig(server: str) -> str:
     )
 
 
-def test_promote_takes_code_from_the_tested_commit_and_configuration_from_the_caller(  # type: ignore[no-untyped-def]
-    cli, repo: Path, tmp_path: Path, sfn: Any, kube: Any
+def test_promote_takes_code_from_the_tested_commit_and_configuration_from_the_caller(
+    cli: Cli, repo: Path, tmp_path: Path, sfn: Any, kube: Any
 ) -> None:
     manifest = repo / "mfproj.toml"
     clean = manifest.read_text()

@@ -11,6 +11,7 @@ import pytest
 
 from mfproj.cli.app import command
 from mfproj.cli.completion import command_tree
+from tests.conftest import Cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -24,7 +25,7 @@ def _block_after(first_line: str) -> list[str]:
     return lines[start:end]
 
 
-def test_the_names_picture_is_what_names_prints(cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_names_picture_is_what_names_prints(cli: Cli) -> None:
     block = _block_after("$ METAFLOW_USER=alice mfproj names")
     result = cli("names", env={"METAFLOW_USER": "alice"}, cwd=ROOT / "examples" / "example_project")
     assert result.code == 0, result.stderr
@@ -51,7 +52,7 @@ def test_the_deployments_picture_has_the_tables_columns() -> None:
     assert _columns(block[1]) == expected
 
 
-def test_the_whoami_picture_has_the_lines_whoami_prints(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_whoami_picture_has_the_lines_whoami_prints(cli: Cli, tmp_path: Path) -> None:
     block = _block_after("$ METAFLOW_USER=alice mfproj whoami")
     printed = cli("whoami", env={"METAFLOW_USER": "alice"}).stdout.splitlines()
     assert [line.split()[0] for line in block[1:]] == [line.split()[0] for line in printed if line.split()]

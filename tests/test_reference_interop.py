@@ -20,7 +20,7 @@ import pytest
 
 from mfproj import naming
 from mfproj.keyring import Keyring
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -166,8 +166,8 @@ def _argo_owner_and_token(kube: Any) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("backend", ["step-functions", "argo-workflows"])
-def test_each_tool_refuses_the_others_production_deployment_without_the_token(  # type: ignore[no-untyped-def]
-    cli, proj: Path, tmp_path: Path, sfn: Any, kube: Any, secrets: set[str], backend: str
+def test_each_tool_refuses_the_others_production_deployment_without_the_token(
+    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, kube: Any, secrets: set[str], backend: str
 ) -> None:
     read = (lambda: _sfn_owner_and_token(sfn)) if backend == "step-functions" else (lambda: _argo_owner_and_token(kube))
     # 1. Alice deploys production with mfproj.

@@ -14,7 +14,7 @@ import pytest
 from mfproj import naming
 from mfproj.backends.step_functions.record import decode_record
 from mfproj.keyring import Keyring
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 from tests.emulators import THROTTLED, FaultProxy
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
@@ -62,7 +62,9 @@ def _state(sfn: Any, flow: str) -> tuple[str, dict[str, str]]:
     return definition["States"]["a"]["Result"], tags
 
 
-def _run(cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+def _run(
+    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
+) -> tuple[Any, Any, Any]:
     env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
     assert cli("deploy", env=env).code == 0
     before = {flow: _state(sfn, flow) for flow in FLOWS}
@@ -95,8 +97,8 @@ def _run(cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: l
     ],
     ids=["cut-once", "throttled-to-the-end"],
 )
-def test_a_rollback_cut_off_reports_exactly_what_is_not_back(  # type: ignore[no-untyped-def]
-    cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
+def test_a_rollback_cut_off_reports_exactly_what_is_not_back(
+    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
 ) -> None:
     result, before, keyring_before = _run(cli, proj, tmp_path, proxy, sfn, faults)
     assert result.code == 8, result.stderr
@@ -124,8 +126,8 @@ def test_a_rollback_cut_off_reports_exactly_what_is_not_back(  # type: ignore[no
         assert stored == keyring_before
 
 
-def test_a_rollback_that_succeeds_says_nothing_was_changed_only_after_reading_back(  # type: ignore[no-untyped-def]
-    cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
+def test_a_rollback_that_succeeds_says_nothing_was_changed_only_after_reading_back(
+    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
 ) -> None:
     result, before, keyring_before = _run(cli, proj, tmp_path, proxy, sfn, [])
     assert result.code == 5, result.stderr
@@ -136,8 +138,8 @@ def test_a_rollback_that_succeeds_says_nothing_was_changed_only_after_reading_ba
     assert proxy.count("AWSStepFunctions.DescribeStateMachine") >= 2 * len(FLOWS)
 
 
-def test_a_delete_cut_off_part_way_says_what_is_gone_and_what_is_left(  # type: ignore[no-untyped-def]
-    cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
+def test_a_delete_cut_off_part_way_says_what_is_gone_and_what_is_left(
+    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
 ) -> None:
     from tests.emulators import SERVER_ERROR
 

@@ -15,8 +15,8 @@ from mfproj import naming, tokens
 from mfproj.backends.argo_workflows.labels import tag_label_key
 from mfproj.keyring import Keyring
 from mfproj.usecases import runs
+from tests.conftest import Cli, write_manifest
 from tests.conftest import as_user as _as
-from tests.conftest import write_manifest
 
 TEMPLATE_ASL = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}}
 TEMPLATE_ARGO = {"spec": {"entrypoint": "a", "templates": [{"name": "a", "container": {"image": "alpine"}}]}}
@@ -52,20 +52,20 @@ def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
     return tmp_path
 
 
-def _trigger(cli: Any, env: dict[str, str], flow: str, *args: str) -> str:  # type: ignore[no-untyped-def]
+def _trigger(cli: Any, env: dict[str, str], flow: str, *args: str) -> str:
     result = cli("trigger", flow, "--wait", "-o", "json", *args, env=env)
     assert result.code in (0, 7), result.stderr
     time.sleep(0.01)  # distinct start times, so "newest first" is well defined
     return str(result.json()["run_id"])
 
 
-def _ids(cli: Any, env: dict[str, str], *args: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _ids(cli: Any, env: dict[str, str], *args: str) -> list[str]:
     result = cli("runs", "-o", "json", *args, env=env)
     assert result.code == 0, result.stderr
     return [row["run_id"] for row in result.json()]
 
 
-def test_namespaces_and_tags_on_step_functions(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_namespaces_and_tags_on_step_functions(cli: Cli, proj: Path, tmp_path: Path) -> None:
     alice, sfn = _as("alice", tmp_path), ("--backend", "step-functions")
     assert cli("deploy", *sfn, env=alice).code == 0
     assert cli("deploy", *sfn, "--branch", "exp", env=alice).code == 0
@@ -112,7 +112,7 @@ def test_namespaces_and_tags_on_step_functions(cli, proj: Path, tmp_path: Path) 
     assert f"production:{tokens.mask(old)}" in rows[0]["tags"]
 
 
-def test_runs_show(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_runs_show(cli: Cli, proj: Path, tmp_path: Path) -> None:
     alice = _as("alice", tmp_path)
     assert cli("deploy", "--backend", "step-functions", env=alice).code == 0
     run_id = _trigger(cli, alice, "HelloFlow", "--backend", "step-functions", "--tag", "x", "--param", "alpha=1")
@@ -128,7 +128,7 @@ def test_runs_show(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-
     assert cli("runs", "show", "bogus", env=alice).code == 2
 
 
-def test_argo_runs_are_selected_by_labels_on_the_server(cli, proj: Path, tmp_path: Path, kube: Any) -> None:  # type: ignore[no-untyped-def]
+def test_argo_runs_are_selected_by_labels_on_the_server(cli: Cli, proj: Path, tmp_path: Path, kube: Any) -> None:
     alice, argo = _as("alice", tmp_path), ("--backend", "argo-workflows")
     assert cli("deploy", *argo, env=alice).code == 0
     started = []
@@ -174,7 +174,7 @@ def test_argo_runs_are_selected_by_labels_on_the_server(cli, proj: Path, tmp_pat
     assert _ids(cli, alice, "HelloFlow", "--tag", "a") == [sfn_run, ab, a]
 
 
-def test_reserved_tags_cannot_be_put_on_runs(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_reserved_tags_cannot_be_put_on_runs(cli: Cli, proj: Path, tmp_path: Path) -> None:
     alice = _as("alice", tmp_path)
     assert cli("deploy", "--backend", "step-functions", env=alice).code == 0
     for bad in ("production:mfprj-x-0-abcd", "user:bob", "runtime:dev", "project:other"):
@@ -187,7 +187,7 @@ def test_reserved_tags_cannot_be_put_on_runs(cli, proj: Path, tmp_path: Path) ->
     assert cli("runs", "--namespace", "bob", env=alice).code == 2
 
 
-def test_nothing_deployed_is_not_found(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_deployed_is_not_found(cli: Cli, proj: Path, tmp_path: Path) -> None:
     result = cli("runs", "--backend", "step-functions", "--production", env=_as("alice", tmp_path))
     assert result.code == 4 and "nothing is deployed in prod" in result.stderr
 
@@ -209,7 +209,7 @@ def _local_run(root: Path, flow: str, run: str, *, ts: int, tags: list[str], sys
         (task / "0_artifact__success.json").write_text("{}")
 
 
-def test_local_metaflow_runs(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_local_metaflow_runs(cli: Cli, tmp_path: Path) -> None:
     root = tmp_path / "work" / ".metaflow"
     (root / "HelloFlow" / "_meta").mkdir(parents=True)
     (root / "HelloFlow" / "_meta" / "_self.json").write_text('{"flow_id": "HelloFlow", "ts_epoch": 1}')

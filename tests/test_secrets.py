@@ -8,12 +8,14 @@ from typing import Any
 
 from mfproj import naming
 from mfproj.keyring import Keyring
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 
 PREFIX = naming.token_prefix("myproj", "prod")
 
 
-def test_the_token_is_never_printed_unless_asked(cli, tmp_path: Path, aws: Any, kube: Any, secrets: set[str]) -> None:  # type: ignore[no-untyped-def]
+def test_the_token_is_never_printed_unless_asked(
+    cli: Cli, tmp_path: Path, aws: Any, kube: Any, secrets: set[str]
+) -> None:
     (tmp_path / "a.asl.json").write_text(
         json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}})
     )
@@ -90,8 +92,8 @@ def test_the_token_is_never_printed_unless_asked(cli, tmp_path: Path, aws: Any, 
 FOREIGN = "mfprj-aaaaaaaaaaaaaaaa-3-notmineatallnotmineatall12"
 
 
-def test_every_token_is_masked_in_dry_run_diffs_not_only_the_callers(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any, secrets: set[str]
+def test_every_token_is_masked_in_dry_run_diffs_not_only_the_callers(
+    cli: Cli, tmp_path: Path, aws: Any, secrets: set[str]
 ) -> None:
     secrets.add(FOREIGN)
     template = {

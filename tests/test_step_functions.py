@@ -15,8 +15,8 @@ import pytest
 from mfproj import naming
 from mfproj.backends.step_functions.record import decode_record
 from mfproj.keyring import Keyring
+from tests.conftest import Cli, write_manifest
 from tests.conftest import as_user as _as
-from tests.conftest import write_manifest
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
@@ -88,8 +88,8 @@ def _state(sfn: Any, name: str) -> tuple[Any, dict[str, str]]:
 
 
 def test_first_deploy_creates_tags_and_stores_the_token_afterwards(
-    cli, proj: Path, sfn: Any, events: Any, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, proj: Path, sfn: Any, events: Any, tmp_path: Path
+) -> None:
     result = cli("deploy", "--production", "--tag", "release:1", "-o", "json", env=_as("alice", tmp_path))
     assert result.code == 0, result.stderr
     report = result.json()
@@ -126,7 +126,7 @@ def test_first_deploy_creates_tags_and_stores_the_token_afterwards(
     assert "runtime:step-functions" in metadata["tags"] and "project_branch:prod" in metadata["tags"]
 
 
-def test_owner_redeploy_is_unchanged_then_updates(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_owner_redeploy_is_unchanged_then_updates(cli: Cli, proj: Path, sfn: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", env=env).code == 0
     again = cli("deploy", "-o", "json", env=env).json()
@@ -144,8 +144,8 @@ def test_owner_redeploy_is_unchanged_then_updates(cli, proj: Path, sfn: Any, tmp
 
 
 def test_another_user_without_the_token_is_refused_and_nothing_changes(
-    cli, proj: Path, sfn: Any, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path
+) -> None:
     assert cli("deploy", "--production", env=_as("alice", tmp_path)).code == 0
     before = _state(sfn, "myproj.prod.HelloFlow")
     _write_project(proj, version="v2")
@@ -172,8 +172,8 @@ def test_another_user_without_the_token_is_refused_and_nothing_changes(
 
 @pytest.mark.parametrize("how", ["--authorize", "--authorize-file", "environment", "keyring"])
 def test_authorized_deploy_by_another_user(
-    cli, proj: Path, sfn: Any, tmp_path: Path, how: str, secrets: set[str]
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path, how: str, secrets: set[str]
+) -> None:
     assert cli("deploy", "--production", env=_as("alice", tmp_path)).code == 0
     token = _keyring(tmp_path / "keyring-alice").load_token(PROD)
     assert token
@@ -206,8 +206,8 @@ def test_authorized_deploy_by_another_user(
 
 
 def test_generate_new_token_moves_every_flow_to_a_fresh_namespace(
-    cli, proj: Path, sfn: Any, events: Any, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, proj: Path, sfn: Any, events: Any, tmp_path: Path
+) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", "--production", env=env).code == 0
     old = _keyring(tmp_path / "keyring-alice").load_token(PROD)
@@ -222,7 +222,7 @@ def test_generate_new_token_moves_every_flow_to_a_fresh_namespace(
     assert json.loads(target["Input"])["mfproj"]["namespace"] == f"production:{new}"
 
 
-def test_metaflow_token_scheme_deploys_the_reference_tokens(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metaflow_token_scheme_deploys_the_reference_tokens(cli: Cli, proj: Path, sfn: Any, tmp_path: Path) -> None:
     manifest = proj / "mfproj.toml"
     manifest.write_text(
         manifest.read_text().replace('name = "myproj"', 'name = "myproj"\ntoken_scheme = "metaflow"', 1)
@@ -260,7 +260,7 @@ def _reference_definition(owner: str, token: str) -> str:
     )
 
 
-def test_reference_deployments_are_guarded_the_same_way(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_reference_deployments_are_guarded_the_same_way(cli: Cli, proj: Path, sfn: Any, tmp_path: Path) -> None:
     token = "mfprj-wirqh2gc3chugnvb-0-olpw"
     sfn.create_state_machine(
         name="myproj.prod.HelloFlow", definition=_reference_definition("carol", token), roleArn=ROLE
@@ -274,7 +274,7 @@ def test_reference_deployments_are_guarded_the_same_way(cli, proj: Path, sfn: An
     assert record is not None and record.production_token == token and record.owner == "bob"
 
 
-def test_foreign_state_machine_is_refused_unless_adopted(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_state_machine_is_refused_unless_adopted(cli: Cli, proj: Path, sfn: Any, tmp_path: Path) -> None:
     sfn.create_state_machine(
         name="myproj.user.alice.HelloFlow",
         definition=json.dumps({"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}),
@@ -287,7 +287,7 @@ def test_foreign_state_machine_is_refused_unless_adopted(cli, proj: Path, sfn: A
     assert decode_record(_state(sfn, "myproj.user.alice.HelloFlow")[1]) is not None
 
 
-def test_dry_run_changes_nothing(cli, proj: Path, sfn: Any, events: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_changes_nothing(cli: Cli, proj: Path, sfn: Any, events: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     plan = cli("deploy", "--dry-run", "-o", "json", env=env)
     assert plan.code == 0, plan.stderr
@@ -307,7 +307,7 @@ def test_dry_run_changes_nothing(cli, proj: Path, sfn: Any, events: Any, tmp_pat
     assert _state(sfn, "myproj.user.alice.HelloFlow") == before
 
 
-def test_schedule_is_added_and_removed(cli, proj: Path, events: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_schedule_is_added_and_removed(cli: Cli, proj: Path, events: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     _write_project(proj, schedule=None)
     assert cli("deploy", env=env).code == 0
@@ -327,8 +327,8 @@ def test_schedule_is_added_and_removed(cli, proj: Path, events: Any, tmp_path: P
 
 
 def test_delete_removes_rule_and_state_machine_and_keeps_the_token(
-    cli, proj: Path, sfn: Any, events: Any, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, proj: Path, sfn: Any, events: Any, tmp_path: Path
+) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", "--production", env=env).code == 0
     token = _keyring(tmp_path / "keyring-alice").load_token(PROD)
@@ -346,7 +346,7 @@ def test_delete_removes_rule_and_state_machine_and_keeps_the_token(
     assert missing.code == 4 and "not deployed in prod" in missing.stderr
 
 
-def test_trigger_and_wait(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_and_wait(cli: Cli, proj: Path, sfn: Any, tmp_path: Path) -> None:
     env = _as("alice", tmp_path)
     assert cli("deploy", "--branch", "exp", "--tag", "deploy-tag", env=env).code == 0
     (tmp_path / "input.json").write_text(json.dumps({"alpha": 0.5}))
@@ -395,7 +395,7 @@ def test_trigger_and_wait(cli, proj: Path, sfn: Any, tmp_path: Path) -> None:  #
         assert tag in payload["mfproj"]["tags"]
 
 
-def test_trigger_wait_exits_7_when_the_run_fails(cli, tmp_path: Path, aws: Any) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_wait_exits_7_when_the_run_fails(cli: Cli, tmp_path: Path, aws: Any) -> None:
     (tmp_path / "fail.json").write_text(
         json.dumps({"StartAt": "boom", "States": {"boom": {"Type": "Fail", "Error": "Broken"}}})
     )
@@ -423,7 +423,7 @@ def test_trigger_wait_exits_7_when_the_run_fails(cli, tmp_path: Path, aws: Any) 
     assert not_deployed.code == 4 and "mfproj deploy" in not_deployed.stderr
 
 
-def test_unreachable_endpoint_exits_5_and_names_it(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_endpoint_exits_5_and_names_it(cli: Cli, proj: Path, tmp_path: Path) -> None:
     from tests.emulators import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
@@ -436,8 +436,8 @@ def test_unreachable_endpoint_exits_5_and_names_it(cli, proj: Path, tmp_path: Pa
 
 
 def test_a_failure_midway_rolls_back_every_flow(
-    cli, proj: Path, sfn: Any, events: Any, tmp_path: Path, aws: Any
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, proj: Path, sfn: Any, events: Any, tmp_path: Path, aws: Any
+) -> None:
     from tests.emulators import FaultProxy
 
     env = _as("alice", tmp_path)
@@ -460,7 +460,7 @@ def test_a_failure_midway_rolls_back_every_flow(
     assert (tmp_path / "keyring-alice" / naming.token_prefix("myproj", "user.alice")).read_text() == keyring_before
 
 
-def test_invalid_names_are_refused_before_any_request(cli, proj: Path, tmp_path: Path, aws: Any) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_names_are_refused_before_any_request(cli: Cli, proj: Path, tmp_path: Path, aws: Any) -> None:
     from tests.emulators import FaultProxy
 
     proxy = FaultProxy(aws.url)
@@ -474,7 +474,7 @@ def test_invalid_names_are_refused_before_any_request(cli, proj: Path, tmp_path:
 
 
 @pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
-def test_the_aws_cli_reads_the_deployment_back(cli, proj: Path, aws: Any, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_aws_cli_reads_the_deployment_back(cli: Cli, proj: Path, aws: Any, tmp_path: Path) -> None:
     assert cli("deploy", "--production", env=_as("alice", tmp_path)).code == 0
     env = {**os.environ, "AWS_ENDPOINT_URL": aws.url}
     arn = ARN.format("myproj.prod.HelloFlow")

@@ -117,3 +117,11 @@ def test_backends_are_composed_not_stacked() -> None:
                 if isinstance(node, ast.ClassDef):
                     bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
                     assert not bases & own, f"{spec.name}.{path.stem}.{node.name} extends {bases & own}"
+
+
+def test_tests_need_no_untyped_def_ignores() -> None:
+    """The `cli` fixtures are typed (`tests.conftest.Cli`): a test that takes them needs no ignore."""
+    tests = Path(__file__).resolve().parent
+    marker = "type: ignore" + "[no-untyped-def]"  # split, so this file does not match itself
+    offenders = [p.name for p in sorted(tests.glob("*.py")) if marker in p.read_text()]
+    assert offenders == [], offenders

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 
 ARGO_FLOW = '[project]\nname = "p"\n[[flows]]\nname = "F"\nargo_workflows = "f.yaml"\n'
 WORKFLOW_TEMPLATE = """\
@@ -135,8 +135,8 @@ BAD_INPUT: list[tuple[str, Any, list[str], int, str]] = [
 
 @pytest.mark.parametrize(("name", "setup", "args", "code", "message"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_every_bad_input_is_one_error_and_a_hint(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, name: str, setup: Any, args: list[str], code: int, message: str, fmt: str
+def test_every_bad_input_is_one_error_and_a_hint(
+    cli: Cli, tmp_path: Path, name: str, setup: Any, args: list[str], code: int, message: str, fmt: str
 ) -> None:
     env = {"METAFLOW_USER": "alice", **(setup(tmp_path) if setup else {})}
     args = [_prod_token(tmp_path) if a == "TOKEN" else a for a in args]
@@ -156,7 +156,7 @@ def test_every_bad_input_is_one_error_and_a_hint(  # type: ignore[no-untyped-def
         assert not (tmp_path / "a-file").read_text(), "nothing half written"
 
 
-def test_a_manifest_with_a_byte_order_mark_loads(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_manifest_with_a_byte_order_mark_loads(cli: Cli, tmp_path: Path) -> None:
     path = write_manifest(tmp_path, '[project]\nname = "p"\n[[flows]]\nname = "F"\nargo_workflows = "f.json"\n')
     path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
     result = cli("names", "-o", "json", env={"METAFLOW_USER": "alice"})
@@ -164,7 +164,7 @@ def test_a_manifest_with_a_byte_order_mark_loads(cli, tmp_path: Path) -> None:  
     assert result.json()["project"] == "p"
 
 
-def test_init_writes_files_to_be_shared(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_writes_files_to_be_shared(cli: Cli, tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
         assert cli("init", "--project", "p", "--flow", "F", "--dir", str(tmp_path / "new")).code == 0
@@ -206,14 +206,14 @@ def argo_project(tmp_path: Path, kube: Any) -> Path:
     return tmp_path
 
 
-def test_argo_not_deployed_names_the_workflow_template(cli, argo_project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_argo_not_deployed_names_the_workflow_template(cli: Cli, argo_project: Path) -> None:
     for args in (["delete", "F", "--yes"], ["trigger", "F"]):
         result = cli(*args, env=ALICE)
         assert result.code == 4, result.stderr
         assert "p.user.alice.f" in result.stderr and "p.user.alice.F" not in result.stderr, result.stderr
 
 
-def test_an_unchanged_argo_dry_run_shows_no_diff_of_volatile_annotations(cli, argo_project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unchanged_argo_dry_run_shows_no_diff_of_volatile_annotations(cli: Cli, argo_project: Path) -> None:
     assert cli("deploy", env=ALICE).code == 0
     (argo_project / "f.yaml").write_text(WORKFLOW_TEMPLATE.replace("alpine", "alpine:3.20"))
     plan = cli("deploy", "--dry-run", "-o", "json", env=ALICE)
@@ -223,7 +223,7 @@ def test_an_unchanged_argo_dry_run_shows_no_diff_of_volatile_annotations(cli, ar
     assert changed and all("image" in line for line in changed), changed  # the one real change, nothing else
 
 
-def test_delete_json_says_owner_not_redeploy(cli, argo_project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_delete_json_says_owner_not_redeploy(cli: Cli, argo_project: Path) -> None:
     assert cli("deploy", env=ALICE).code == 0
     result = cli("delete", "F", "--yes", "-o", "json", env=ALICE)
     assert result.code == 0, result.stderr
@@ -246,8 +246,8 @@ def test_delete_json_says_owner_not_redeploy(cli, argo_project: Path) -> None:  
     ],
     ids=["unknown key", "alias bomb"],
 )
-def test_a_workflow_template_that_cannot_be_meant_is_refused_before_any_request(  # type: ignore[no-untyped-def]
-    cli, argo_project: Path, kube: Any, template: str, message: str
+def test_a_workflow_template_that_cannot_be_meant_is_refused_before_any_request(
+    cli: Cli, argo_project: Path, kube: Any, template: str, message: str
 ) -> None:
     (argo_project / "f.yaml").write_text(template)
     result = cli("deploy", env=ALICE)
@@ -257,7 +257,7 @@ def test_a_workflow_template_that_cannot_be_meant_is_refused_before_any_request(
     assert not kube.objects, "nothing sent"
 
 
-def test_trigger_refuses_to_push_a_run_past_50_user_tags(cli, argo_project: Path, kube: Any) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_refuses_to_push_a_run_past_50_user_tags(cli: Cli, argo_project: Path, kube: Any) -> None:
     deployed = [f"--tag=d{i}" for i in range(30)]
     assert cli("deploy", *deployed, env=ALICE).code == 0
     workflows_before = [key for key in kube.objects if key[0] == "workflows"]
@@ -268,7 +268,7 @@ def test_trigger_refuses_to_push_a_run_past_50_user_tags(cli, argo_project: Path
     assert cli("trigger", "F", *[f"--tag=t{i}" for i in range(20)], env=ALICE).code == 0
 
 
-def test_names_json_has_no_rule_for_an_unscheduled_flow(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_names_json_has_no_rule_for_an_unscheduled_flow(cli: Cli, tmp_path: Path) -> None:
     write_manifest(
         tmp_path,
         '[project]\nname = "p"\n[[flows]]\nname = "F"\nstep_functions = "f.json"\n'
@@ -352,7 +352,7 @@ def test_run_ids_never_wrap_and_the_table_fits(tmp_path: Path, columns: int) -> 
     assert "experiment:a-rather-long-tag-value-2, team:ml-platform" in wide, wide  # every column in full
 
 
-def test_a_list_cut_by_the_limit_says_so(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_list_cut_by_the_limit_says_so(cli: Cli, tmp_path: Path) -> None:
     _local_runs(tmp_path / ".metaflow", 3)
     cut = cli("runs", "--metaflow-local", "-A", "--limit", "2", env=ALICE)
     assert cut.code == 0 and len(cut.stdout.splitlines()) == 3, cut.stdout  # header + 2
@@ -408,7 +408,7 @@ def test_the_live_view_collapses_to_counts_when_it_would_not_fit() -> None:
     assert len(small) <= 6 and "more in progress" in small[-1], small
 
 
-def test_the_summary_counts_retries_of_the_backend_clients(cli, tmp_path: Path, aws: Any) -> None:  # type: ignore[no-untyped-def]
+def test_the_summary_counts_retries_of_the_backend_clients(cli: Cli, tmp_path: Path, aws: Any) -> None:
     from mfproj import retries
     from mfproj.cli.progress import ProgressView
     from tests.emulators import THROTTLED, Fault, FaultProxy

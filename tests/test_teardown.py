@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 from tests.test_locks import ELSEWHERE, _plant
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
@@ -27,7 +27,7 @@ def _manifest(root: Path, *, old: bool) -> None:
 
 
 @pytest.fixture
-def branch(cli, tmp_path: Path, aws: Any, kube: Any) -> Path:  # type: ignore[no-untyped-def]
+def branch(cli: Cli, tmp_path: Path, aws: Any, kube: Any) -> Path:
     asl = {"StartAt": "w", "States": {"w": {"Type": "Wait", "Seconds": 600, "End": True}}}
     (tmp_path / "wait.asl.json").write_text(json.dumps(asl))
     (tmp_path / "a.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": [{"name": "a"}]}}))
@@ -43,8 +43,8 @@ def _names(sfn: Any) -> set[str]:
     return {m["name"] for m in sfn.list_state_machines()["stateMachines"]}
 
 
-def test_a_branch_is_torn_down_whole(  # type: ignore[no-untyped-def]
-    cli, branch: Path, sfn: Any, events: Any, kube: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_branch_is_torn_down_whole(
+    cli: Cli, branch: Path, sfn: Any, events: Any, kube: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
 
@@ -79,7 +79,7 @@ def test_a_branch_is_torn_down_whole(  # type: ignore[no-untyped-def]
     assert cli("teardown", "--user", "alice", "--yes", env=as_user("alice", branch)).code == 4
 
 
-def test_production_teardown_can_stop_its_runs(cli, branch: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_production_teardown_can_stop_its_runs(cli: Cli, branch: Path, sfn: Any) -> None:
     ci = as_user("ci", branch)
     assert cli("deploy", "--production", env=ci).code == 0
     run_id = cli("trigger", "HelloFlow", "--backend", "step-functions", "--production", env=ci).stdout.strip()

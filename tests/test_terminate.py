@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 
@@ -29,7 +29,7 @@ def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
     return tmp_path
 
 
-def _start(cli, tmp_path: Path, backend: str, *branch: str, user: str = "alice") -> str:  # type: ignore[no-untyped-def]
+def _start(cli: Cli, tmp_path: Path, backend: str, *branch: str, user: str = "alice") -> str:
     env = as_user(user, tmp_path)
     assert cli("deploy", *branch, env=env).code == 0
     started = cli("trigger", "WaitFlow", "--backend", backend, *branch, env=env)
@@ -37,7 +37,7 @@ def _start(cli, tmp_path: Path, backend: str, *branch: str, user: str = "alice")
     return str(started.stdout.strip())
 
 
-def test_a_running_step_functions_run_is_stopped(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_step_functions_run_is_stopped(cli: Cli, proj: Path, tmp_path: Path) -> None:
     run_id = _start(cli, tmp_path, "step-functions")
     alice = as_user("alice", tmp_path)
     assert cli("runs", "terminate", run_id, env=alice).code == 2  # no terminal: --yes is required
@@ -54,7 +54,7 @@ def test_a_running_step_functions_run_is_stopped(cli, proj: Path, tmp_path: Path
     assert again.code == 0 and "already ended ABORTED" in again.stderr
 
 
-def test_an_argo_run_is_shut_down(cli, proj: Path, tmp_path: Path, kube: Any) -> None:  # type: ignore[no-untyped-def]
+def test_an_argo_run_is_shut_down(cli: Cli, proj: Path, tmp_path: Path, kube: Any) -> None:
     run_id = _start(cli, tmp_path, "argo-workflows")
     done = cli("runs", "terminate", run_id, "--yes", env=as_user("alice", tmp_path))
     assert done.code == 0, done.stderr
@@ -62,7 +62,7 @@ def test_an_argo_run_is_shut_down(cli, proj: Path, tmp_path: Path, kube: Any) ->
     assert workflow["spec"]["shutdown"] == "Terminate"
 
 
-def test_another_branchs_run_is_refused_and_an_unknown_run_is_not_found(cli, proj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_another_branchs_run_is_refused_and_an_unknown_run_is_not_found(cli: Cli, proj: Path, tmp_path: Path) -> None:
     theirs = _start(cli, tmp_path, "step-functions", "--branch", "exp")
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     refused = cli("runs", "terminate", theirs, "--yes", env=as_user("alice", tmp_path))

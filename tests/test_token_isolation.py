@@ -13,7 +13,7 @@ import pytest
 from mfproj import naming, tokens
 from mfproj.backends.step_functions.record import decode_record
 from mfproj.keyring import Keyring
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 from tests.emulators import FaultProxy
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
@@ -65,7 +65,7 @@ def _deployed_token(sfn: Any, name: str) -> str | None:
 
 
 @pytest.fixture
-def prod_token(cli, proj: Path, tmp_path: Path, secrets: set[str]) -> str:  # type: ignore[no-untyped-def]
+def prod_token(cli: Cli, proj: Path, tmp_path: Path, secrets: set[str]) -> str:
     assert cli("deploy", "--production", env=as_user("ci", tmp_path)).code == 0
     token = Keyring(tmp_path / "keyring-ci").load_token(PROD)
     assert token
@@ -73,8 +73,8 @@ def prod_token(cli, proj: Path, tmp_path: Path, secrets: set[str]) -> str:  # ty
     return token
 
 
-def test_production_token_in_the_environment_is_ignored_for_a_user_branch(  # type: ignore[no-untyped-def]
-    cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
+def test_production_token_in_the_environment_is_ignored_for_a_user_branch(
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
 ) -> None:
     env = as_user("alice", tmp_path, MFPROJ_PRODUCTION_TOKEN=prod_token)
     result = cli("deploy", "-o", "json", env=env)
@@ -94,8 +94,8 @@ def test_production_token_in_the_environment_is_ignored_for_a_user_branch(  # ty
 
 
 @pytest.mark.parametrize("how", ["bare", "namespace", "hello", "share", "file", "file-share"])
-def test_another_branchs_token_offered_explicitly_is_refused_before_any_request(  # type: ignore[no-untyped-def]
-    cli, proj: Path, sfn: Any, aws: Any, tmp_path: Path, prod_token: str, how: str
+def test_another_branchs_token_offered_explicitly_is_refused_before_any_request(
+    cli: Cli, proj: Path, sfn: Any, aws: Any, tmp_path: Path, prod_token: str, how: str
 ) -> None:
     share = cli("token", "share", "--production", env=as_user("ci", tmp_path), reveal=True).stdout.strip()
     value = {"bare": prod_token, "namespace": f"production:{prod_token}", "hello": "hello"}.get(how, share)
@@ -123,8 +123,8 @@ def test_another_branchs_token_offered_explicitly_is_refused_before_any_request(
     assert not (tmp_path / "keyring-alice" / EXP).exists()
 
 
-def test_delete_refuses_another_branchs_token_too(  # type: ignore[no-untyped-def]
-    cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
+def test_delete_refuses_another_branchs_token_too(
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
 ) -> None:
     assert cli("deploy", "--branch", "exp", env=as_user("alice", tmp_path)).code == 0
     result = cli(
@@ -134,8 +134,8 @@ def test_delete_refuses_another_branchs_token_too(  # type: ignore[no-untyped-de
     assert _deployed_token(sfn, "myproj.test.exp.HelloFlow") is not None
 
 
-def test_a_first_deploy_makes_a_fresh_token_whatever_is_offered(  # type: ignore[no-untyped-def]
-    cli, proj: Path, sfn: Any, tmp_path: Path, secrets: set[str]
+def test_a_first_deploy_makes_a_fresh_token_whatever_is_offered(
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path, secrets: set[str]
 ) -> None:
     offered = tokens.random_token(EXP, None)  # this branch's prefix, but nothing is deployed to compare it with
     secrets.add(offered)
@@ -146,8 +146,8 @@ def test_a_first_deploy_makes_a_fresh_token_whatever_is_offered(  # type: ignore
     assert offered not in _everything_written(sfn, [tmp_path / "keyring-alice"])
 
 
-def test_a_keyring_file_holding_another_branchs_token_is_ignored(  # type: ignore[no-untyped-def]
-    cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
+def test_a_keyring_file_holding_another_branchs_token_is_ignored(
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
 ) -> None:
     # Written by an older tool (or by hand): the file of test.exp holds production's token.
     home = tmp_path / "keyring-alice"
@@ -161,8 +161,8 @@ def test_a_keyring_file_holding_another_branchs_token_is_ignored(  # type: ignor
     assert Keyring(home).load_token(EXP) == deployed
 
 
-def test_this_branchs_share_string_authorizes_a_deploy(  # type: ignore[no-untyped-def]
-    cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
+def test_this_branchs_share_string_authorizes_a_deploy(
+    cli: Cli, proj: Path, sfn: Any, tmp_path: Path, prod_token: str
 ) -> None:
     share = cli("token", "share", "--production", env=as_user("ci", tmp_path), reveal=True).stdout.strip()
     result = cli("deploy", "--production", "--authorize", share, "-o", "json", env=as_user("bob", tmp_path))

@@ -20,7 +20,7 @@ from mfproj import authorization, naming, tokens
 from mfproj.errors import EXIT_AUTHORIZATION, AuthorizationError, ValidationError
 from mfproj.keyring import Keyring, KeyringError, keyring_home
 from mfproj.share import SHARE_PREFIX, Share, decode_share, encode_share
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 
 PREFIX = naming.token_prefix("myproj", "prod")  # mfprj-wirqh2gc3chugnvb
 
@@ -181,7 +181,7 @@ def test_mfproj_reads_what_the_reference_stores(tmp_path: Path) -> None:
 # --- concurrency and crashes --------------------------------------------------------------------
 
 
-def test_fifty_processes_authorizing_different_branches(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_fifty_processes_authorizing_different_branches(cli: Cli, tmp_path: Path) -> None:
     write_manifest(tmp_path, "[project]\nname = 'myproj'\n")
     env = {**os.environ, "METAFLOW_USER": "alice"}
     expected = {}
@@ -271,7 +271,7 @@ def myproj(tmp_path: Path) -> Path:
     return write_manifest(tmp_path, "[project]\nname = 'myproj'\n[[flows]]\nname = 'HelloFlow'\n")
 
 
-def test_authorize_show_share_list_forget(cli, myproj: Path, tmp_path: Path, secrets: set[str]) -> None:  # type: ignore[no-untyped-def]
+def test_authorize_show_share_list_forget(cli: Cli, myproj: Path, tmp_path: Path, secrets: set[str]) -> None:
     env = {"METAFLOW_USER": "alice"}
     token = tokens.random_token(PREFIX, None)
     secrets.add(token)
@@ -314,7 +314,7 @@ def test_authorize_show_share_list_forget(cli, myproj: Path, tmp_path: Path, sec
         (["--production", "x", "--from-env", "V"], None, "exactly one way"),
     ],
 )
-def test_authorize_refusals(cli, myproj: Path, args: list[str], stdin: str | None, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_authorize_refusals(cli: Cli, myproj: Path, args: list[str], stdin: str | None, message: str) -> None:
     share = encode_share(Share("myproj", "prod", PREFIX, tokens.metaflow_token(PREFIX, 0)))
     text = {"SHARE": share, "TRUNCATED": share[:-12]}.get(stdin or "", stdin)
     result = cli("token", "authorize", *args, stdin=text, env={"METAFLOW_USER": "alice"})
@@ -323,7 +323,7 @@ def test_authorize_refusals(cli, myproj: Path, args: list[str], stdin: str | Non
     assert not (Path("keyring") / PREFIX).exists(), "a refused token must not be stored"
 
 
-def test_forget_all_needs_confirmation_when_not_interactive(cli, myproj: Path) -> None:  # type: ignore[no-untyped-def]
+def test_forget_all_needs_confirmation_when_not_interactive(cli: Cli, myproj: Path) -> None:
     env = {"METAFLOW_USER": "alice"}
     cli("token", "authorize", "--production", "-", stdin=tokens.random_token(PREFIX, None), env=env)
     refused = cli("token", "forget", "--all", env=env)
@@ -331,7 +331,7 @@ def test_forget_all_needs_confirmation_when_not_interactive(cli, myproj: Path) -
     assert cli("token", "forget", "--all", "--yes", "-o", "json", env=env).json() == {"forgotten": [PREFIX]}
 
 
-def test_corrupt_token_file_is_reported_by_the_cli(cli, myproj: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_token_file_is_reported_by_the_cli(cli: Cli, myproj: Path, tmp_path: Path) -> None:
     (tmp_path / "keyring").mkdir()
     (tmp_path / "keyring" / PREFIX).write_text("{not json")
     result = cli("token", "show", "--production", env={"METAFLOW_USER": "alice"})

@@ -14,7 +14,7 @@ from mfproj import naming
 from mfproj.backends.step_functions.record import decode_record, encode_record
 from mfproj.keyring import Keyring
 from mfproj.share import Share, encode_share
-from tests.conftest import as_user, write_manifest
+from tests.conftest import Cli, as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
@@ -74,7 +74,7 @@ def argo_name(flow: str, branch: str = "test.solo") -> str:
 # --- 1. one branch, one token, whatever the run deploys -------------------------------------------
 
 
-def test_deploying_flows_one_at_a_time_keeps_one_token(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_deploying_flows_one_at_a_time_keeps_one_token(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     two_flow_project(tmp_path)
     env = as_user("alice", tmp_path)
     assert cli("deploy", "TrainFlow", "--branch", "solo", env=env).code == 0
@@ -86,8 +86,8 @@ def test_deploying_flows_one_at_a_time_keeps_one_token(cli, tmp_path: Path, sfn:
     assert Keyring(tmp_path / "keyring-alice").load_token(SOLO) == first
 
 
-def test_a_flow_deployed_on_argo_joins_the_token_on_step_functions(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any, kube: Any
+def test_a_flow_deployed_on_argo_joins_the_token_on_step_functions(
+    cli: Cli, tmp_path: Path, sfn: Any, kube: Any
 ) -> None:
     two_flow_project(tmp_path, argo=True)
     env = as_user("alice", tmp_path)
@@ -96,7 +96,7 @@ def test_a_flow_deployed_on_argo_joins_the_token_on_step_functions(  # type: ign
     assert argo_token(kube, argo_name("GuardFlow")) == sfn_token(sfn, sfn_name("TrainFlow"))
 
 
-def test_a_teammate_authorized_for_one_flow_deploys_the_other(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_a_teammate_authorized_for_one_flow_deploys_the_other(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     two_flow_project(tmp_path)
     alice, bob = as_user("alice", tmp_path), as_user("bob", tmp_path)
     assert cli("deploy", "TrainFlow", "--branch", "solo", env=alice).code == 0
@@ -119,7 +119,7 @@ def _split(sfn: Any, name: str, token: str) -> None:
     sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in moved.items()])
 
 
-def test_a_split_branch_is_said_and_converges_on_one_token(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_a_split_branch_is_said_and_converges_on_one_token(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     two_flow_project(tmp_path)
     env = as_user("alice", tmp_path)
     assert cli("deploy", "--branch", "solo", env=env).code == 0
@@ -144,8 +144,8 @@ def test_a_split_branch_is_said_and_converges_on_one_token(cli, tmp_path: Path, 
     assert {d["action"] for d in again.json()["deployments"]} == {"unchanged"}
 
 
-def test_generate_new_token_for_one_flow_moves_every_flow_of_the_branch(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any, kube: Any
+def test_generate_new_token_for_one_flow_moves_every_flow_of_the_branch(
+    cli: Cli, tmp_path: Path, sfn: Any, kube: Any
 ) -> None:
     two_flow_project(tmp_path, argo=True)
     env = as_user("alice", tmp_path)
@@ -165,7 +165,7 @@ def test_generate_new_token_for_one_flow_moves_every_flow_of_the_branch(  # type
     assert Keyring(tmp_path / "keyring-alice").load_token(SOLO) in after
 
 
-def test_a_split_argo_branch_converges_too(cli, tmp_path: Path, kube: Any) -> None:  # type: ignore[no-untyped-def]
+def test_a_split_argo_branch_converges_too(cli: Cli, tmp_path: Path, kube: Any) -> None:
     two_flow_project(tmp_path, argo=True, sfn=False)
     env = as_user("alice", tmp_path)
     assert cli("deploy", "--branch", "solo", env=env).code == 0
@@ -180,7 +180,7 @@ def test_a_split_argo_branch_converges_too(cli, tmp_path: Path, kube: Any) -> No
 # --- 3. a keyring that cannot keep the token --------------------------------------------------------
 
 
-def test_an_unwritable_keyring_deploys_nothing(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_an_unwritable_keyring_deploys_nothing(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     two_flow_project(tmp_path)
     # /proc/self can be read but nothing can be made in it (as HOME=/proc/self would have it).
     result = cli("deploy", env={"METAFLOW_USER": "alice", "METAFLOW_TOKEN_HOME": "/proc/self/mfproj-tokens"})
@@ -189,7 +189,7 @@ def test_an_unwritable_keyring_deploys_nothing(cli, tmp_path: Path, sfn: Any) ->
     assert sfn.list_state_machines()["stateMachines"] == []
 
 
-def test_a_keyring_that_fails_after_the_deploy_landed_is_exit_8(  # type: ignore[no-untyped-def]
+def test_a_keyring_that_fails_after_the_deploy_landed_is_exit_8(
     tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mfproj import keyring, manifest
@@ -225,8 +225,8 @@ def test_a_keyring_that_fails_after_the_deploy_landed_is_exit_8(  # type: ignore
     ],
 )
 @pytest.mark.parametrize("fmt", ["table", "json"])
-def test_a_share_string_given_by_mistake_is_never_printed(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any, args: list[str], fmt: str
+def test_a_share_string_given_by_mistake_is_never_printed(
+    cli: Cli, tmp_path: Path, aws: Any, args: list[str], fmt: str
 ) -> None:
     two_flow_project(tmp_path)
     prefix = naming.token_prefix("myproj", "prod")
@@ -238,7 +238,7 @@ def test_a_share_string_given_by_mistake_is_never_printed(  # type: ignore[no-un
     assert f"{'s' * 26}" not in result.stderr + result.stdout
 
 
-def test_a_share_string_whose_token_has_another_prefix_is_not_stored(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_share_string_whose_token_has_another_prefix_is_not_stored(cli: Cli, tmp_path: Path) -> None:
     two_flow_project(tmp_path)
     prefix = naming.token_prefix("myproj", "prod")
     other = naming.token_prefix("myproj", "test.x")
@@ -263,8 +263,8 @@ def test_a_share_string_whose_token_has_another_prefix_is_not_stored(cli, tmp_pa
         ("MFPROJ_LOCK_TIMEOUT", "abc"),
     ],
 )
-def test_a_bad_setting_is_exit_2_naming_it_before_any_request(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any, variable: str, value: str
+def test_a_bad_setting_is_exit_2_naming_it_before_any_request(
+    cli: Cli, tmp_path: Path, aws: Any, variable: str, value: str
 ) -> None:
     two_flow_project(tmp_path)
     result = cli("deploy", "--dry-run", env={**as_user("alice", tmp_path), variable: value})
@@ -298,7 +298,7 @@ def test_warnings_from_threads_are_whole_lines_and_repeats_are_counted(capsys: p
 
 
 @pytest.mark.parametrize("path", ["/etc/hostname", "../outside.json", "flows/../../outside.json"])
-def test_a_template_outside_the_repository_is_a_manifest_error(cli, tmp_path: Path, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_template_outside_the_repository_is_a_manifest_error(cli: Cli, tmp_path: Path, path: str) -> None:
     root = tmp_path / "repo"
     (root / ".git").mkdir(parents=True)
     (root / "flows").mkdir()
@@ -313,7 +313,7 @@ def test_a_template_outside_the_repository_is_a_manifest_error(cli, tmp_path: Pa
     assert "flows[0].step_functions" in result.stderr and "outside the repository" in result.stderr
 
 
-def test_a_template_elsewhere_in_the_repository_is_fine(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_template_elsewhere_in_the_repository_is_fine(cli: Cli, tmp_path: Path) -> None:
     root = tmp_path / "repo"
     (root / ".git").mkdir(parents=True)
     (root / "shared").mkdir()
@@ -406,7 +406,7 @@ def _bounded_run(args: list[str], cwd: Path, env: dict[str, str]) -> Any:
     )
 
 
-def test_a_bomb_record_is_one_unreadable_row_not_a_crash(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_a_bomb_record_is_one_unreadable_row_not_a_crash(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     from mfproj.backends.step_functions import record as sfn_record
 
     two_flow_project(tmp_path)
@@ -485,7 +485,7 @@ def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, 
 HOSTILE = "eve[/bold]\x1b]0;pwned\x07\x1b[2J"
 
 
-def test_markup_and_escape_codes_from_a_backend_are_printed_as_text(cli, tmp_path: Path, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+def test_markup_and_escape_codes_from_a_backend_are_printed_as_text(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     from dataclasses import replace
 
     two_flow_project(tmp_path)
@@ -523,8 +523,8 @@ def _iam_user(aws: Any, name: str) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
-def test_a_teammate_with_his_own_credentials_is_not_the_owner_by_name(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any, aws: Any
+def test_a_teammate_with_his_own_credentials_is_not_the_owner_by_name(
+    cli: Cli, tmp_path: Path, sfn: Any, aws: Any
 ) -> None:
     two_flow_project(tmp_path)
     alice_keys, bob_keys = _iam_user(aws, "alice"), _iam_user(aws, "bob")
@@ -544,7 +544,7 @@ def test_a_teammate_with_his_own_credentials_is_not_the_owner_by_name(  # type: 
     assert cli("deploy", "--production", env=fresh).code == 0
 
 
-def test_the_owner_rule_by_name_is_a_manifest_choice(cli, tmp_path: Path, sfn: Any, aws: Any) -> None:  # type: ignore[no-untyped-def]
+def test_the_owner_rule_by_name_is_a_manifest_choice(cli: Cli, tmp_path: Path, sfn: Any, aws: Any) -> None:
     two_flow_project(tmp_path)
     manifest = tmp_path / "mfproj.toml"
     manifest.write_text(manifest.read_text().replace('name = "myproj"', 'name = "myproj"\nowner = "name"', 1))
@@ -553,8 +553,8 @@ def test_the_owner_rule_by_name_is_a_manifest_choice(cli, tmp_path: Path, sfn: A
     assert cli("deploy", "--production", env={**as_user("alice", tmp_path / "bob"), **bob_keys}).code == 0
 
 
-def test_an_owner_recorded_without_a_principal_keeps_the_name_rule_with_a_warning(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any
+def test_an_owner_recorded_without_a_principal_keeps_the_name_rule_with_a_warning(
+    cli: Cli, tmp_path: Path, sfn: Any
 ) -> None:
     from dataclasses import replace
 
@@ -573,9 +573,7 @@ def test_an_owner_recorded_without_a_principal_keeps_the_name_rule_with_a_warnin
     assert result.stderr.count("by name only") == 1  # one line, however many deployments
 
 
-def test_the_owner_on_argo_is_the_user_the_api_server_reports(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, kube: Any
-) -> None:
+def test_the_owner_on_argo_is_the_user_the_api_server_reports(cli: Cli, tmp_path: Path, kube: Any) -> None:
     two_flow_project(tmp_path, argo=True, sfn=False)
     alice_config, bob_config = tmp_path / "alice-kubeconfig", tmp_path / "bob-kubeconfig"
     alice_config.write_text(kube.kubeconfig(token="user:alice"))
@@ -610,9 +608,7 @@ def _lock_count(sfn: Any) -> int:
     return sum(m["name"].startswith("mfproj-lock-") for m in sfn.list_state_machines()["stateMachines"])
 
 
-def test_unlock_all_lists_and_removes_the_branchs_locks_with_authorization(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any
-) -> None:
+def test_unlock_all_lists_and_removes_the_branchs_locks_with_authorization(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     two_flow_project(tmp_path)
     alice = as_user("alice", tmp_path)
     assert cli("deploy", "--branch", "solo", env=alice).code == 0
@@ -630,9 +626,7 @@ def test_unlock_all_lists_and_removes_the_branchs_locks_with_authorization(  # t
     assert cli("unlock", "--all", "TrainFlow", env=alice).code == 2
 
 
-def test_teardown_removes_the_branchs_locks_even_when_nothing_is_deployed(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any
-) -> None:
+def test_teardown_removes_the_branchs_locks_even_when_nothing_is_deployed(cli: Cli, tmp_path: Path, sfn: Any) -> None:
     two_flow_project(tmp_path)
     alice = as_user("alice", tmp_path)
     assert cli("deploy", "TrainFlow", "--branch", "solo", env=alice).code == 0
@@ -680,8 +674,8 @@ def captive_portal() -> Any:
     server.server_close()
 
 
-def test_an_html_page_instead_of_aws_is_exit_5_naming_the_endpoint(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any, captive_portal: str
+def test_an_html_page_instead_of_aws_is_exit_5_naming_the_endpoint(
+    cli: Cli, tmp_path: Path, aws: Any, captive_portal: str
 ) -> None:
     two_flow_project(tmp_path)
     result = cli("deploy", env={**as_user("alice", tmp_path), "AWS_ENDPOINT_URL": captive_portal})
@@ -689,8 +683,8 @@ def test_an_html_page_instead_of_aws_is_exit_5_naming_the_endpoint(  # type: ign
     assert captive_portal in result.stderr and "unexpected" not in result.stderr
 
 
-def test_an_html_page_instead_of_kubernetes_is_exit_5_naming_the_server(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, kube: Any, captive_portal: str
+def test_an_html_page_instead_of_kubernetes_is_exit_5_naming_the_server(
+    cli: Cli, tmp_path: Path, kube: Any, captive_portal: str
 ) -> None:
     from tests.k8s_emulator import kubeconfig_for
 
@@ -703,7 +697,7 @@ def test_an_html_page_instead_of_kubernetes_is_exit_5_naming_the_server(  # type
 
 
 @pytest.mark.parametrize("raw", [b'{"stateMachineArn": "arn:aws:states', b"{}", b"<html>oops</html>"])
-def test_a_cut_off_or_empty_answer_is_exit_5(cli, tmp_path: Path, aws: Any, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_a_cut_off_or_empty_answer_is_exit_5(cli: Cli, tmp_path: Path, aws: Any, raw: bytes) -> None:
     from tests.emulators import FaultProxy
 
     two_flow_project(tmp_path)
@@ -729,8 +723,8 @@ def test_a_cut_off_or_empty_answer_is_exit_5(cli, tmp_path: Path, aws: Any, raw:
         ("locking", "CreateStateMachine", "interrupted while taking the locks: nothing was changed"),
     ],
 )
-def test_ctrl_c_in_every_phase_is_said_on_a_terminal(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, aws: Any, phase: str, slow: str, said: str
+def test_ctrl_c_in_every_phase_is_said_on_a_terminal(
+    cli: Cli, tmp_path: Path, aws: Any, phase: str, slow: str, said: str
 ) -> None:
     import fcntl
     import os
@@ -851,8 +845,8 @@ def test_a_failed_deploy_reports_its_rollback_to_the_live_view(
     assert states.index("rolling back") < len(states) - 1
 
 
-def test_a_kill_9_during_generate_new_token_leaves_a_branch_the_next_deploy_converges(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, sfn: Any, aws: Any
+def test_a_kill_9_during_generate_new_token_leaves_a_branch_the_next_deploy_converges(
+    cli: Cli, tmp_path: Path, sfn: Any, aws: Any
 ) -> None:
     import os
     import signal

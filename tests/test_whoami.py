@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import write_manifest
+from tests.conftest import Cli, write_manifest
 from tests.emulators import FaultProxy
 from tests.k8s_emulator import kubeconfig_for
 
@@ -37,7 +37,9 @@ def setup(tmp_path: Path, proxies: tuple[FaultProxy, FaultProxy]) -> dict[str, s
     return {**ALICE, "AWS_ENDPOINT_URL": proxies[0].url, "KUBECONFIG": str(tmp_path / "kubeconfig")}
 
 
-def test_whoami_says_what_it_would_use_without_a_request(cli, tmp_path: Path, setup: dict[str, str], proxies) -> None:  # type: ignore[no-untyped-def]
+def test_whoami_says_what_it_would_use_without_a_request(
+    cli: Cli, tmp_path: Path, setup: dict[str, str], proxies: tuple[FaultProxy, FaultProxy]
+) -> None:
     result = cli("whoami", "-b", "feature", "-o", "json", env=setup)
     assert result.code == 0, result.stderr
     found = result.json()
@@ -54,7 +56,9 @@ def test_whoami_says_what_it_would_use_without_a_request(cli, tmp_path: Path, se
     assert table.code == 0 and "user branch   user.alice" in table.stdout and "context     lab" in table.stdout
 
 
-def test_whoami_check_says_which_backends_answer_and_as_whom(cli, setup: dict[str, str], proxies) -> None:  # type: ignore[no-untyped-def]
+def test_whoami_check_says_which_backends_answer_and_as_whom(
+    cli: Cli, setup: dict[str, str], proxies: tuple[FaultProxy, FaultProxy]
+) -> None:
     result = cli("whoami", "--check", "-o", "json", env=setup)
     assert result.code == 0, result.stderr
     backends = result.json()["backends"]
@@ -64,7 +68,7 @@ def test_whoami_check_says_which_backends_answer_and_as_whom(cli, setup: dict[st
     assert proxies[0].log and proxies[1].log
 
 
-def test_whoami_check_with_a_backend_down_exits_5_and_says_which(cli, setup: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_whoami_check_with_a_backend_down_exits_5_and_says_which(cli: Cli, setup: dict[str, str]) -> None:
     env = {**setup, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "MFPROJ_AWS_MAX_ATTEMPTS": "1"}
     result = cli("whoami", "--check", env=env)
     assert result.code == 5, result.stderr
@@ -73,7 +77,7 @@ def test_whoami_check_with_a_backend_down_exits_5_and_says_which(cli, setup: dic
     assert result.stderr.startswith("error: Step Functions did not answer") and "hint:" in result.stderr
 
 
-def test_whoami_works_outside_a_project(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_whoami_works_outside_a_project(cli: Cli, tmp_path: Path) -> None:
     result = cli("whoami", "-o", "json", env=ALICE)
     assert result.code == 0, result.stderr
     assert result.json()["manifest"] is None and "no mfproj.toml" in result.json()["manifest_problem"]
