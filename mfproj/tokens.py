@@ -5,6 +5,7 @@ keyring.py; share strings are share.py.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import random
 import re
@@ -102,7 +103,6 @@ def mask(token: str | None) -> str:
 
 def fingerprint(token: str) -> str:
     """A short, non-secret mark that tells two tokens apart whose masks are the same (`#1a2b3c`)."""
-    import hashlib
 
     return "#" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:6]
 

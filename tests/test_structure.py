@@ -125,3 +125,28 @@ def test_tests_need_no_untyped_def_ignores() -> None:
     marker = "type: ignore" + "[no-untyped-def]"  # split, so this file does not match itself
     offenders = [p.name for p in sorted(tests.glob("*.py")) if marker in p.read_text()]
     assert offenders == [], offenders
+
+
+# Modules cheap enough (most are loaded by Python itself) that importing them inside a function only hides
+# a dependency; the heavy ones (boto3, kubernetes, rich, yaml, subprocess, …) stay function-local.
+LIGHT_STDLIB = frozenset(
+    {
+        "abc", "base64", "collections", "contextlib", "copy", "dataclasses", "datetime", "enum", "functools",
+        "hashlib", "itertools", "json", "math", "os", "pathlib", "re", "string", "sys", "threading", "time",
+        "typing",
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_name)
+def test_no_function_local_imports_of_light_stdlib_modules(path: Path) -> None:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                names = []
+                if isinstance(inner, ast.Import):
+                    names = [alias.name for alias in inner.names]
+                elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
+                    names = [inner.module]
+                light = [n for n in names if n.split(".")[0] in LIGHT_STDLIB]
+                assert not light, f"{_name(path)}.{node.name} imports {light} inside (line {inner.lineno})"

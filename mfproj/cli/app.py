@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,6 @@ _PYDANTIC_WORDS = {
 def usage_error(exc: Any) -> Exception:
     """A click usage error in mfproj's own words: one `error:` line naming the option and the rule, and a
     hint (the closest options, or where the help is)."""
-    import re
 
     from mfproj.errors import UsageError
 

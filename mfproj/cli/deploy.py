@@ -5,6 +5,7 @@ The use-cases (and the backends' libraries) are imported inside the functions th
 """
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,7 +220,6 @@ def _stopped_waiting(selection: Selection, triggered: Any) -> None:
 
 
 def _wait_timeout(wait: bool, timeout: float | None) -> float:
-    import math
 
     from mfproj.errors import UsageError
 

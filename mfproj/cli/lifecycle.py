@@ -1,5 +1,6 @@
 """`mfproj teardown`: remove a whole branch (the lifecycle commands that change many deployments at once)."""
 
+import datetime as _dt
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -108,7 +109,6 @@ def gc_command(
     output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Find stale branches (never production) and, with --yes, tear down the ones you may."""
-    import datetime as _dt
 
     from mfproj.usecases import gc, runs
 

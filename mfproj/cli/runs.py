@@ -4,6 +4,7 @@
 as before, and a flow named `show` is listed with `mfproj runs list show`.
 """
 
+import dataclasses
 import datetime as _dt
 import enum
 from typing import TYPE_CHECKING, Any
@@ -72,8 +73,6 @@ def run_list(
     local_root: str | None,
     all_branches: bool = False,
 ) -> int:
-    import dataclasses
-
     from mfproj.backends.base import RunFilter
     from mfproj.usecases import local_runs, runs
 

@@ -3,8 +3,9 @@ profile and output format. It loads the manifest and opens the use-case session.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mfproj.cli import output
@@ -31,14 +32,12 @@ class Selection:
     _git_choice: list[GitChoice] = field(default_factory=list, compare=False, repr=False)
 
     def env(self) -> dict[str, str]:
-        import os
 
         return {**os.environ, **({"METAFLOW_OWNER": self.owner} if self.owner else {})}
 
     def resolved(self, loaded: Manifest) -> Selection:
         """With --branch-from-git (or MFPROJ_BRANCH_FROM_GIT=1), the branch the current git branch maps
         to, said once; explicit --branch/--production win."""
-        import os
 
         from mfproj.identity import parse_bool
 
@@ -47,7 +46,6 @@ class Selection:
         )
         if not wanted or self.branch is not None or self.production is not None:
             return self
-        from dataclasses import replace
 
         from mfproj import gitbranch
 

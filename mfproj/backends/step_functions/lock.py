@@ -14,6 +14,7 @@ import datetime as _dt
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -77,7 +78,6 @@ class StateMachineLock:
     def _take_lock(
         self, names: FlowNames, arn: str, nonce: str, holder: Holder, timeout: float, waiting: Callable[[str], None]
     ) -> tuple[str, str]:
-        import time
 
         sfn = self.aws.client("stepfunctions")
         definition = self._lock_definition(names, nonce, holder)

@@ -4,6 +4,7 @@ reference's, in its definition (`States.start.Parameters.Parameters`), which win
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -95,7 +96,6 @@ def _get(tags: Mapping[str, str], field: str) -> str | None:
 
 def definition_digest(definition: Any) -> str:
     """What the record says it describes: a digest of the definition, however AWS spaces its text."""
-    import hashlib
 
     text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
