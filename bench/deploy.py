@@ -49,7 +49,7 @@ def _in_process(directory: Path, branch: str, env: dict[str, str]) -> tuple[floa
     backend = session.backend("step_functions")
     calls: Counter[str] = Counter()
     for service in ("stepfunctions", "events", "sts"):
-        backend.client(service).meta.events.register(  # type: ignore[attr-defined]
+        backend.aws.client(service).meta.events.register(  # type: ignore[attr-defined]
             "before-call", lambda model, **_: calls.update([model.name])
         )
     started = time.perf_counter()

@@ -104,7 +104,7 @@ def deployments_part(args: argparse.Namespace, url: str, work: Path, env: dict[s
         naive_calls()
         session = sessions.open_session(loaded, branch=None, production=False, env=env)
         backend = session.backend("step_functions")
-        ours = _counting([backend.client(s) for s in ("stepfunctions", "events", "resourcegroupstaggingapi")])  # type: ignore[attr-defined]
+        ours = _counting([backend.aws.client(s) for s in ("stepfunctions", "events", "resourcegroupstaggingapi")])  # type: ignore[attr-defined]
         mine_s, listing = _median(lambda session=session: deployments.list_deployments(session), args.repeat)
         mine_calls = ours() // args.repeat
         naive_s, naive_found = _median(lambda: _naive(client), 1)

@@ -49,7 +49,7 @@ def _deploy_once(manifest_path: Path, branch: str, env: dict[str, str]) -> tuple
     backend = session.backend("step_functions")
     calls: Counter[str] = Counter()
     for service in ("stepfunctions", "events", "sts"):
-        client = backend.client(service)  # type: ignore[attr-defined]
+        client = backend.aws.client(service)  # type: ignore[attr-defined]
         client.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
     started = time.perf_counter()
     deploy.deploy(session)
@@ -65,7 +65,7 @@ def _lookup(manifest_path: Path, branch: str, env: dict[str, str]) -> float:
     backend = session.backend("step_functions")
     # Client creation and the one STS call per process stay outside the timing, as in _deploy_once.
     backend.identity()  # type: ignore[attr-defined]
-    backend.client("stepfunctions"), backend.client("events")  # type: ignore[attr-defined]
+    backend.aws.client("stepfunctions"), backend.aws.client("events")  # type: ignore[attr-defined]
     names = naming.flow_names("bench", session.target.branch, "BenchFlow")
     started = time.perf_counter()
     assert backend.read(names) is not None
