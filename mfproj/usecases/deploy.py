@@ -140,7 +140,9 @@ def deploy(
                 interrupted = apply(session, planned.work, planned.token)
                 phase[0] = "releasing the locks"
     except KeyboardInterrupt:
-        if phase[0] == "releasing the locks":  # every change had landed: keep the token, then say so
+        if phase[0] in ("applying", "releasing the locks"):
+            # apply() lets no interrupt through (it rolls back and says so, or returns True when every
+            # write had landed), so one caught here came after it returned: keep the token, then say so.
             return _finish(session, planned, True)
         # apply() reports its own interrupts (rolled back and read back); any other phase wrote nothing.
         raise InterruptedByUser(
