@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli, write_manifest
+from tests.terminal import drain
 
 ARGO_FLOW = '[project]\nname = "p"\n[[flows]]\nname = "F"\nargo_workflows = "f.yaml"\n'
 WORKFLOW_TEMPLATE = """\
@@ -286,8 +287,6 @@ def test_names_json_has_no_rule_for_an_unscheduled_flow(cli: Cli, tmp_path: Path
 def _in_terminal(args: list[str], cwd: Path, env: dict[str, str], columns: int) -> str:
     """Runs mfproj with stdout on a real pseudo-terminal `columns` wide; returns what it showed."""
     import pty
-    import select
-    import time
 
     leader, follower = pty.openpty()
     import fcntl
@@ -304,23 +303,10 @@ def _in_terminal(args: list[str], cwd: Path, env: dict[str, str], columns: int) 
         env={**os.environ, **env, "NO_COLOR": "1", "COLUMNS": str(columns), "TERM": "xterm"},
     )
     os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break  # the terminal closed: the process ended
-            if not data:
-                break
-            chunks.append(data)
-        elif process.poll() is not None:
-            break
+    raw = drain(leader, process)
     process.wait(timeout=30)
     os.close(leader)
-    shown = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    shown = raw.decode("utf-8", "replace").replace("\r\n", "\n")
     return re.sub(r"\x1b\[[0-9;]*m", "", shown)  # styles (bold) are not width
 
 

@@ -15,6 +15,7 @@ from mfproj.backends.step_functions.record import decode_record, encode_record
 from mfproj.keyring import Keyring
 from mfproj.share import Share, encode_share
 from tests.conftest import Cli, as_user, write_manifest
+from tests.terminal import drain
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
@@ -445,12 +446,10 @@ def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, 
     import fcntl
     import os
     import pty
-    import select
     import struct
     import subprocess
     import sys
     import termios
-    import time
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
@@ -463,23 +462,10 @@ def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, 
         env={**os.environ, **env, "COLUMNS": "200", "TERM": "xterm"},
     )
     os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif process.poll() is not None:
-            break
+    shown = drain(leader, process)
     code = process.wait(timeout=30)
     os.close(leader)
-    return code, b"".join(chunks).decode("utf-8", "replace")
+    return code, shown.decode("utf-8", "replace")
 
 
 HOSTILE = "eve[/bold]\x1b]0;pwned\x07\x1b[2J"
@@ -729,7 +715,6 @@ def test_ctrl_c_in_every_phase_is_said_on_a_terminal(
     import fcntl
     import os
     import pty
-    import select
     import signal
     import struct
     import subprocess
@@ -765,19 +750,7 @@ def test_ctrl_c_in_every_phase_is_said_on_a_terminal(
             time.sleep(0.05)
         time.sleep(0.3)
         process.send_signal(signal.SIGINT)
-        shown = b""
-        while time.monotonic() < deadline + 30:
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                shown += chunk
-            elif process.poll() is not None:
-                break
+        shown = drain(leader, process)
         assert process.wait(timeout=30) == 130
     finally:
         os.close(leader)
