@@ -191,9 +191,9 @@ def runs_part(args: argparse.Namespace, url: str, work: Path, env: dict[str, str
 
 
 def _names(opened: Any) -> Any:
-    from mfproj import naming
+    from mfproj.backends import registry
 
-    return naming.flow_names("bench", opened.target.branch, "Flow0")
+    return registry.flow_names("bench", opened.target.branch, "Flow0")
 
 
 def main() -> int:

@@ -64,7 +64,8 @@ def main() -> int:
     try:
         import boto3
 
-        from mfproj import manifest, naming
+        from mfproj import manifest
+        from mfproj.backends import registry
         from mfproj.backends.base import RunFilter, RunRequest
         from mfproj.usecases import deploy, runs
         from mfproj.usecases import session as sessions
@@ -78,7 +79,7 @@ def main() -> int:
         session = sessions.open_session(loaded, branch=None, production=False, env=env)
         deploy.deploy(session)
         backend = session.backend("step_functions")
-        names = naming.flow_names("bench", session.target.branch, "BenchFlow")
+        names = registry.flow_names("bench", session.target.branch, "BenchFlow")
         existing = backend.read(names)
         assert existing is not None and existing.record is not None
         token = existing.record.production_token

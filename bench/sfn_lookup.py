@@ -58,7 +58,8 @@ def _deploy_once(manifest_path: Path, branch: str, env: dict[str, str]) -> tuple
 
 def _lookup(manifest_path: Path, branch: str, env: dict[str, str]) -> float:
     """mfproj's lookup alone: build the ARN, describe it, read its tags and schedule."""
-    from mfproj import manifest, naming
+    from mfproj import manifest
+    from mfproj.backends import registry
     from mfproj.usecases import session as sessions
 
     session = sessions.open_session(manifest.load_manifest(manifest_path), branch=branch, production=False, env=env)
@@ -66,7 +67,7 @@ def _lookup(manifest_path: Path, branch: str, env: dict[str, str]) -> float:
     # Client creation and the one STS call per process stay outside the timing, as in _deploy_once.
     backend.identity()  # type: ignore[attr-defined]
     backend.aws.client("stepfunctions"), backend.aws.client("events")  # type: ignore[attr-defined]
-    names = naming.flow_names("bench", session.target.branch, "BenchFlow")
+    names = registry.flow_names("bench", session.target.branch, "BenchFlow")
     started = time.perf_counter()
     assert backend.read(names) is not None
     return time.perf_counter() - started

@@ -91,10 +91,9 @@ class Manifest:
             return list(self.flows)
         return [self.flow(name) for name in dict.fromkeys(names)]
 
-    def state_machine_prefix(self, env: Mapping[str, str] | None = None) -> str | None:
-        """The Step Functions name prefix, an input of Metaflow's naming (see naming.flow_names)."""
-        prefix: str | None = self.settings_for("step_functions").name_prefix(env)
-        return prefix
+    def flow_names(self, branch: str, flow: str, env: Mapping[str, str] | None = None) -> naming.FlowNames:
+        """The flow's names on every backend, with this manifest's settings for each."""
+        return registry.flow_names(self.project, branch, flow, self.settings, env)
 
 
 # --- discovery ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mfproj.errors import NameCollisionError, ValidationError
@@ -184,27 +184,15 @@ def argo_workflow_template_name(project: str, branch: str, flow: str) -> str:
 
 @dataclass(frozen=True)
 class FlowNames:
+    """A flow's names: its project flow name, and on each backend the names its deployment takes (kind
+    -> name, as that backend's `names` module computes them; see `registry.flow_names`)."""
+
     flow: str
     project_flow_name: str
-    state_machine: str
-    eventbridge_rule: str
-    workflow_template: str
+    deployed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
-    @property
-    def cron_workflow(self) -> str:
-        return self.workflow_template
-
-
-def flow_names(project: str, branch: str, flow: str, *, state_machine_prefix: str | None = None) -> FlowNames:
-    pfn = project_flow_name(project, branch, flow)
-    sm = state_machine_name(pfn, state_machine_prefix)
-    return FlowNames(
-        flow=flow,
-        project_flow_name=pfn,
-        state_machine=sm,
-        eventbridge_rule=eventbridge_rule_name(sm),
-        workflow_template=argo_workflow_template_name(project, branch, flow),
-    )
+    def of(self, backend: str) -> Mapping[str, str]:
+        return self.deployed.get(backend, {})
 
 
 # --- backend rules (beyond the reference) -------------------------------------------------------
@@ -212,8 +200,8 @@ def flow_names(project: str, branch: str, flow: str, *, state_machine_prefix: st
 
 @dataclass(frozen=True)
 class NameProblem:
-    backend: str  # "step_functions" or "argo_workflows"
-    kind: str  # "state_machine", "eventbridge_rule", "workflow_template", "cron_workflow"
+    backend: str  # the registry's name of the backend
+    kind: str  # the kind of name (its backend's `names.KINDS`), or "setting"
     name: str
     rule: str
     hint: str | None = None
@@ -259,7 +247,8 @@ def kubernetes_name_problems(name: str, *, max_length: int = K8S_LABEL_VALUE_MAX
     return problems
 
 
-def _hint_for(branch: str) -> str | None:
+def hint_for(branch: str) -> str | None:
+    """What to change when a branch's names break a rule."""
     if branch.startswith("user."):
         user = branch[len("user.") :]
         if _INVALID_NAME_CHAR.search(user):
@@ -269,27 +258,6 @@ def _hint_for(branch: str) -> str | None:
                 f"{(re.sub(r'[^a-z0-9_]+', '_', user.lower()).strip('_') or 'alice')!r}"
             )
     return "use a shorter project, branch or flow name"
-
-
-def name_problems(names: FlowNames, *, branch: str, backends: Iterable[str], scheduled: bool) -> list[NameProblem]:
-    """Every way the computed names break the rules of the backends they are meant for."""
-    hint = _hint_for(branch)
-    found: list[NameProblem] = []
-    wanted = set(backends)
-    if "step_functions" in wanted:
-        for rule in state_machine_problems(names.state_machine):
-            found.append(NameProblem("step_functions", "state_machine", names.state_machine, rule, hint))
-        if scheduled:
-            for rule in eventbridge_rule_problems(names.eventbridge_rule):
-                found.append(NameProblem("step_functions", "eventbridge_rule", names.eventbridge_rule, rule, hint))
-    if "argo_workflows" in wanted:
-        for rule in kubernetes_name_problems(names.workflow_template):
-            found.append(NameProblem("argo_workflows", "workflow_template", names.workflow_template, rule, hint))
-        if scheduled:
-            for rule in kubernetes_name_problems(names.cron_workflow, max_length=ARGO_CRON_WORKFLOW_MAX):
-                if not rule.startswith("must be a DNS"):  # already reported for the template
-                    found.append(NameProblem("argo_workflows", "cron_workflow", names.cron_workflow, rule, hint))
-    return found
 
 
 # --- collisions ---------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from mfproj import naming
+from mfproj.backends import registry
 from mfproj.identity import Target
 from mfproj.manifest import BACKENDS, Flow, Manifest
 
@@ -22,17 +24,32 @@ class FlowPlan:
         return self.flow.backends or BACKENDS
 
 
-def plan_names(manifest: Manifest, target: Target, flows: list[Flow], *, sfn_prefix: str | None) -> list[FlowPlan]:
+def plan_names(
+    manifest: Manifest, target: Target, flows: list[Flow], *, env: Mapping[str, str] | None = None
+) -> list[FlowPlan]:
     """Names of the selected flows; raises NameCollisionError when two flows share a backend name."""
     plans = []
     for listed in flows:
         # The flow as this branch gets it: without its schedule off production with `schedules = "production"`.
         flow = replace(listed, schedule=manifest.schedule_of(listed, is_production=target.is_production))
-        names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=sfn_prefix)
+        names = manifest.flow_names(target.branch, flow.name, env)
         problems = flow_problems(manifest, flow, names, branch=target.branch, backends=flow.backends or BACKENDS)
         plans.append(FlowPlan(flow, names, tuple(problems)))
-    check_collisions(manifest, target, sfn_prefix=sfn_prefix)
+    check_collisions(manifest, target, env=env)
     return plans
+
+
+def name_problems(
+    names: naming.FlowNames, *, branch: str, backends: Iterable[str], scheduled: bool
+) -> list[naming.NameProblem]:
+    """Every way the computed names break the rules of the backends they are meant for (each backend's
+    `names.problems`)."""
+    hint = naming.hint_for(branch)
+    return [
+        naming.NameProblem(backend, kind, name, rule, hint)
+        for backend in backends
+        for kind, name, rule in registry.spec(backend).names_module().problems(names.of(backend), scheduled=scheduled)
+    ]
 
 
 def flow_problems(
@@ -40,7 +57,7 @@ def flow_problems(
 ) -> list[naming.NameProblem]:
     """What a backend would refuse, found without a request: names that break its rules, and settings
     that deploying needs (the same list for `names`, `deploy --dry-run` and `deploy`)."""
-    problems = naming.name_problems(names, branch=branch, backends=backends, scheduled=flow.schedule is not None)
+    problems = name_problems(names, branch=branch, backends=backends, scheduled=flow.schedule is not None)
     for backend in backends:
         if backend not in flow.backends:
             continue  # names are checked for every backend; settings only where the flow will deploy
@@ -49,20 +66,22 @@ def flow_problems(
     return problems
 
 
-def check_collisions(manifest: Manifest, target: Target, *, sfn_prefix: str | None) -> None:
+def check_collisions(manifest: Manifest, target: Target, *, env: Mapping[str, str] | None = None) -> None:
     """Checks every flow of the manifest (not only the selected ones): they share the branch's namespace."""
     finder = naming.CollisionFinder()
     for flow in manifest.flows:
-        names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=sfn_prefix)
+        names = manifest.flow_names(target.branch, flow.name, env)
         owner = f"flow {flow.name!r}"
-        backends = flow.backends or BACKENDS
-        if "step_functions" in backends:
-            finder.add("state_machine", names.state_machine, owner)
-            if flow.schedule:
-                finder.add("eventbridge_rule", names.eventbridge_rule, owner)
-        if "argo_workflows" in backends:
-            finder.add("workflow_template", names.workflow_template, owner)
+        for backend in flow.backends or BACKENDS:
+            for kind, name in _present(backend, names, scheduled=flow.schedule is not None).items():
+                finder.add(kind, name, owner)
     finder.raise_if_any()
+
+
+def _present(backend: str, names: naming.FlowNames, *, scheduled: bool) -> dict[str, str]:
+    """The names a flow's deployment has on `backend` (those of its schedule only when it has one)."""
+    module = registry.spec(backend).names_module()
+    return {kind: name for kind, name in names.of(backend).items() if scheduled or kind not in module.SCHEDULED}
 
 
 def names_document(
@@ -84,11 +103,14 @@ def names_document(
                 "project_flow_name": plan.names.project_flow_name,
                 "backends": list(plan.flow.backends),
                 "schedule": plan.flow.schedule,
-                "step_functions": {
-                    "state_machine": plan.names.state_machine,
-                    "eventbridge_rule": plan.names.eventbridge_rule if plan.flow.schedule else None,
+                **{
+                    backend: {
+                        kind: present.get(kind)
+                        for present in [_present(backend, plan.names, scheduled=plan.flow.schedule is not None)]
+                        for kind in plan.names.of(backend)
+                    }
+                    for backend in registry.NAMES
                 },
-                "argo_workflows": {"workflow_template": plan.names.workflow_template},
             }
             for plan in plans
         ],

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfproj import naming, tokens
+from tests import names as names_for_tests
 
 metaflow = pytest.importorskip("metaflow")
 
@@ -61,7 +62,7 @@ def reference(project: str, flow: str, branch: str | None, production: bool, use
 
 def mine(project: str, flow: str, branch: str | None, production: bool, user: str, prefix: str | None) -> Any:
     branch_name = naming.branch_name(branch=branch, production=production, user=user)
-    names = naming.flow_names(project, branch_name, flow, state_machine_prefix=prefix)
+    names = names_for_tests.flow_names(project, branch_name, flow, state_machine_prefix=prefix)
     token_prefix = naming.token_prefix(project, branch_name)
     first = tokens.metaflow_successor(token_prefix, None)
     return (

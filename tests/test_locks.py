@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from mfproj import naming
 from mfproj.backends.step_functions.backend import StepFunctionsBackend
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
+from tests import names as names_for_tests
 from tests.conftest import Cli, as_user, write_manifest
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
-NAMES = naming.flow_names("myproj", "user.alice", "HelloFlow")
+NAMES = names_for_tests.flow_names("myproj", "user.alice", "HelloFlow")
 
 
 def _backend() -> StepFunctionsBackend:
@@ -165,10 +165,10 @@ _HOLD_IN_A_NAMESPACE = f"""
 import os, sys, time
 from mfproj.backends.step_functions.backend import StepFunctionsBackend
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
-from mfproj import naming
+from mfproj.backends import registry
 from mfproj.holder import Holder
 backend = StepFunctionsBackend(StepFunctionsSettings(region="us-east-1", role_arn={ROLE!r}), env=os.environ)
-backend.acquire(naming.flow_names("myproj", "user.alice", "HelloFlow"), holder=Holder.current("bob"), timeout=5,
+backend.acquire(registry.flow_names("myproj", "user.alice", "HelloFlow"), holder=Holder.current("bob"), timeout=5,
                 waiting=lambda m: None)
 print("held", flush=True)
 time.sleep(60)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mfproj import naming, tokens
 from mfproj.errors import NameCollisionError, ValidationError
+from tests import names as names_for_tests
 
 GOLDEN = json.loads((Path(__file__).parent / "golden_names.json").read_text())
 
@@ -19,7 +20,7 @@ GOLDEN = json.loads((Path(__file__).parent / "golden_names.json").read_text())
 def _names_for(case: dict) -> dict[str, str]:
     given_ = case["input"]
     branch = naming.branch_name(user=given_["user"], branch=given_["branch"], production=given_["production"])
-    names = naming.flow_names(
+    names = names_for_tests.flow_names(
         given_["project"], branch, given_["flow"], state_machine_prefix=given_["state_machine_prefix"]
     )
     prefix = naming.token_prefix(given_["project"], branch)
@@ -119,21 +120,21 @@ def test_metaflow_successor_errors_are_clear() -> None:
 
 def test_user_names_with_at_sign_break_eventbridge_and_say_how_to_fix() -> None:
     branch = naming.branch_name(user="john.doe+ci@example.com", branch=None, production=False)
-    names = naming.flow_names("myproj", branch, "HelloFlow")
-    problems = naming.name_problems(names, branch=branch, backends=["step_functions"], scheduled=True)
+    names = names_for_tests.flow_names("myproj", branch, "HelloFlow")
+    problems = names_for_tests.name_problems(names, branch=branch, backends=["step_functions"], scheduled=True)
     assert [p.kind for p in problems] == ["eventbridge_rule"]
     assert "METAFLOW_USER" in (problems[0].hint or "")
     # Unscheduled flows need no rule, so nothing is wrong with them.
-    assert not naming.name_problems(names, branch=branch, backends=["step_functions"], scheduled=False)
+    assert not names_for_tests.name_problems(names, branch=branch, backends=["step_functions"], scheduled=False)
 
 
 def test_user_name_with_a_space_is_invalid_everywhere() -> None:
     branch = naming.branch_name(user="John Doe", branch=None, production=False)
-    names = naming.flow_names("myproj", branch, "HelloFlow")
+    names = names_for_tests.flow_names("myproj", branch, "HelloFlow")
     assert names.workflow_template == "myproj.user.john doe.helloflow"  # the reference's name
     kinds = {
         p.kind
-        for p in naming.name_problems(
+        for p in names_for_tests.name_problems(
             names, branch=branch, backends=["step_functions", "argo_workflows"], scheduled=True
         )
     }
@@ -184,8 +185,10 @@ def branches(draw: st.DrawFn) -> str:
 def test_every_name_is_valid_for_its_backend_or_a_problem_is_reported(
     project: str, branch: str, flow: str, prefix: str | None
 ) -> None:
-    names = naming.flow_names(project, branch, flow, state_machine_prefix=prefix)
-    problems = naming.name_problems(names, branch=branch, backends=["step_functions", "argo_workflows"], scheduled=True)
+    names = names_for_tests.flow_names(project, branch, flow, state_machine_prefix=prefix)
+    problems = names_for_tests.name_problems(
+        names, branch=branch, backends=["step_functions", "argo_workflows"], scheduled=True
+    )
     reported = {p.kind for p in problems}
     sfn_valid = 1 <= len(names.state_machine) <= 80 and not re.search(
         r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]", names.state_machine
@@ -213,8 +216,8 @@ def test_letter_led_names_are_always_valid_on_argo(project: str, flow: str, pref
     # Names that start with a letter and end with a letter or digit survive Argo's shortening intact.
     # (Others may not: a flow named `_` gives `p.prod.`, which the check reports.)
     for branch in ("prod", "test.feature_x", "user.alice"):
-        names = naming.flow_names(project, branch, flow, state_machine_prefix=prefix)
-        assert not naming.name_problems(names, branch=branch, backends=["argo_workflows"], scheduled=True)
+        names = names_for_tests.flow_names(project, branch, flow, state_machine_prefix=prefix)
+        assert not names_for_tests.name_problems(names, branch=branch, backends=["argo_workflows"], scheduled=True)
         assert len(names.workflow_template) <= 47
 
 
@@ -227,7 +230,7 @@ def test_distinct_inputs_that_collide_are_reported(first: tuple, second: tuple) 
     assume(first != second)
     for kind, compute in (
         ("workflow_template", lambda p, b, f: naming.argo_workflow_template_name(p, b, f)),
-        ("state_machine", lambda p, b, f: naming.flow_names(p, b, f).state_machine),
+        ("state_machine", lambda p, b, f: names_for_tests.flow_names(p, b, f).state_machine),
     ):
         finder = naming.CollisionFinder()
         finder.add(kind, compute(*first), ".".join(first))

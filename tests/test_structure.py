@@ -150,3 +150,17 @@ def test_no_function_local_imports_of_light_stdlib_modules(path: Path) -> None:
                     names = [inner.module]
                 light = [n for n in names if n.split(".")[0] in LIGHT_STDLIB]
                 assert not light, f"{_name(path)}.{node.name} imports {light} inside (line {inner.lineno})"
+
+
+def test_no_core_module_names_a_backend() -> None:
+    """Adding a backend touches its package and one registry entry: outside `mfproj/backends/`, no module
+    names one (as a string, an attribute of FlowNames, or a settings table). `mfproj init`, which writes a
+    starter manifest for the backends it knows, is the one exception."""
+    names = set(registry.NAMES) | set(registry.CLI_NAMES)
+    for path in MODULES:
+        module = _name(path)
+        if module.startswith("mfproj.backends") or module == "mfproj.cli.init":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value not in names, f"{module} names the backend {node.value!r} (line {node.lineno})"

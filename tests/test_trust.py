@@ -14,6 +14,7 @@ from mfproj import naming
 from mfproj.backends.step_functions.record import decode_record, encode_record
 from mfproj.keyring import Keyring
 from mfproj.share import Share, encode_share
+from tests import names as names_for_tests
 from tests.conftest import Cli, as_user, write_manifest
 from tests.terminal import drain
 
@@ -65,11 +66,11 @@ def argo_token(kube: Any, name: str) -> str | None:
 
 
 def sfn_name(flow: str, branch: str = "test.solo") -> str:
-    return naming.flow_names("myproj", branch, flow).state_machine
+    return names_for_tests.flow_names("myproj", branch, flow).state_machine
 
 
 def argo_name(flow: str, branch: str = "test.solo") -> str:
-    return naming.flow_names("myproj", branch, flow).workflow_template
+    return names_for_tests.flow_names("myproj", branch, flow).workflow_template
 
 
 # --- 1. one branch, one token, whatever the run deploys -------------------------------------------
@@ -586,7 +587,7 @@ def _leave_lock(flow: str, branch: str = "test.solo") -> None:
     from mfproj.holder import Holder
 
     backend = StepFunctionsBackend(StepFunctionsSettings(region="us-east-1", role_arn=ROLE), env=os.environ)
-    names = naming.flow_names("myproj", branch, flow)
+    names = names_for_tests.flow_names("myproj", branch, flow)
     backend.acquire(names, holder=Holder("carol", "laptop-9", 4242, "1"), timeout=5, waiting=lambda m: None)
 
 

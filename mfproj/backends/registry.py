@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mfproj.errors import UsageError
+from mfproj.naming import FlowNames, project_flow_name
 
 if TYPE_CHECKING:
     from mfproj.backends.base import Backend
@@ -29,9 +30,14 @@ class BackendSpec:
     run_id_prefix: str  # run ids are <prefix><name>, as the reference forms them
     settings: str  # "module:Class" of its [<name>] table (stdlib only)
     factory: str  # "module:Class" of its Backend
+    names: str  # the module of its deployed names and their rules (stdlib only): KINDS, DEPLOYED, SCHEDULED,
+    #             deployed_names(project, branch, flow, settings, env), problems(names, scheduled=)
 
     def settings_class(self) -> Any:
         return _load(self.settings)
+
+    def names_module(self) -> Any:
+        return importlib.import_module(self.names)
 
 
 SPECS: tuple[BackendSpec, ...] = (
@@ -43,6 +49,7 @@ SPECS: tuple[BackendSpec, ...] = (
         run_id_prefix="sfn-",
         settings="mfproj.backends.step_functions.settings:StepFunctionsSettings",
         factory="mfproj.backends.step_functions.backend:StepFunctionsBackend",
+        names="mfproj.backends.step_functions.names",
     ),
     BackendSpec(
         name="argo_workflows",
@@ -52,6 +59,7 @@ SPECS: tuple[BackendSpec, ...] = (
         run_id_prefix="argo-",
         settings="mfproj.backends.argo_workflows.settings:ArgoWorkflowsSettings",
         factory="mfproj.backends.argo_workflows.backend:ArgoWorkflowsBackend",
+        names="mfproj.backends.argo_workflows.names",
     ),
 )
 
@@ -89,6 +97,22 @@ def normalize(names: list[str] | None) -> list[str] | None:
     if not names:
         return None
     return list(dict.fromkeys(spec(name).name for name in names))
+
+
+def flow_names(
+    project: str,
+    branch: str,
+    flow: str,
+    settings: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FlowNames:
+    """A flow's names on every backend, each computed by the backend's own `names` module with its
+    settings (a backend without settings in `settings`: its defaults)."""
+    deployed = {}
+    for candidate in SPECS:
+        own = (settings or {}).get(candidate.name) or candidate.settings_class()()
+        deployed[candidate.name] = candidate.names_module().deployed_names(project, branch, flow, own, env)
+    return FlowNames(flow, project_flow_name(project, branch, flow), deployed)
 
 
 def create(

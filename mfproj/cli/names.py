@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING
 
 from mfproj import project
+from mfproj.backends import registry
 from mfproj.cli import output
 from mfproj.cli.selection import Selection, select
 from mfproj.errors import ValidationError
@@ -16,7 +17,7 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
     loaded = selection.manifest()
     target = selection.target(loaded)
     selected = loaded.select(flows)
-    plans = project.plan_names(loaded, target, selected, sfn_prefix=loaded.state_machine_prefix())
+    plans = project.plan_names(loaded, target, selected)
     sequence = None
     if loaded.token_scheme == "metaflow":
         from mfproj import tokens  # only here: tokens pulls in secrets, tempfile and friends (hot path)
@@ -27,19 +28,17 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
     header = f"project {loaded.project}  branch {target.branch}  token prefix {target.token_prefix}" + (
         "  (production)" if target.is_production else ""
     )
-    rows = []
-    for plan in plans:
-        backends = plan.flow.backends
-        rows.append(
-            [
-                plan.flow.name,
-                plan.names.state_machine if "step_functions" in backends or not backends else "-",
-                (plan.names.eventbridge_rule if plan.flow.schedule else "-"),
-                plan.names.workflow_template if "argo_workflows" in backends or not backends else "-",
-            ]
-        )
-    columns = ["flow", "state machine", "eventbridge rule", "argo workflow template"]
+    # Each backend's names are its own columns (its `names.KINDS`), "-" where the flow has none there.
+    kinds = [(spec.name, kind, column) for spec in registry.SPECS for kind, column in spec.names_module().KINDS.items()]
     document = project.names_document(loaded, target, plans, metaflow_tokens=sequence)
+    rows = []
+    for plan, listed in zip(plans, document["flows"], strict=True):
+        shown = [
+            listed[backend][kind] if listed[backend][kind] and (backend in plan.backends) else "-"
+            for backend, kind, _ in kinds
+        ]
+        rows.append([plan.flow.name, *shown])
+    columns = ["flow", *(column for _, _, column in kinds)]
     output.show(output_format, document, output.View(columns, rows, before=[header]))
     for flow_name, problem in problems:
         output.warn(f"{flow_name}: {problem.message()}" + (f" ({problem.hint})" if problem.hint else ""))

@@ -111,6 +111,7 @@ def deploy(
         session.rendered(pair, context_for(session, pair, TOKEN_STAND_IN), TOKEN_STAND_IN)
     planner = _Planner(session, pairs, others, tags_by_flow, token_options, offer_for(session, token_options), adopt)
     phase = ["reading what is deployed"]
+    planned: Plan | None = None
     try:
         # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
         # no lock. A change is planned again under the lock, from a fresh read, and then applied.
@@ -140,17 +141,21 @@ def deploy(
                 interrupted = apply(session, planned.work, planned.token)
                 phase[0] = "releasing the locks"
     except KeyboardInterrupt:
-        if phase[0] in ("applying", "releasing the locks"):
-            # apply() lets no interrupt through (it rolls back and says so, or returns True when every
-            # write had landed), so one caught here came after it returned: keep the token, then say so.
-            return _finish(session, planned, True)
-        # apply() reports its own interrupts (rolled back and read back); any other phase wrote nothing.
-        raise InterruptedByUser(
-            f"interrupted while {phase[0]}: nothing was changed"
-            + (" (the locks taken were released)" if phase[0] != "reading what is deployed" else ""),
-            hint="run the command again when you are ready",
-        ) from None
+        return _interrupted(session, planned, phase[0])
     return _finish(session, planned, interrupted)
+
+
+def _interrupted(session: Session, planned: Plan | None, phase: str) -> Report:
+    """Says what an interrupt caught outside apply() means, in the phase it came in."""
+    if planned is not None and phase in ("applying", "releasing the locks"):
+        # apply() lets no interrupt through (it rolls back and says so, or returns True when every write
+        # had landed), so one caught here came after it returned: keep the token, then say so.
+        return _finish(session, planned, True)
+    raise InterruptedByUser(
+        f"interrupted while {phase}: nothing was changed"
+        + (" (the locks taken were released)" if phase != "reading what is deployed" else ""),
+        hint="run the command again when you are ready",
+    ) from None
 
 
 def _finish(session: Session, planned: Plan, interrupted: bool) -> Report:

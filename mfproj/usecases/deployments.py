@@ -158,12 +158,7 @@ def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -
     manifest_flow = next((f for f in session.manifest.flows if f.name == record.flow), None)
     if manifest_flow is None or backend not in manifest_flow.backends:
         return Deployment(backend, existing, ORPHAN)
-    names = naming.flow_names(
-        record.project,
-        record.branch,
-        record.flow,
-        state_machine_prefix=session.manifest.state_machine_prefix(session.env),
-    )
+    names = registry.flow_names(record.project, record.branch, record.flow, session.manifest.settings, session.env)
     pair = Pair(manifest_flow, backend, names)
     token = record.production_token or ""
     stamp = Stamp(record.owner or "", token, record.tags, record.principal, "", lineage.Lineage())

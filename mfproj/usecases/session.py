@@ -162,8 +162,7 @@ def select_pairs(session: Session, flows: list[str] | None, backends: list[str] 
     """(flow, backend) pairs to act on; names are checked against the backends' rules first."""
     manifest, target = session.manifest, session.target
     chosen = manifest.select(flows)
-    prefix = manifest.state_machine_prefix(session.env)
-    project.check_collisions(manifest, target, sfn_prefix=prefix)
+    project.check_collisions(manifest, target, env=session.env)
     pairs = []
     for listed in chosen:
         flow = replace(listed, schedule=manifest.schedule_of(listed, is_production=target.is_production))
@@ -174,7 +173,7 @@ def select_pairs(session: Session, flows: list[str] | None, backends: list[str] 
                 f"flow {flow.name!r} has no template for {', '.join(registry.label(b) for b in backends)}",
                 hint=f'add {backends[0]} = "path/to/template" to its [[flows]] table',
             )
-        names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=prefix)
+        names = manifest.flow_names(target.branch, flow.name, session.env)
         for backend in wanted:
             problems = project.flow_problems(manifest, flow, names, branch=target.branch, backends=[backend])
             if problems:
@@ -194,11 +193,10 @@ def branch_pairs(session: Session, *, exclude: list[Pair]) -> list[Pair]:
     """Every other (flow, backend) of the manifest on the session's branch: where the branch's token may
     already be deployed. Flows whose names break a backend's rules cannot be deployed, so are left out."""
     manifest, target = session.manifest, session.target
-    prefix = manifest.state_machine_prefix(session.env)
     taken = {(pair.flow.name, pair.backend) for pair in exclude}
     found = []
     for flow in manifest.flows:
-        names = naming.flow_names(manifest.project, target.branch, flow.name, state_machine_prefix=prefix)
+        names = manifest.flow_names(target.branch, flow.name, session.env)
         for backend in flow.backends:
             if (flow.name, backend) in taken:
                 continue

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfproj import naming
 from mfproj.backends import registry
 from mfproj.backends.base import Existing, RunFilter
 from mfproj.errors import AuthorizationError, NotFoundError
@@ -66,14 +65,13 @@ def plan_teardown(session: Session, *, token_options: TokenOptions = TokenOption
     """Every deployment of the session's branch, read and authorized; nothing changes."""
     branch = session.target.branch
     offered = offer_for(session, token_options)
-    prefix = session.manifest.state_machine_prefix(session.env)
     items = []
     for backend, existing in inventory(session, None, include_metaflow=False):
         record = existing.record
         if record is None or record.branch != branch or not record.flow:
             continue
         flow = next((f for f in session.manifest.flows if f.name == record.flow), Flow(name=record.flow))
-        names = naming.flow_names(session.manifest.project, branch, record.flow, state_machine_prefix=prefix)
+        names = session.manifest.flow_names(branch, record.flow, session.env)
         try:
             reason = authorize_change(session, offered, record.flow, existing)
             authorized = True

@@ -14,6 +14,7 @@ from typing import Any
 from mfproj.backends.argo_workflows.client import KubeClient
 from mfproj.backends.argo_workflows.deploying import Templates
 from mfproj.backends.argo_workflows.inventory import ProjectInventory
+from mfproj.backends.argo_workflows.names import template_name
 from mfproj.backends.argo_workflows.runs import Workflows
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
 from mfproj.backends.base import Backend, Desired, Existing, Inventory, Run, RunFilter, RunRequest
@@ -50,7 +51,7 @@ class ArgoWorkflowsBackend(Backend):
     # deploying
 
     def deployed_name(self, names: FlowNames) -> str:
-        return names.workflow_template
+        return template_name(names)
 
     def render(self, template: Path, context: Context) -> Any:
         return self.templates.render(template, context)

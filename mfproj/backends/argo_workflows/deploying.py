@@ -28,6 +28,7 @@ from mfproj.backends.argo_workflows.labels import (
     label_value,
     tag_labels,
 )
+from mfproj.backends.argo_workflows.names import template_name
 from mfproj.backends.argo_workflows.record import (
     ANNOTATION_LINEAGE,
     ANNOTATION_PRINCIPAL,
@@ -52,7 +53,7 @@ class Templates:
         self.kube = kube
 
     def deployed_name(self, names: FlowNames) -> str:
-        return names.workflow_template
+        return template_name(names)
 
     def render(self, template: Path, context: Context) -> Any:
         return render(load_template(template), context, source=template)
@@ -68,7 +69,7 @@ class Templates:
             LABEL_PROJECT: label_value(record.project or ""),
             LABEL_BRANCH: label_value(record.branch or ""),
             LABEL_FLOW: label_value(desired.flow),
-            LABEL_TEMPLATE: label_value(desired.names.workflow_template),
+            LABEL_TEMPLATE: label_value(template_name(desired.names)),
         }
 
     def _run_metadata(self, desired: Desired, base: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class Templates:
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "WorkflowTemplate",
             "metadata": {
-                "name": desired.names.workflow_template,
+                "name": template_name(desired.names),
                 "namespace": self.kube.namespace,
                 "labels": labels,
                 "annotations": annotations,
@@ -118,7 +119,7 @@ class Templates:
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "CronWorkflow",
             "metadata": {
-                "name": desired.names.cron_workflow,
+                "name": template_name(desired.names),
                 "namespace": self.kube.namespace,
                 "labels": self._labels(desired),
             },
@@ -127,7 +128,7 @@ class Templates:
                 "timezone": "Etc/UTC",
                 "concurrencyPolicy": "Allow",
                 "workflowMetadata": metadata,
-                "workflowSpec": {"workflowTemplateRef": {"name": desired.names.workflow_template}},
+                "workflowSpec": {"workflowTemplateRef": {"name": template_name(desired.names)}},
             },
         }
 
@@ -153,8 +154,8 @@ class Templates:
     # --- reading --------------------------------------------------------------------------------
 
     def read(self, names: FlowNames) -> Existing | None:
-        with self.kube.errors(f"reading the WorkflowTemplate {names.workflow_template}"):
-            template = self.kube.get(TEMPLATES, names.workflow_template)
+        with self.kube.errors(f"reading the WorkflowTemplate {template_name(names)}"):
+            template = self.kube.get(TEMPLATES, template_name(names))
             if template is None:
                 return None
         return self.existing_of(template)
@@ -208,7 +209,7 @@ class Templates:
     # --- writing: every write pushes how to put it back onto the run's undo log ------------------
 
     def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
-        name = desired.names.workflow_template
+        name = template_name(desired.names)
         with self.kube.errors(f"deploying the WorkflowTemplate {name}"):
             document = self.document(desired)
             log.check()
@@ -223,7 +224,7 @@ class Templates:
                 log.push(
                     key, f"replaced the WorkflowTemplate {name}", lambda: self._undo_replace(TEMPLATES, name, previous)
                 )
-        cron_name = desired.names.cron_workflow
+        cron_name = template_name(desired.names)
         with self.kube.errors(f"deploying the CronWorkflow {cron_name}"):
             cron = existing.details.get("cron") if existing else None
             if desired.schedule is not None:

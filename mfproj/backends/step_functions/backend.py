@@ -18,6 +18,7 @@ from mfproj.backends.step_functions.client import AwsClient
 from mfproj.backends.step_functions.deploying import StateMachines
 from mfproj.backends.step_functions.inventory import ProjectInventory
 from mfproj.backends.step_functions.lock import StateMachineLock
+from mfproj.backends.step_functions.names import state_machine
 from mfproj.backends.step_functions.runs import Executions
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.holder import Holder
@@ -59,7 +60,7 @@ class StepFunctionsBackend(Backend):
     # deploying
 
     def deployed_name(self, names: FlowNames) -> str:
-        return names.state_machine
+        return state_machine(names)
 
     def render(self, template: Path, context: Context) -> Any:
         return self.machines.render(template, context)

@@ -11,6 +11,7 @@ from typing import Any
 
 from mfproj.backends.base import Desired, Existing
 from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.names import eventbridge_rule, state_machine
 from mfproj.backends.step_functions.record import (
     TAG_PREFIX,
     decode_record,
@@ -34,7 +35,7 @@ class StateMachines:
         self.aws = aws
 
     def deployed_name(self, names: FlowNames) -> str:
-        return names.state_machine
+        return state_machine(names)
 
     def render(self, template: Path, context: Context) -> Any:
         document = render(load_json_template(template), context, source=template)
@@ -44,7 +45,7 @@ class StateMachines:
         return guard_for_reference(document, owner=context.owner, token=token)
 
     def read(self, names: FlowNames) -> Existing | None:
-        return self.read_arn(self.aws.state_machine_arn(names.state_machine), names.state_machine)
+        return self.read_arn(self.aws.state_machine_arn(state_machine(names)), state_machine(names))
 
     def read_named(self, name: str) -> Existing | None:
         return self.read_arn(self.aws.state_machine_arn(name), name)
@@ -102,7 +103,7 @@ class StateMachines:
 
     def _desired_target(self, desired: Desired, arn: str) -> dict[str, Any]:
         return {
-            "Id": desired.names.eventbridge_rule[:64],
+            "Id": eventbridge_rule(desired.names)[:64],
             "Arn": arn,
             "RoleArn": self.aws.role(),
             "Input": json.dumps(input_document(desired.scheduled_run), sort_keys=True),
@@ -138,7 +139,7 @@ class StateMachines:
         role = self.aws.role()
         schedule = to_eventbridge(desired.schedule) if desired.schedule else None
         sfn = self.aws.client("stepfunctions")
-        name = desired.names.state_machine
+        name = state_machine(desired.names)
         with self.aws.errors(f"deploying {name}"):
             if existing is None:
                 log.check()
@@ -197,7 +198,7 @@ class StateMachines:
         self, desired: Desired, arn: str, schedule: str | None, existing: Existing | None, log: UndoLog, key: str
     ) -> None:
         events = self.aws.client("events")
-        rule_name = desired.names.eventbridge_rule
+        rule_name = eventbridge_rule(desired.names)
         previous = existing.details.get("rule") if existing else None
         if schedule is None:
             if previous is not None:

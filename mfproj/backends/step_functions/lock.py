@@ -21,6 +21,7 @@ from typing import Any
 
 from mfproj.backends.base import LeftLock
 from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.names import state_machine
 from mfproj.backends.step_functions.record import TAG_PREFIX
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
@@ -51,14 +52,14 @@ class StateMachineLock:
 
         A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS,
         is broken at once; one held elsewhere is waited for (saying so once) up to `timeout` seconds."""
-        arn = self.aws.state_machine_arn(self.lock_name(names.state_machine))
+        arn = self.aws.state_machine_arn(self.lock_name(state_machine(names)))
         nonce = uuid.uuid4().hex
         # Registered before the create: between its create and its own check, a lock this process is
         # taking must not look abandoned to another thread of the same process (it would break it).
         with _HELD_LOCK:
             _HELD.add(nonce)
         try:
-            with self.aws.errors(f"locking {names.state_machine}"):
+            with self.aws.errors(f"locking {state_machine(names)}"):
                 return self._take_lock(names, arn, nonce, holder, timeout, waiting)
         except BaseException:
             with _HELD_LOCK:
@@ -68,7 +69,7 @@ class StateMachineLock:
 
     def _lock_definition(self, names: FlowNames, nonce: str, holder: Holder) -> str:
         note = {
-            "lock": names.state_machine,
+            "lock": state_machine(names),
             "holder": holder.as_json(),
             "nonce": nonce,
             "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -91,7 +92,7 @@ class StateMachineLock:
                     roleArn=self.aws.role(),
                     tags=[
                         {"key": TAG_PREFIX + "lock", "value": "true"},
-                        {"key": TAG_PREFIX + "lock-of", "value": names.state_machine},
+                        {"key": TAG_PREFIX + "lock-of", "value": state_machine(names)},
                     ],
                 )
             try:
@@ -107,16 +108,16 @@ class StateMachineLock:
             who = _held_by(held)
             if time.monotonic() >= deadline:
                 raise ConflictError(
-                    f"another deploy of {names.state_machine} is in progress ({who}); "
+                    f"another deploy of {state_machine(names)} is in progress ({who}); "
                     f"waited {timeout:g} s for its lock",
                     hint="wait for it to finish and run the command again; if its holder is gone, "
                     "'mfproj unlock' removes the lock (MFPROJ_LOCK_TIMEOUT sets how long to wait)",
                 )
             if not said and described.get("status") != "DELETING":
-                waiting(f"waiting for the lock on {names.state_machine}, held by {who} (up to {timeout:g} s)")
+                waiting(f"waiting for the lock on {state_machine(names)}, held by {who} (up to {timeout:g} s)")
                 said = True
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-        raise ConflictError(f"could not lock {names.state_machine}", hint="run the command again")
+        raise ConflictError(f"could not lock {state_machine(names)}", hint="run the command again")
 
     @staticmethod
     def _is_stale(held: Mapping[str, Any], age: float | None) -> bool:
@@ -161,8 +162,8 @@ class StateMachineLock:
     def lock_holder(self, names: FlowNames) -> str | None:
         """Who holds the deployment's lock, or None if nobody does."""
         sfn = self.aws.client("stepfunctions")
-        arn = self.aws.state_machine_arn(self.lock_name(names.state_machine))
-        with self.aws.errors(f"reading the lock of {names.state_machine}"):
+        arn = self.aws.state_machine_arn(self.lock_name(state_machine(names)))
+        with self.aws.errors(f"reading the lock of {state_machine(names)}"):
             try:
                 return _held_by(_lock_note(sfn.describe_state_machine(stateMachineArn=arn)))
             except sfn.exceptions.StateMachineDoesNotExist:
@@ -201,8 +202,8 @@ class StateMachineLock:
     def unlock(self, names: FlowNames) -> str | None:
         """Removes the deployment's lock whoever holds it; returns who held it (None: there was none)."""
         sfn = self.aws.client("stepfunctions")
-        arn = self.aws.state_machine_arn(self.lock_name(names.state_machine))
-        with self.aws.errors(f"removing the lock of {names.state_machine}"):
+        arn = self.aws.state_machine_arn(self.lock_name(state_machine(names)))
+        with self.aws.errors(f"removing the lock of {state_machine(names)}"):
             try:
                 held = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
                 sfn.delete_state_machine(stateMachineArn=arn)
