@@ -845,9 +845,13 @@ def test_a_kill_9_during_generate_new_token_leaves_a_branch_the_next_deploy_conv
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
-        while proxy.count("TagResource") < 2 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the other flow's record lands
+
+        def moved() -> int:  # deployments whose record already holds the new token
+            found = {sfn_token(sfn, sfn_name("TrainFlow")), sfn_token(sfn, sfn_name("GuardFlow"))}
+            return len(found - {before})
+
+        while not moved() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)  # until one flow's record landed (the other's is held by the proxy)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
