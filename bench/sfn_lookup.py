@@ -65,7 +65,7 @@ def _lookup(manifest_path: Path, branch: str, env: dict[str, str]) -> float:
     session = sessions.open_session(manifest.load_manifest(manifest_path), branch=branch, production=False, env=env)
     backend = session.backend("step_functions")
     # Client creation and the one STS call per process stay outside the timing, as in _deploy_once.
-    backend.identity()  # type: ignore[attr-defined]
+    backend.caller_identity()  # type: ignore[attr-defined]
     backend.aws.client("stepfunctions"), backend.aws.client("events")  # type: ignore[attr-defined]
     names = registry.flow_names("bench", session.target.branch, "BenchFlow")
     started = time.perf_counter()

@@ -19,8 +19,8 @@ TOKEN_VARIABLE = "MFPROJ_PRODUCTION_TOKEN"
 
 
 @dataclass(frozen=True)
-class Deployment:
-    """What an existing deployment records about itself."""
+class OwnerRecord:
+    """What an existing deployment records about who may change it: owner, token, principal."""
 
     owner: str | None
     token: str | None
@@ -172,7 +172,7 @@ def _read_text(path: Path, *, where: str) -> str:
 
 def authorize(
     *,
-    existing: Deployment | None,
+    existing: OwnerRecord | None,
     caller: Caller,
     offered: OfferedToken | None,
     generate_new: bool,
@@ -236,7 +236,7 @@ NAME_ONLY = (
 
 
 def _owner(
-    existing: Deployment, caller: Caller, deployment_name: str
+    existing: OwnerRecord, caller: Caller, deployment_name: str
 ) -> tuple[bool, str | None, tuple[str, str | None] | None]:
     """(is the caller its owner, a warning, (recorded principal, caller's) when only the name matched)."""
     if existing.owner is None or existing.owner != caller.name:

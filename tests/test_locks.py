@@ -63,7 +63,7 @@ def test_two_concurrent_acquirers_exactly_one_wins(sfn: Any) -> None:
 
         def contend(user: str, barrier: threading.Barrier = barrier, outcomes: list[Any] = outcomes) -> None:
             backend = _backend()
-            backend.identity()  # the STS call happens before the race
+            backend.caller_identity()  # the STS call happens before the race
             barrier.wait()
             try:
                 handle = backend.acquire(NAMES, holder=Holder.current(user), timeout=0.3, waiting=lambda m: None)

@@ -160,7 +160,7 @@ def test_the_definition_wins_over_stale_tags() -> None:
     merged = merge_records(tagged, redeployed)
     assert merged is not None
     assert (merged.owner, merged.production_token, merged.managed_by) == ("bob", "t-1-wxyz", "metaflow")
-    assert merged.identity() == ("p", "prod", "F")
+    assert merged.flow_key() == ("p", "prod", "F")
     # A definition without the reference's keys says nothing: the tags stand.
     assert merge_records(tagged, _task({})) == tagged
     assert merge_records(None, redeployed) is not None

@@ -345,7 +345,7 @@ def test_corrupt_token_file_is_reported_by_the_cli(cli: Cli, myproj: Path, tmp_p
 
 def _decide(**kwargs: object) -> authorization.Decision:
     defaults: dict[str, object] = {
-        "existing": authorization.Deployment(owner="alice", token=f"{PREFIX}-0-abcd"),
+        "existing": authorization.OwnerRecord(owner="alice", token=f"{PREFIX}-0-abcd"),
         "caller": "alice",
         "offered": None,
         "generate_new": False,
@@ -362,25 +362,25 @@ def _decide(**kwargs: object) -> authorization.Decision:
 def test_first_deployment_gets_a_new_token() -> None:
     decision = _decide(existing=None, caller="bob")
     assert (decision.token, decision.is_new) == (tokens.metaflow_token(PREFIX, 0), True)
-    unprotected = _decide(existing=authorization.Deployment(owner="carol", token=None), caller="bob")
+    unprotected = _decide(existing=authorization.OwnerRecord(owner="carol", token=None), caller="bob")
     assert unprotected.is_new
 
 
 def test_owner_redeploys_without_a_token() -> None:
-    existing = authorization.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
+    existing = authorization.OwnerRecord(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
     decision = _decide(existing=existing)
     assert (decision.token, decision.is_new, decision.reason) == (existing.token, False, "owner")
 
 
 def test_anyone_with_the_token_may_redeploy_and_becomes_authorized() -> None:
-    existing = authorization.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
+    existing = authorization.OwnerRecord(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
     offered = authorization.OfferedToken(existing.token or "", "keyring")
     decision = _decide(existing=existing, caller="bob", offered=offered)
     assert decision.token == existing.token and "keyring" in decision.reason
 
 
 def test_generate_new_token_moves_to_the_next_namespace() -> None:
-    existing = authorization.Deployment(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
+    existing = authorization.OwnerRecord(owner="alice", token=tokens.metaflow_token(PREFIX, 0))
     assert _decide(existing=existing, generate_new=True).token == tokens.metaflow_token(PREFIX, 1)
 
 

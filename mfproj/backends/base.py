@@ -50,7 +50,8 @@ class DeploymentRecord:
     stale: bool = False
     unreadable: str | None = None  # what of the record could not be read (someone wrote it past the limits)
 
-    def identity(self) -> tuple[str, str, str] | None:
+    def flow_key(self) -> tuple[str, str, str] | None:
+        """(project, branch, flow) when the record names all three."""
         if self.project and self.branch and self.flow:
             return (self.project, self.branch, self.flow)
         return None

@@ -16,7 +16,7 @@ from mfproj.cli.selection import Selection, select
 from mfproj.errors import RunFailedError, UsageError, ValidationError
 
 if TYPE_CHECKING:
-    from mfproj.usecases.plan import Report
+    from mfproj.usecases.report import Report
     from mfproj.usecases.session import TokenOptions
 
 

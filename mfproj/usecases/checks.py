@@ -27,7 +27,7 @@ def identity_check(existing: Existing, pair: Pair, session: Session, adopt: bool
                 hint="pass --adopt to take it over, or rename the flow or branch",
             )
         return
-    found = record.identity()
+    found = record.flow_key()
     if found is not None:
         naming.check_same_deployment(
             pair.backend,
@@ -45,7 +45,7 @@ def authorize_change(
     record = existing.record
     assert record is not None
     decision = authorization.authorize(
-        existing=authorization.Deployment(record.owner, record.production_token, record.principal),
+        existing=authorization.OwnerRecord(record.owner, record.production_token, record.principal),
         caller=session.caller(existing.backend),
         offered=offered,
         generate_new=False,

@@ -10,7 +10,7 @@ from mfproj.errors import ConflictError, InterruptedByUser, NotFoundError, Parti
 from mfproj.usecases.checks import authorize_change, identity_check
 from mfproj.usecases.locking import key, locked
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import Outcome
+from mfproj.usecases.report import Outcome
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for, select_pairs
 
 

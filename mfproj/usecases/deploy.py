@@ -13,8 +13,10 @@ from mfproj.errors import ConflictError, InterruptedByUser, MfprojError, Partial
 from mfproj.keyring import KeyringError
 from mfproj.usecases.apply import apply, remember
 from mfproj.usecases.checks import identity_check
+from mfproj.usecases.desired import context_for
 from mfproj.usecases.locking import locked
-from mfproj.usecases.plan import Plan, Report, context_for, plan
+from mfproj.usecases.plan import Plan, plan
+from mfproj.usecases.report import Report
 from mfproj.usecases.session import (
     TOKEN_STAND_IN,
     Pair,

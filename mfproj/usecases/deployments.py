@@ -12,8 +12,8 @@ from mfproj import lineage, naming, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import Existing, Run, RunFilter, iso
 from mfproj.errors import NotFoundError
+from mfproj.usecases.desired import Stamp, desired_for
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import Stamp, desired_for
 from mfproj.usecases.session import Pair, Session
 
 IN_SYNC, DRIFT, ORPHAN, UNKNOWN, UNREADABLE = "in-sync", "drift", "orphan", "unknown", "unreadable"

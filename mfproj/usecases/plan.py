@@ -5,64 +5,15 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from mfproj import __version__, authorization, identity, lineage, render, tokens
+from mfproj import authorization, identity, tokens
 from mfproj.backends import registry
-from mfproj.backends.base import DeploymentRecord, Desired, Existing, RunRequest
+from mfproj.backends.base import Desired, Existing
+from mfproj.usecases.desired import Stamp, desired_for
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.session import TOKEN_STAND_IN, Pair, Session, TokenOptions, run_tags_for
-
-
-@dataclass
-class Outcome:
-    flow: str
-    backend: str
-    name: str
-    action: str  # create, update, unchanged, delete
-    changes: list[str] = field(default_factory=list)
-    diff: str | None = None
-    reason: str = ""
-    previous_owner: str | None = None
-    running: int | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "flow": self.flow,
-            "backend": self.backend,
-            "name": self.name,
-            "action": self.action,
-            "changes": self.changes,
-            "authorization": self.reason,
-            "previous_owner": self.previous_owner,
-            **({"running_executions": self.running} if self.running is not None else {}),
-            **({"diff": self.diff} if self.diff is not None else {}),
-        }
-
-
-@dataclass
-class Report:
-    project: str
-    branch: str
-    token_prefix: str
-    namespace: str  # masked
-    dry_run: bool
-    outcomes: list[Outcome]
-    token_changed: bool = False
-    split: str | None = None  # the tokens the branch held before this deploy, when more than one
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            **({"split_tokens": self.split} if self.split else {}),
-            "project": self.project,
-            "branch": self.branch,
-            "token_prefix": self.token_prefix,
-            "namespace": self.namespace,
-            "dry_run": self.dry_run,
-            "token_changed": self.token_changed,
-            "deployments": [o.as_json() for o in self.outcomes],
-        }
+from mfproj.usecases.report import Outcome, Report
+from mfproj.usecases.session import Pair, Session, TokenOptions
 
 
 class _BranchToken:
@@ -217,7 +168,7 @@ def _authorize(
         record = existing.record if existing else None
         name = existing.name if existing else session.backend(pair.backend).deployed_name(pair.names)
         decision = authorization.authorize(
-            existing=authorization.Deployment(record.owner, record.production_token, record.principal)
+            existing=authorization.OwnerRecord(record.owner, record.production_token, record.principal)
             if record
             else None,
             caller=session.caller(pair.backend),
@@ -234,18 +185,6 @@ def _authorize(
     for owner, names in name_only.items():  # one line, however many deployments
         session.notice_once(authorization.NAME_ONLY.format(owner=owner, names=", ".join(names)))
     return decisions
-
-
-@dataclass(frozen=True)
-class Stamp:
-    """Who makes a desired deployment, under which token, when, and from where."""
-
-    owner: str
-    token: str
-    tags: tuple[str, ...]
-    principal: str | None
-    at: str
-    origin: lineage.Lineage
 
 
 def _desired(
@@ -266,39 +205,6 @@ def _desired(
         )
         desired_list.append(desired_for(session, pair, target.branch, target.is_production, stamp))
     return desired_list
-
-
-def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, stamp: Stamp) -> Desired:
-    """The deployment of `pair` on `branch` as `stamp` would make it (also for drift against the manifest)."""
-    context = context_for(session, pair, TOKEN_STAND_IN, owner=stamp.owner, branch=branch, is_production=is_production)
-    definition = session.rendered(pair, context, stamp.token)
-    record = DeploymentRecord(
-        owner=stamp.owner,
-        production_token=stamp.token,
-        project=session.target.project,
-        branch=branch,
-        flow=pair.flow.name,
-        project_flow_name=pair.names.project_flow_name,
-        deployed_at=stamp.at,
-        mfproj_version=__version__,
-        principal=stamp.principal,
-        tags=stamp.tags,
-        commit=stamp.origin.commit,
-        dirty=stamp.origin.dirty,
-        git_branch=stamp.origin.git_branch,
-        ci_run=stamp.origin.ci_run,
-        promoted_from=stamp.origin.promoted_from,
-    )
-    scheduled = RunRequest(
-        flow=pair.flow.name,
-        project=session.target.project,
-        branch=branch,
-        namespace=f"production:{stamp.token}",
-        tags=(*run_tags_for(session, pair.backend, stamp.token, branch), *record.tags),
-        triggered_by={"type": "schedule"},
-    )
-    schedule = session.manifest.schedule_of(pair.flow, is_production=is_production)
-    return Desired(pair.flow.name, pair.names, definition, record, schedule, scheduled)
 
 
 def _outcome(
@@ -328,27 +234,4 @@ def _outcome(
         diff=diff,
         reason=decision.reason,
         previous_owner=existing.record.owner if existing and existing.record else None,
-    )
-
-
-def context_for(
-    session: Session,
-    pair: Pair,
-    token: str,
-    *,
-    owner: str | None = None,
-    branch: str | None = None,
-    is_production: bool | None = None,
-) -> render.Context:
-    """The template placeholders of `pair` (by default for the session's branch and caller)."""
-    backend = session.backend(pair.backend)
-    return render.Context(
-        project=session.target.project,
-        branch=branch or session.target.branch,
-        flow=pair.flow.name,
-        project_flow_name=pair.names.project_flow_name,
-        deployed_name=backend.deployed_name(pair.names),
-        namespace=f"production:{token}",
-        owner=owner or session.user,
-        is_production=session.target.is_production if is_production is None else is_production,
     )

@@ -23,7 +23,7 @@ from mfproj.errors import NotFoundError, UsageError
 from mfproj.usecases import deploy
 from mfproj.usecases.deployments import DRIFT, judge
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.plan import Report
+from mfproj.usecases.report import Report
 from mfproj.usecases.session import Session, TokenOptions, open_session, select_pairs
 
 

@@ -15,7 +15,7 @@ from mfproj.usecases import delete as deleting
 from mfproj.usecases import unlock as unlocking
 from mfproj.usecases.checks import authorize_change
 from mfproj.usecases.deployments import inventory
-from mfproj.usecases.plan import Outcome
+from mfproj.usecases.report import Outcome
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for
 
 

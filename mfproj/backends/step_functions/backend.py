@@ -48,8 +48,8 @@ class StepFunctionsBackend(Backend):
     def principal(self) -> str | None:
         return self.aws.principal()
 
-    def identity(self) -> dict[str, str]:
-        return self.aws.identity()
+    def caller_identity(self) -> dict[str, str]:
+        return self.aws.caller_identity()
 
     def whereabouts(self) -> dict[str, str | None]:
         return self.aws.whereabouts()

@@ -131,7 +131,7 @@ class AwsClient:
                 hint="check AWS_ENDPOINT_URL and any proxy in between; then run the command again",
             ) from None
 
-    def identity(self) -> dict[str, str]:
+    def caller_identity(self) -> dict[str, str]:
         """Account, partition and caller ARN: one STS call per process."""
         with self._lock:
             cached = self._identity
@@ -165,18 +165,18 @@ class AwsClient:
         }
 
     def check(self) -> dict[str, str | None]:
-        who = self.identity()
+        who = self.caller_identity()
         with self.errors("listing state machines"):
             self.client("stepfunctions").list_state_machines(maxResults=1)
         return {"as": who["arn"], "account": who["account"]}
 
     def state_machine_arn(self, name: str) -> str:
-        who = self.identity()
+        who = self.caller_identity()
         region = self.client("stepfunctions").meta.region_name
         return f"arn:{who['partition']}:states:{region}:{who['account']}:stateMachine:{name}"
 
     def principal(self) -> str:
-        return self.identity()["arn"]
+        return self.caller_identity()["arn"]
 
     def role(self) -> str:
         if not self.settings.role_arn:
