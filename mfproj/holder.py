@@ -8,6 +8,7 @@ second laptop called `MacBook-Pro.local`, or the same machine after a reboot is 
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ def _boot_id() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)  # a process's boot and PID namespace do not change while it runs
 def _place() -> str | None:
     """This process's host beyond its name: boot id and PID namespace (None where the OS cannot say)."""
     boot, namespace = _boot_id(), _read_link("/proc/self/ns/pid")

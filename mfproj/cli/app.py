@@ -65,7 +65,7 @@ def command() -> Any:
 def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
     output.set_format("table")
-    output.flush_warnings()  # a fresh count for this command (in-process callers run many)
+    output.reset_warnings()
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     from mfproj import interrupts
 

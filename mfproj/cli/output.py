@@ -113,6 +113,12 @@ def warn(message: str) -> None:
         _line(_paint("warning:", "33", sys.stderr) + " " + printable(message, keep_newlines=True))
 
 
+def reset_warnings() -> None:
+    """Forgets the warnings counted so far (a command starts afresh; in-process callers run many)."""
+    with _write_lock:
+        _warned.clear()
+
+
 def flush_warnings() -> None:
     """At the end of a command: each warning that came more than once, once more with its count."""
     with _write_lock:

@@ -112,7 +112,7 @@ def deploy(
     for pair in pairs:  # templates render before any request (the token stands in), and only once
         session.rendered(pair, context_for(session, pair, TOKEN_STAND_IN), TOKEN_STAND_IN)
     planner = _Planner(session, pairs, others, tags_by_flow, token_options, offer_for(session, token_options), adopt)
-    phase = ["reading what is deployed"]
+    phase = "reading what is deployed"
     planned: Plan | None = None
     try:
         # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
@@ -129,9 +129,9 @@ def deploy(
         if planned.work:
             _check_keyring(session)
             members = planned.members
-            phase[0] = "taking the locks"
+            phase = "taking the locks"
             with locked(session, members):
-                phase[0] = "reading again under the locks"
+                phase = "reading again under the locks"
                 planned = planner.plan(dry_run=False)
                 if any(item.pair not in members for item in planned.work):
                     raise ConflictError(
@@ -139,11 +139,11 @@ def deploy(
                         "its token)",
                         hint="run the command again",
                     )
-                phase[0] = "applying"
+                phase = "applying"
                 interrupted = apply(session, planned.work, planned.token)
-                phase[0] = "releasing the locks"
+                phase = "releasing the locks"
     except KeyboardInterrupt:
-        return _interrupted(session, planned, phase[0])
+        return _interrupted(session, planned, phase)
     return _finish(session, planned, interrupted)
 
 

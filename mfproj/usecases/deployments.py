@@ -89,7 +89,7 @@ def inventory(
     session: Session, backends: list[str] | None, *, include_metaflow: bool, full: bool = True
 ) -> list[tuple[str, Existing]]:
     """(backend, deployment) for every deployment of the project on the selected (or configured) backends."""
-    wanted = backends or [b for b in registry.NAMES if any(b in flow.backends for flow in session.manifest.flows)]
+    wanted = backends or session.used_backends()
     found = parallel(
         lambda name: session.backend(name).find_deployments(
             session.manifest.project, include_metaflow=include_metaflow

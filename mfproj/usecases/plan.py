@@ -105,7 +105,8 @@ def plan(
     report, the changes to make, and the branch's token. `others` are the branch's deployments outside
     the selection: read for their token, and acted on only to move them to the branch's one token."""
     others = others or []
-    found = parallel(read, pairs) + parallel(read_other or read, others)
+    readers = [(read, pair) for pair in pairs] + [(read_other or read, pair) for pair in others]
+    found = parallel(lambda item: item[0](item[1]), readers)  # one batch: their round trips overlap
     settled = branch_tokens(list(zip([*pairs, *others], found, strict=True)), offered)
     generate_new = token_options.generate_new_token
     members = list(zip(pairs, found[: len(pairs)], strict=True))

@@ -81,6 +81,10 @@ class Session:
             self._lineage = lineage.read(self.manifest.root, self.env)
         return self._lineage
 
+    def used_backends(self) -> list[str]:
+        """The backends some flow of the manifest has a template for, in the registry's order."""
+        return [b for b in registry.NAMES if any(b in flow.backends for flow in self.manifest.flows)]
+
     def caller(self, backend: str) -> authorization.Caller:
         """The caller as a deployment on `backend` judges its owner: the name, and the principal that
         backend's credentials authenticate as (asked only when a record needs it)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mfproj.backends import registry
 from mfproj.backends.base import LeftLock
 from mfproj.usecases.checks import authorize_change, identity_check
 from mfproj.usecases.parallel import parallel
@@ -63,8 +62,7 @@ def unlock(
 def branch_locks(session: Session) -> list[tuple[str, LeftLock]]:
     """(backend, lock) for every lock left on the session's branch, on every backend that takes locks."""
     target = session.target
-    wanted = [b for b in registry.NAMES if any(b in flow.backends for flow in session.manifest.flows)]
-    lockers = [b for b in wanted if session.backend(b).locks]
+    lockers = [b for b in session.used_backends() if session.backend(b).locks]
     found = parallel(lambda b: session.backend(b).find_locks(target.project, target.branch), lockers)
     return [(backend, lock) for backend, locks in zip(lockers, found, strict=True) for lock in locks]
 
@@ -84,6 +82,6 @@ def unlock_all(session: Session, *, token_options: TokenOptions = TokenOptions()
         if existing is not None and existing.record is not None and existing.record.production_token:
             reason = authorize_change(session, offered, flow, existing)
         results.append(Unlocked(flow, backend_name, lock.guards, lock.held_by, reason))
-    for (backend_name, lock), _result in zip(locks, results, strict=True):
+    for backend_name, lock in locks:  # only once every one is authorized
         session.backend(backend_name).remove_lock(lock)
     return results
