@@ -164,3 +164,36 @@ def test_no_core_module_names_a_backend() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert node.value not in names, f"{module} names the backend {node.value!r} (line {node.lineno})"
+
+
+CLI = PACKAGE / "cli"
+COMMON_OPTIONS = ("Branch", "Production", "Profile", "Output", "BranchFromGit")
+
+
+def test_the_common_options_are_declared_once() -> None:
+    """--branch, --production, --branch-from-git, --profile and -o are added by `with_selection`, never
+    written into a command's signature again (promote's own --branch means something else: a plain Option)."""
+    found = []
+    for path in sorted(CLI.glob("*.py")):
+        if path.name in ("options.py", "selection.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            if named and node.value.id == "options" and node.attr in COMMON_OPTIONS:  # type: ignore[attr-defined]
+                found.append(f"{path.name}:{node.lineno} options.{node.attr}")
+    assert not found, found
+
+
+def test_commands_end_by_returning_not_by_an_exit_that_is_always_zero() -> None:
+    """No `raise typer.Exit(run_x(...))` around functions that always return 0, and no module-level output
+    format (the command's format travels on the click context's Invocation)."""
+    found = []
+    for path in sorted(CLI.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                called = ast.unparse(node.exc.func)
+                if called == "typer.Exit" and path.name != "app.py":  # --version's eager callback is the one
+                    found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+            if isinstance(node, ast.FunctionDef) and node.name == "set_format":
+                found.append(f"{path.name}:{node.lineno} def set_format")
+    assert not found, found

@@ -11,7 +11,20 @@ from typing import Any
 import typer
 
 from mfproj import __version__
-from mfproj.cli import completion, deploy, deployments, helptext, init, lifecycle, names, output, runs, token, whoami
+from mfproj.cli import (
+    completion,
+    deploy,
+    deployments,
+    helptext,
+    init,
+    lifecycle,
+    names,
+    output,
+    runs,
+    selection,
+    token,
+    whoami,
+)
 
 app = typer.Typer(
     name="mfproj",
@@ -51,7 +64,8 @@ def root(
     ),
 ) -> None:
     output.set_no_color(no_color)
-    ctx.obj = {"manifest": manifest, "debug": debug}
+    state = selection.invocation(ctx)
+    state.manifest, state.debug = (str(manifest) if manifest else None), debug
 
 
 for module in (names, init, deploy, deployments, lifecycle, runs, token, whoami, completion):
@@ -64,15 +78,15 @@ def command() -> Any:
 
 def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
-    output.set_format("table")
     output.reset_warnings()
+    state = selection.Invocation()
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     from mfproj import interrupts
 
     stdout, sys.stdout = sys.stdout, output.GuardedStdout(sys.stdout)  # type: ignore[assignment]
     try:
         with interrupts.terminate_as_interrupt():  # SIGTERM (a cancelled CI job) is handled as Ctrl-C
-            result = command().main(args=args, prog_name="mfproj", standalone_mode=False)
+            result = command().main(args=args, prog_name="mfproj", standalone_mode=False, obj=state)
     except typer.Exit as exc:
         if exc.exit_code == 130 and isinstance(exc.__cause__, KeyboardInterrupt):
             output.info("interrupted")  # Typer turns Ctrl-C into a silent Exit(130): say it
@@ -84,8 +98,8 @@ def run(args: list[str]) -> int:
         return 130
     except Exception as exc:
         if _is_click_usage_error(exc):
-            return output.report_error(usage_error(exc), debug=False, as_json=output.wants_json(args))
-        return output.report_error(exc, debug=debug, as_json=output.wants_json(args))
+            return output.report_error(usage_error(exc), debug=False, as_json=output.wants_json(state.output, args))
+        return output.report_error(exc, debug=debug, as_json=output.wants_json(state.output, args))
     finally:
         output.flush_warnings()
         sys.stdout = stdout

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mfproj.cli import helptext, options, output, progress
-from mfproj.cli.selection import Selection, select
+from mfproj.cli.selection import Selection, with_selection
 from mfproj.errors import RunFailedError, UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def run_deploy(
     adopt: bool,
     allow_branch: bool = False,
     allow_dirty: bool = False,
-) -> int:
+) -> None:
     from mfproj.usecases import deploy
 
     with progress.ProgressView(enabled=not selection.json and not dry_run) as view:
@@ -78,12 +78,11 @@ def run_deploy(
             allow_dirty=allow_dirty,
         )
     output.show(selection.output, report.as_json(), deploy_view(report))
-    return 0
 
 
 def run_delete(
     selection: Selection, *, flows: list[str], backends: list[str] | None, token_options: "TokenOptions", yes: bool
-) -> int:
+) -> None:
     from mfproj.usecases import delete
 
     session = selection.session()
@@ -101,14 +100,13 @@ def run_delete(
         refusal=f"deleting {count} deployment(s) needs --yes when nobody can answer a prompt",
     ):
         output.info("nothing deleted")
-        return 0
+        return
     delete.delete(session, plans)
     view = output.View(
         after=[f"deleted {o.name} from {options.backend_label(o.backend)}" for _, _, o in plans]
         + ["the production token stays in your keyring (mfproj token forget removes it)"]
     )
     output.show(selection.output, {"deleted": [o.as_json() for _, _, o in plans]}, view)
-    return 0
 
 
 def run_unlock(
@@ -118,7 +116,7 @@ def run_unlock(
     backends: list[str] | None,
     token_options: "TokenOptions",
     all_locks: bool = False,
-) -> int:
+) -> None:
     from mfproj.usecases import unlock
 
     session = selection.session()
@@ -140,7 +138,6 @@ def run_unlock(
         else:
             lines.append(f"{where}: not locked")
     output.show(selection.output, {"unlocked": [r.as_json() for r in results]}, output.View(after=lines))
-    return 0
 
 
 def _input_document(path: Path | None) -> dict[str, Any] | None:
@@ -167,7 +164,7 @@ def run_trigger(
     input_file: Path | None,
     wait: bool,
     timeout: float,
-) -> int:
+) -> None:
     from mfproj.usecases import trigger
 
     session = selection.session()
@@ -202,7 +199,6 @@ def run_trigger(
             output.info(f"{triggered.run.run_id} {triggered.run.status}")
     if failure is not None:
         raise failure
-    return 0
 
 
 def _stopped_waiting(selection: Selection, triggered: Any) -> None:
@@ -237,12 +233,11 @@ def _wait_timeout(wait: bool, timeout: float | None) -> float:
 # --- the commands (registered by `register`) ---
 
 
+@with_selection(from_git=True)
 def deploy_command(
-    ctx: typer.Context,
+    selection: Selection,
     flows: options.FlowArguments = None,
     backend: options.Backends = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
     authorize: options.Authorize = None,
     authorize_file: options.AuthorizeFile = None,
     generate_new_token: bool = typer.Option(
@@ -251,121 +246,88 @@ def deploy_command(
     tag: list[str] = typer.Option([], "--tag", help="A tag for every run of the deployment (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and the definition diff; change nothing."),
     adopt: bool = typer.Option(False, "--adopt", help="Take over a deployment that mfproj did not make."),
-    branch_from_git: options.BranchFromGit = False,
     allow_branch: bool = typer.Option(
         False, "--allow-branch", help="Deploy production from a git branch other than production_branch."
     ),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Deploy production from a dirty tree."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Deploy flows to the selected branch, guarded by its production token."""
-    selection = select(
-        ctx,
-        branch=branch,
-        production=production,
-        profile=profile,
-        output_format=output_format,
-        branch_from_git=branch_from_git,
-    )
-    raise typer.Exit(
-        run_deploy(
-            selection,
-            flows=flows,
-            backends=options.backend_names(backend),
-            token_options=options.token_options(authorize, authorize_file, generate_new_token),
-            tags=tag,
-            dry_run=dry_run,
-            adopt=adopt,
-            allow_branch=allow_branch,
-            allow_dirty=allow_dirty,
-        )
+    run_deploy(
+        selection,
+        flows=flows,
+        backends=options.backend_names(backend),
+        token_options=options.token_options(authorize, authorize_file, generate_new_token),
+        tags=tag,
+        dry_run=dry_run,
+        adopt=adopt,
+        allow_branch=allow_branch,
+        allow_dirty=allow_dirty,
     )
 
 
+@with_selection()
 def delete_command(
-    ctx: typer.Context,
+    selection: Selection,
     flows: list[str] = typer.Argument(..., metavar="FLOW...", help="Flows whose deployment to delete."),
     backend: options.Backends = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
     authorize: options.Authorize = None,
     authorize_file: options.AuthorizeFile = None,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Delete deployments (their schedules too); the keyring keeps the token."""
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     token_options = options.token_options(authorize, authorize_file, False)
-    raise typer.Exit(
-        run_delete(
-            selection, flows=flows, backends=options.backend_names(backend), token_options=token_options, yes=yes
-        )
-    )
+    run_delete(selection, flows=flows, backends=options.backend_names(backend), token_options=token_options, yes=yes)
 
 
+@with_selection()
 def unlock_command(
-    ctx: typer.Context,
+    selection: Selection,
     flows: list[str] = typer.Argument(None, metavar="[FLOW]...", help="Flows whose deployment lock to remove."),
     all_locks: bool = typer.Option(
         False, "--all", help="Every lock left on the branch, of deployed flows or not (lists what it removes)."
     ),
     backend: options.Backends = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
     authorize: options.Authorize = None,
     authorize_file: options.AuthorizeFile = None,
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Remove a deployment's write lock left by a deploy that is gone (same authorization as deploy)."""
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     token_options = options.token_options(authorize, authorize_file, False)
     if bool(flows) == all_locks:
         raise UsageError(
             "name the flows whose locks to remove, or pass --all (not both)", hint="for example 'mfproj unlock --all'"
         )
-    raise typer.Exit(
-        run_unlock(
-            selection,
-            flows=flows or [],
-            backends=options.backend_names(backend),
-            token_options=token_options,
-            all_locks=all_locks,
-        )
+    run_unlock(
+        selection,
+        flows=flows or [],
+        backends=options.backend_names(backend),
+        token_options=token_options,
+        all_locks=all_locks,
     )
 
 
+@with_selection()
 def trigger_command(
-    ctx: typer.Context,
+    selection: Selection,
     flow: str = typer.Argument(..., metavar="FLOW", help="The flow to run."),
     backend: options.Backend = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
     tag: list[str] = typer.Option([], "--tag", help="A tag for this run (repeatable)."),
     param: list[str] = typer.Option([], "--param", metavar="KEY=VALUE", help="A run parameter (repeatable)."),
     input_file: Path = typer.Option(None, "--input-file", help="A JSON object merged into the run's input."),
     wait: bool = typer.Option(False, "--wait", help="Follow the run; exit 7 if it fails, times out or aborts."),
     timeout: float = typer.Option(None, "--timeout", help="Seconds --wait waits at most (default 3600)."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Start a run of a deployed flow, with its namespace and tags in the run's input."""
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     timeout = _wait_timeout(wait, timeout)  # checked before the run starts
     chosen = options.backend_names([backend]) if backend else None
-    raise typer.Exit(
-        run_trigger(
-            selection,
-            flow=flow,
-            backend=chosen[0] if chosen else None,
-            tags=tag,
-            params=param,
-            input_file=input_file,
-            wait=wait,
-            timeout=timeout,
-        )
+    run_trigger(
+        selection,
+        flow=flow,
+        backend=chosen[0] if chosen else None,
+        tags=tag,
+        params=param,
+        input_file=input_file,
+        wait=wait,
+        timeout=timeout,
     )
 
 

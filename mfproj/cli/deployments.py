@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mfproj.cli import helptext, options, output
-from mfproj.cli.selection import Selection, select
+from mfproj.cli.selection import Selection, with_selection
 
 if TYPE_CHECKING:
     from mfproj.usecases.deployments import Deployment, Listing
@@ -58,23 +58,19 @@ def listing_view(listing: "Listing") -> output.View:
     )
 
 
+@with_selection()
 def list_command(
-    ctx: typer.Context,
+    selection: Selection,
     flows: options.FlowArguments = None,
     backend: options.Backends = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
     all_branches: bool = typer.Option(False, "--all-branches", help="Every branch (the default)."),
     include_metaflow: bool = typer.Option(
         False, "--include-metaflow", help="Also deployments made by Metaflow itself (found by name)."
     ),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Every deployment of the project: branch, owner, namespace, lineage, schedule, state vs the manifest."""
     from mfproj.usecases import deployments
 
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     listing = deployments.list_deployments(
         selection.session(),
         flows=flows,
@@ -83,22 +79,17 @@ def list_command(
         include_metaflow=include_metaflow,
     )
     output.show(selection.output, listing.as_json(), listing_view(listing))
-    raise typer.Exit(0)
 
 
+@with_selection()
 def show_command(
-    ctx: typer.Context,
+    selection: Selection,
     flow: str = typer.Argument(..., metavar="FLOW", help="The flow whose deployment to show."),
     backend: options.Backends = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """One deployment in detail: record, lineage, schedule, its last 5 runs, and the diff against the manifest."""
     from mfproj.usecases import deployments
 
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     session = selection.session()
     found = deployments.show_deployment(
         session, flow=flow, branch=session.target.branch, backends=options.backend_names(backend)
@@ -113,20 +104,17 @@ def show_command(
         output.emit_json(documents)
     else:
         output.emit_text("\n".join(lines) + "\n")
-    raise typer.Exit(0)
 
 
+@with_selection(branch=False)
 def namespaces_command(
-    ctx: typer.Context,
+    selection: Selection,
     count_runs: bool = typer.Option(False, "--count-runs", help="Also count each namespace's runs."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Each production namespace of the project: its branch, deployments, and whether your keyring has it."""
     from mfproj.backends import registry
     from mfproj.usecases import deployments
 
-    selection = select(ctx, profile=profile, output_format=output_format)
     found = deployments.namespaces(selection.session(), count_runs=count_runs)
     rows = [
         [
@@ -140,7 +128,6 @@ def namespaces_command(
     ]
     view = output.View(["namespace", "branch", "deployments", "in your keyring", "runs"], rows, empty="no namespaces")
     output.show(selection.output, [ns.as_json() for ns in found], view)
-    raise typer.Exit(0)
 
 
 def register(app: "typer.Typer") -> None:

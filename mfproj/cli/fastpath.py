@@ -68,10 +68,10 @@ def try_run(args: list[str]) -> int | None:
     from mfproj.errors import MfprojError
 
     output.set_no_color(no_color)
-    output.set_format(parsed.output_format)
     selection = Selection(manifest_path, parsed.branch, parsed.production, None, parsed.output_format)
     try:
-        return names.run(selection, flows=parsed.flows or None, strict=parsed.strict)
+        names.run(selection, flows=parsed.flows or None, strict=parsed.strict)
+        return 0
     except MfprojError as exc:
         return output.report_error(exc, debug=debug, as_json=parsed.output_format == "json")
 

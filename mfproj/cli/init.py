@@ -77,7 +77,7 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def run(*, directory: Path, project: str | None, flow: str, force: bool) -> int:
+def run(*, directory: Path, project: str | None, flow: str, force: bool) -> None:
     import tomli_w
 
     project = project or default_project_name(directory)
@@ -126,7 +126,6 @@ def run(*, directory: Path, project: str | None, flow: str, force: bool) -> int:
     for path in written:
         output.info(f"wrote {path}")
     output.info("next: edit the role ARN and templates, then run 'mfproj names'")
-    return 0
 
 
 def register(app: "typer.Typer") -> None:
@@ -140,4 +139,4 @@ def register(app: "typer.Typer") -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite an existing mfproj.toml and templates."),
     ) -> None:
         """Write a starter mfproj.toml (and templates for one flow) in the current directory."""
-        raise typer.Exit(run(directory=directory, project=project, flow=flow, force=force))
+        run(directory=directory, project=project, flow=flow, force=force)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mfproj.cli import helptext, options, output
-from mfproj.cli.selection import Selection, select
+from mfproj.cli.selection import Selection, with_selection
 from mfproj.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -15,22 +15,20 @@ if TYPE_CHECKING:
     from mfproj.usecases.teardown import Item
 
 
+@with_selection()
 def teardown_command(
-    ctx: typer.Context,
-    branch: options.Branch = None,
-    production: options.Production = None,
+    selection: Selection,
     user: str = typer.Option(None, "--user", metavar="U", help="The user branch user.<U>."),
     authorize: options.Authorize = None,
     authorize_file: options.AuthorizeFile = None,
     terminate_runs: bool = typer.Option(False, "--terminate-runs", help="Stop the branch's running runs too."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Remove every deployment of one branch on every backend: flows, orphans, schedules and locks."""
     from mfproj.usecases import teardown
 
+    branch, production = selection.branch, selection.production
     if sum(x is not None and x is not False for x in (branch, production, user)) == 0:
         raise UsageError(
             "name the branch to tear down: --branch B, --production [--branch B], or --user U",
@@ -38,18 +36,18 @@ def teardown_command(
         )
     if user is not None and (branch is not None or production):
         raise UsageError("--user selects a user branch; it does not go with --branch or --production")
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     selection = replace(selection, owner=user, production=False if user else selection.production)
     session = selection.session()
     items = teardown.plan_teardown(session, token_options=options.token_options(authorize, authorize_file, False))
     if not items:
         _leftover_locks(selection, session, dry_run=dry_run)
+        return
     view = _plan_view(items)
     if dry_run:
         plan = teardown.Teardown(session.target.branch, items, dry_run=True)
         view.before = [f"{session.target.branch}: {len(items)} deployment(s)  (dry run: nothing changed)"]
         output.show(selection.output, plan.as_json(), view)
-        raise typer.Exit(0)
+        return
     if not selection.json:
         output.table(view.columns, view.rows, ids=["name"], wide=selection.output == "wide")
     if not output.confirm(
@@ -58,7 +56,7 @@ def teardown_command(
         refusal=f"tearing down {session.target.branch} needs --yes when nobody can answer a prompt",
     ):
         output.info("nothing removed")
-        raise typer.Exit(0)
+        return
     result = teardown.teardown(session, items, terminate_runs=terminate_runs)
     running = sum(i.running for i in items)
     after = [f"removed {teardown.label(i)} ({i.existing.name})" for i in items]
@@ -68,7 +66,6 @@ def teardown_command(
     if running and not terminate_runs:
         after.append(f"{running} run(s) still running were left running (--terminate-runs stops them)")
     output.show(selection.output, result.as_json(), output.View(after=after))
-    raise typer.Exit(0)
 
 
 def _leftover_locks(selection: Selection, session: "Session", *, dry_run: bool) -> None:
@@ -80,7 +77,6 @@ def _leftover_locks(selection: Selection, session: "Session", *, dry_run: bool) 
     leftovers = teardown.teardown(session, [])  # or NotFoundError when no lock is left either
     lines = [f"removed the leftover lock on {name}" for name in leftovers.locks]
     output.show(selection.output, leftovers.as_json(), output.View(after=lines))
-    raise typer.Exit(0)
 
 
 def _plan_view(items: "list[Item]") -> output.View:
@@ -98,21 +94,19 @@ def _plan_view(items: "list[Item]") -> output.View:
     return output.View(["flow", "backend", "name", "schedule", "running", "authorization"], rows)
 
 
+@with_selection(branch=False)
 def gc_command(
-    ctx: typer.Context,
+    selection: Selection,
     older_than: str = typer.Option(None, "--older-than", metavar="AGE", help="Not deployed again for this long: 30d."),
     merged: bool = typer.Option(False, "--merged", help="Whose git branch is merged into (or gone from) the default."),
     branches: str = typer.Option(None, "--branches", metavar="GLOB", help="Only branches matching: 'test.*'."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Tear down the stale branches you may remove."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Find stale branches (never production) and, with --yes, tear down the ones you may."""
 
     from mfproj.usecases import gc, runs
 
-    selection = select(ctx, profile=profile, output_format=output_format)
     session = selection.session()
     age = None
     if older_than is not None or not merged:
@@ -138,11 +132,11 @@ def gc_command(
     after = [] if yes and not dry_run else (["run again with --yes to tear them down"] if stale else [])
     view = output.View(columns, rows, after=after, empty="no stale branches")
     output.show(selection.output, documents, view)
-    raise typer.Exit(0)
 
 
+@with_selection(branch=False)
 def promote_command(
-    ctx: typer.Context,
+    selection: Selection,
     flows: options.FlowArguments = None,
     branch: str = typer.Option(..., "--branch", "-b", metavar="B", help="Promote what is deployed on test.<B>."),
     to_branch: str = typer.Option(None, "--to-branch", metavar="C", help="To prod.<C> (default: prod)."),
@@ -154,15 +148,12 @@ def promote_command(
         False, "--allow-branch", help="Promote from a git branch other than production_branch."
     ),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Promote from a dirty tree."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Deploy to production exactly the commit deployed (and tested) on test.<B>."""
     from mfproj.cli.deploy import deploy_view
     from mfproj.usecases import promote
 
-    selection = select(ctx, production=True, branch=to_branch, profile=profile, output_format=output_format)
-    session = selection.session()
+    session = replace(selection, production=True, branch=to_branch).session()
     commit, report = promote.promote(
         session,
         source_branch=branch,
@@ -177,7 +168,6 @@ def promote_command(
     view = deploy_view(report)
     view.before = [f"promoting test.{branch} at commit {commit[:10]} to {report.branch}", *view.before]
     output.show(selection.output, {**report.as_json(), "commit": commit, "source": f"test.{branch}"}, view)
-    raise typer.Exit(0)
 
 
 def register(app: "typer.Typer") -> None:

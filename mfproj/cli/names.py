@@ -5,14 +5,14 @@ from typing import TYPE_CHECKING
 from mfproj import project
 from mfproj.backends import registry
 from mfproj.cli import output
-from mfproj.cli.selection import Selection, select
+from mfproj.cli.selection import Selection, with_selection
 from mfproj.errors import ValidationError
 
 if TYPE_CHECKING:
     import typer
 
 
-def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) -> int:
+def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) -> None:
     output_format = selection.output
     loaded = selection.manifest()
     target = selection.target(loaded)
@@ -44,7 +44,6 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
         output.warn(f"{flow_name}: {problem.message()}" + (f" ({problem.hint})" if problem.hint else ""))
     if strict and problems:
         raise ValidationError(f"{len(problems)} problem(s) the backend would refuse", hint="see the warnings above")
-    return 0
 
 
 def register(app: "typer.Typer") -> None:
@@ -53,17 +52,11 @@ def register(app: "typer.Typer") -> None:
     from mfproj.cli import helptext, options
 
     @app.command("names", cls=helptext.Command)
+    @with_selection(from_git=True, profile=False)
     def names_command(
-        ctx: typer.Context,
+        selection: Selection,
         flows: options.FlowArguments = None,
-        branch: options.Branch = None,
-        production: options.Production = None,
-        output_format: options.Output = options.OutputFormat.table,
         strict: bool = typer.Option(False, "--strict", help="Exit 2 when a name would be rejected by its backend."),
-        branch_from_git: options.BranchFromGit = False,
     ) -> None:
         """Show the deployment names of every flow in the selected branch (no network)."""
-        selection = select(
-            ctx, branch=branch, production=production, output_format=output_format, branch_from_git=branch_from_git
-        )
-        raise typer.Exit(run(selection, flows=flows, strict=strict))
+        run(selection, flows=flows, strict=strict)

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from mfproj.errors import EXIT_UNEXPECTED, MfprojError
 from mfproj.text import printable
 
-_state: dict[str, Any] = {"no_color": False, "format": "table"}
+_state: dict[str, Any] = {"no_color": False}
 # Messages come from worker threads too: one write per line, under one lock, so lines never interleave.
 _write_lock = threading.Lock()
 _warned: dict[str, int] = {}  # each warning of the running command, and how often it came
@@ -26,15 +26,10 @@ def set_no_color(value: bool) -> None:
     _state["no_color"] = value
 
 
-def set_format(value: str) -> None:
-    """The output format of the running command; errors follow it (a JSON object under -o json)."""
-    _state["format"] = value
-
-
-def wants_json(args: Sequence[str] = ()) -> bool:
+def wants_json(chosen: str, args: Sequence[str] = ()) -> bool:
     """Whether errors should be JSON: the command chose -o json, or its arguments ask for it (an error
     can come before the command has parsed its options)."""
-    if _state["format"] == "json":
+    if chosen == "json":
         return True
     for index, word in enumerate(args):
         if word in ("-o", "--output") and index + 1 < len(args) and args[index + 1].lower() == "json":

@@ -13,7 +13,7 @@ import typer
 
 from mfproj.backends import registry
 from mfproj.cli import helptext, options, output
-from mfproj.cli.selection import Selection, select
+from mfproj.cli.selection import Selection, with_selection
 from mfproj.errors import UsageError, ValidationError
 
 # --status choices (the statuses every backend's runs are mapped to), completed by the shell scripts.
@@ -72,7 +72,7 @@ def run_list(
     local: bool,
     local_root: str | None,
     all_branches: bool = False,
-) -> int:
+) -> None:
     from mfproj.backends.base import RunFilter
     from mfproj.usecases import local_runs, runs
 
@@ -105,10 +105,9 @@ def run_list(
     if more and shown > 1:
         view.after = [f"more runs match: these are the newest {shown}; use --limit to see more"]
     output.show(selection.output, [row.as_json() for row in rows], view)
-    return 0
 
 
-def run_show(selection: Selection, *, run_id: str, flows: list[str] | None, backends: list[str] | None) -> int:
+def run_show(selection: Selection, *, run_id: str, flows: list[str] | None, backends: list[str] | None) -> None:
     from mfproj.usecases import runs
 
     row = runs.find_deployment_run(selection.session(), run_id, flows=flows, backends=backends)
@@ -125,7 +124,6 @@ def run_show(selection: Selection, *, run_id: str, flows: list[str] | None, back
         output.emit_json(document)
     else:
         output.emit_text("".join(line + "\n" for line in lines))
-    return 0
 
 
 def _query(tags: list[str], statuses: list[str], since: str | None, limit: int, latest: bool) -> Any:
@@ -144,12 +142,11 @@ def _query(tags: list[str], statuses: list[str], since: str | None, limit: int, 
 # --- the commands (registered by `register`) ---
 
 
+@with_selection()
 def list_command(
-    ctx: typer.Context,
+    selection: Selection,
     flows: options.FlowArguments = None,
     backend: options.Backends = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
     namespace: str = typer.Option(
         None, "--namespace", metavar="NS", help="user:<name> or production:<token> (default: the deployment's)."
     ),
@@ -170,59 +167,45 @@ def list_command(
         metavar="PATH",
         help="Where the local runs are (default: METAFLOW_DATASTORE_SYSROOT_LOCAL, or the nearest .metaflow).",
     ),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Runs in a namespace, filtered by tags (all must match), newest first."""
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     _check_namespace(namespace, all_namespaces, limit)
-    raise typer.Exit(
-        run_list(
-            selection,
-            flows=flows,
-            backends=options.backend_names(backend),
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            query=_query(tag, [str(s.value) for s in status], since, limit, latest),
-            local=metaflow_local or metaflow_root is not None,
-            local_root=metaflow_root,
-            # -A is the global namespace: every branch, unless --branch/--production narrows it.
-            all_branches=all_namespaces and branch is None and production is None,
-        )
+    run_list(
+        selection,
+        flows=flows,
+        backends=options.backend_names(backend),
+        namespace=namespace,
+        all_namespaces=all_namespaces,
+        query=_query(tag, [str(s.value) for s in status], since, limit, latest),
+        local=metaflow_local or metaflow_root is not None,
+        local_root=metaflow_root,
+        # -A is the global namespace: every branch, unless --branch/--production narrows it.
+        all_branches=all_namespaces and selection.branch is None and selection.production is None,
     )
 
 
+@with_selection()
 def show_command(
-    ctx: typer.Context,
+    selection: Selection,
     run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),
     flows: options.FlowArguments = None,
     backend: options.Backends = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """One run of the branch's deployments, with its tags and parameters."""
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
-    raise typer.Exit(run_show(selection, run_id=run_id, flows=flows, backends=options.backend_names(backend)))
+    run_show(selection, run_id=run_id, flows=flows, backends=options.backend_names(backend))
 
 
+@with_selection()
 def terminate_command(
-    ctx: typer.Context,
+    selection: Selection,
     run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),
     flows: options.FlowArguments = None,
-    branch: options.Branch = None,
-    production: options.Production = None,
     authorize: options.Authorize = None,
     authorize_file: options.AuthorizeFile = None,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Stop a running run of the branch's deployments (same authorization as delete)."""
     from mfproj.usecases import terminate
-
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
 
     def confirm(run: Any) -> bool:
         return output.confirm(
@@ -238,14 +221,13 @@ def terminate_command(
     )
     if result is None:
         output.info("nothing stopped")
-        raise typer.Exit(0)
+        return
     said = (
         f"stopped {run_id}: now {result.run.status}"
         if result.stopped
         else f"{run_id} had already ended {result.run.status}"
     )
     output.show(selection.output, result.as_json(), output.View(after=[said]))
-    raise typer.Exit(0)
 
 
 def register(app: "typer.Typer") -> None:

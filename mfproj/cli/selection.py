@@ -3,6 +3,7 @@ profile and output format. It loads the manifest and opens the use-case session.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -91,19 +92,76 @@ class Selection:
         return opened.with_origin(self._git_choice[0].origin) if self._git_choice else opened
 
 
-def select(
-    ctx: typer.Context,
-    *,
-    branch: str | None = None,
-    production: bool | None = None,
-    profile: str | None = None,
-    output_format: Any = "table",
-    branch_from_git: bool = False,
-) -> Selection:
-    """The command's selection; also tells the error handler which format errors take (-o json)."""
+@dataclass
+class Invocation:
+    """What the root command learnt (--manifest, --debug) and the output format the command chose: made by
+    `app.run` for one command and handed down as the click context's `obj`, so the error handler knows
+    whether the command's errors are JSON without a module-level setting."""
+
+    manifest: str | None = None
+    debug: bool = False
+    output: str = "table"
+
+
+def invocation(ctx: typer.Context) -> Invocation:
     root = ctx.find_root()
-    obj = root.obj if isinstance(root.obj, dict) else {}
-    manifest = obj.get("manifest")
-    fmt = str(getattr(output_format, "value", output_format))
-    output.set_format(fmt)
-    return Selection(str(manifest) if manifest else None, branch, production, profile, fmt, branch_from_git)
+    if not isinstance(root.obj, Invocation):
+        root.obj = Invocation()
+    return root.obj
+
+
+def select(ctx: typer.Context, *, output_format: Any = "table", **chosen: Any) -> Selection:
+    """The command's selection from its common options; the output format is recorded on the invocation
+    for the error handler (-o json errors are JSON)."""
+    state = invocation(ctx)
+    state.output = str(getattr(output_format, "value", output_format))
+    return Selection(state.manifest, output=state.output, **chosen)
+
+
+def _common(*, branch: bool, from_git: bool, profile: bool) -> list[inspect.Parameter]:
+    """The options every command that selects a branch shares, declared here once."""
+    from mfproj.cli import options
+
+    wanted: list[tuple[str, Any, Any]] = []
+    if branch:
+        wanted += [("branch", options.Branch, None), ("production", options.Production, None)]
+    if from_git:
+        wanted.append(("branch_from_git", options.BranchFromGit, False))
+    if profile:
+        wanted.append(("profile", options.Profile, None))
+    wanted.append(("output_format", options.Output, options.OutputFormat.table))
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return [inspect.Parameter(name, keyword, default=default, annotation=hint) for name, hint, default in wanted]
+
+
+def with_selection(
+    *, branch: bool = True, from_git: bool = False, profile: bool = True
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Makes `function(selection, ...)` a Typer command: its own parameters, then the common options
+    (--branch/-b and --production unless `branch=False`, --branch-from-git with `from_git`, --profile
+    unless `profile=False`, -o), which become the `Selection` it is called with."""
+
+    def wrap(function: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(function, eval_str=True).parameters.values())[1:]  # after `selection`
+        common = _common(branch=branch, from_git=from_git, profile=profile)
+        common_names = [parameter.name for parameter in common]
+
+        def command(ctx: typer.Context, **given: Any) -> None:
+            selection = select(ctx, **{name: given.pop(name) for name in common_names})
+            function(selection, **given)
+
+        context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_context_type())
+        signature = inspect.Signature([context, *own, *common])
+        command.__signature__ = signature  # type: ignore[attr-defined]
+        # Typer reads the hints too: these, not the wrapper's own (strings naming what this module lacks)
+        command.__annotations__ = {parameter.name: parameter.annotation for parameter in signature.parameters.values()}
+        command.__name__, command.__doc__ = function.__name__, function.__doc__
+        return command
+
+    return wrap
+
+
+def _context_type() -> Any:
+    import typer
+
+    return typer.Context

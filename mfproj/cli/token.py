@@ -8,16 +8,12 @@ from typing import Any
 import typer
 
 from mfproj import authorization, identity, tokens
-from mfproj.cli import helptext, options, output
-from mfproj.cli.selection import select
+from mfproj.cli import helptext, output
+from mfproj.cli.selection import Selection, with_selection
 from mfproj.errors import NotFoundError, UsageError, ValidationError
 from mfproj.identity import branch_options
 from mfproj.keyring import Keyring, StoredToken, keyring_home
 from mfproj.share import Share, encode_share, is_share_string
-
-
-def _target(ctx: Any, branch: str | None, production: bool | None, output_format: Any) -> identity.Target:
-    return select(ctx, branch=branch, production=production, output_format=output_format).target()
 
 
 def _describe(stored: StoredToken, *, reveal: bool = False) -> dict[str, Any]:
@@ -33,7 +29,7 @@ def _describe(stored: StoredToken, *, reveal: bool = False) -> dict[str, Any]:
     }
 
 
-def run_list(output_format: str) -> int:
+def run_list(output_format: str) -> None:
     entries, problems = Keyring().scan()
     rows = [
         [e.token_prefix, e.project or "?", e.branch or "?", tokens.mask(e.token), e.stored_at or "?", e.source or "?"]
@@ -50,7 +46,6 @@ def run_list(output_format: str) -> int:
             f"{len(problems)} token file(s) cannot be read: {first.message}" if len(problems) > 1 else first.message,
             hint=first.hint,
         )
-    return 0
 
 
 def _require(target: identity.Target) -> StoredToken:
@@ -65,7 +60,7 @@ def _require(target: identity.Target) -> StoredToken:
     return stored
 
 
-def run_show(target: identity.Target, *, reveal: bool, output_format: str) -> int:
+def run_show(target: identity.Target, *, reveal: bool, output_format: str) -> None:
     stored = _require(target)
     described = _describe(stored, reveal=reveal)
     described.update(project=target.project, branch=target.branch)
@@ -76,10 +71,9 @@ def run_show(target: identity.Target, *, reveal: bool, output_format: str) -> in
     else:
         output.info(f"{target.project} {target.branch} ({target.token_prefix}); --reveal prints the token")
         print(described["token"])
-    return 0
 
 
-def run_share(target: identity.Target, *, output_format: str) -> int:
+def run_share(target: identity.Target, *, output_format: str) -> None:
     stored = _require(target)
     assert stored.token is not None
     share = encode_share(Share(target.project, target.branch, target.token_prefix, stored.token))
@@ -87,7 +81,7 @@ def run_share(target: identity.Target, *, output_format: str) -> int:
         output.emit_json(
             {"share": share, "project": target.project, "branch": target.branch, "token_prefix": target.token_prefix}
         )
-        return 0
+        return
     print(share)
     if sys.stdout.isatty():
         options = branch_options(target.branch)
@@ -97,7 +91,6 @@ def run_share(target: identity.Target, *, output_format: str) -> int:
             f"\nThe receiver runs:  {command}\nand pastes it (CI: store the string as a secret and set "
             f"{authorization.TOKEN_VARIABLE}, or run 'mfproj token authorize --from-env VAR')."
         )
-    return 0
 
 
 def _read_value(value: str | None, from_env: str | None, from_file: Path | None) -> tuple[str, str]:
@@ -147,7 +140,7 @@ def run_authorize(
     from_env: str | None,
     from_file: Path | None,
     output_format: str,
-) -> int:
+) -> None:
     raw, origin = _read_value(value, from_env, from_file)
     token, kind = parse_offer(raw, target)
     stored = Keyring().store(
@@ -157,10 +150,9 @@ def run_authorize(
     output.show(output_format, _describe(stored), output.View(after=said))
     if origin == "argument":
         output.warn("a token on the command line lands in your shell history; next time use '-' or --from-env")
-    return 0
 
 
-def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_format: str) -> int:
+def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_format: str) -> None:
     keyring = Keyring()
     prefixes = [e.token_prefix for e in keyring.entries()] if everything else [target.token_prefix]
     if (
@@ -173,7 +165,7 @@ def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_f
         )
     ):
         output.info("nothing forgotten")
-        return 0
+        return
     forgotten = [p for p in prefixes if keyring.forget(p)]
     if not everything and not forgotten:  # an error only: no result printed before it
         raise NotFoundError(
@@ -182,74 +174,56 @@ def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_f
         )
     view = output.View(after=[f"forgot {prefix}" for prefix in forgotten] or ["no stored token to forget"])
     output.show(output_format, {"forgotten": forgotten}, view)
-    return 0
 
 
 # --- the commands (registered by `register`) ---
 
 
-def list_command(ctx: typer.Context, output_format: options.Output = options.OutputFormat.table) -> None:
+@with_selection(branch=False, profile=False)
+def list_command(selection: Selection) -> None:
     """Every stored token prefix, with project and branch where known; tokens masked."""
-    select(ctx, output_format=output_format)
-    raise typer.Exit(run_list(output_format.value))
+    run_list(selection.output)
 
 
+@with_selection(profile=False)
 def show_command(
-    ctx: typer.Context,
-    branch: options.Branch = None,
-    production: options.Production = None,
+    selection: Selection,
     reveal: bool = typer.Option(False, "--reveal", help="Print the whole token."),
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """The selected branch's stored token, masked unless --reveal."""
-    target = _target(ctx, branch, production, output_format)
-    raise typer.Exit(run_show(target, reveal=reveal, output_format=output_format.value))
+    run_show(selection.target(), reveal=reveal, output_format=selection.output)
 
 
-def share_command(
-    ctx: typer.Context,
-    branch: options.Branch = None,
-    production: options.Production = None,
-    output_format: options.Output = options.OutputFormat.table,
-) -> None:
+@with_selection(profile=False)
+def share_command(selection: Selection) -> None:
     """One copy-paste string with project, branch and token, checksummed; bare when piped."""
-    target = _target(ctx, branch, production, output_format)
-    raise typer.Exit(run_share(target, output_format=output_format.value))
+    run_share(selection.target(), output_format=selection.output)
 
 
+@with_selection(profile=False)
 def authorize_command(
-    ctx: typer.Context,
+    selection: Selection,
     value: str = typer.Argument(
         None, metavar="VALUE", help="A share string or a token; '-' reads standard input.", show_default=False
     ),
-    branch: options.Branch = None,
-    production: options.Production = None,
     from_env: str = typer.Option(None, "--from-env", metavar="VAR", help="Read the token from this variable."),
     from_file: Path = typer.Option(None, "--from-file", metavar="PATH", help="Read the token from this file."),
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Store a teammate's token for the selected branch (checked against its project and branch)."""
-    target = _target(ctx, branch, production, output_format)
-    raise typer.Exit(
-        run_authorize(target, value=value, from_env=from_env, from_file=from_file, output_format=output_format.value)
-    )
+    target = selection.target()
+    run_authorize(target, value=value, from_env=from_env, from_file=from_file, output_format=selection.output)
 
 
+@with_selection(profile=False)
 def forget_command(
-    ctx: typer.Context,
-    branch: options.Branch = None,
-    production: options.Production = None,
+    selection: Selection,
     everything: bool = typer.Option(False, "--all", help="Forget every token in the keyring."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Remove the selected branch's token (or all tokens) from the keyring."""
-    if everything:
-        select(ctx, output_format=output_format)
-        target = identity.Target("", None, "", False, False, "")
-    else:
-        target = _target(ctx, branch, production, output_format)
-    raise typer.Exit(run_forget(target, everything=everything, yes=yes, output_format=output_format.value))
+    # --all reads no manifest: it may be run where there is none
+    target = identity.Target("", None, "", False, False, "") if everything else selection.target()
+    run_forget(target, everything=everything, yes=yes, output_format=selection.output)
 
 
 def register(app: "typer.Typer") -> None:

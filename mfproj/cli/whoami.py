@@ -4,8 +4,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from mfproj.cli import helptext, options, output
-from mfproj.cli.selection import select
+from mfproj.cli import helptext, output
+from mfproj.cli.selection import Selection, with_selection
 
 if TYPE_CHECKING:
     from mfproj.usecases.whoami import WhoAmI
@@ -41,25 +41,21 @@ def whoami_view(found: "WhoAmI") -> output.View:
     return output.View(after=lines)
 
 
+@with_selection()
 def whoami_command(
-    ctx: typer.Context,
-    branch: options.Branch = None,
-    production: options.Production = None,
+    selection: Selection,
     check: bool = typer.Option(False, "--check", help="Also ask each backend (one cheap request) who you are."),
-    profile: options.Profile = None,
-    output_format: options.Output = options.OutputFormat.table,
 ) -> None:
     """Who mfproj takes you for and where it would deploy: no request is made unless --check."""
 
     from mfproj.errors import BackendError
     from mfproj.usecases import whoami
 
-    selection = select(ctx, branch=branch, production=production, profile=profile, output_format=output_format)
     found = whoami.whoami(
         manifest_path=selection.manifest_path,
-        branch=branch,
-        production=production,
-        profile=profile,
+        branch=selection.branch,
+        production=selection.production,
+        profile=selection.profile,
         env=selection.env(),
         check=check,
     )
@@ -75,7 +71,6 @@ def whoami_command(
             f"{', '.join(failed)} did not answer (see above)",
             hint="check the endpoint, credentials and network; 'mfproj whoami' shows what is configured",
         )
-    raise typer.Exit(0)
 
 
 def register(app: "typer.Typer") -> None:
