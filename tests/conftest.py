@@ -273,3 +273,26 @@ def kube(k8s_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     config.write_text(k8s_server.kubeconfig())
     monkeypatch.setenv("KUBECONFIG", str(config))
     yield k8s_server
+
+
+@pytest.fixture
+def aws_proxy(aws: Any) -> Iterator[Any]:
+    """A FaultProxy in front of moto (the test points AWS_ENDPOINT_URL at it where it wants faults)."""
+    from tests.emulators import FaultProxy
+
+    proxy = FaultProxy(aws.url)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def kube_proxy(kube: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A FaultProxy in front of the Kubernetes emulator, with KUBECONFIG pointing at the proxy."""
+    from tests.emulators import FaultProxy
+    from tests.k8s_emulator import kubeconfig_for
+
+    proxy = FaultProxy(kube.url)
+    (tmp_path / "proxied-kubeconfig").write_text(kubeconfig_for(proxy.url))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "proxied-kubeconfig"))
+    yield proxy
+    proxy.stop()

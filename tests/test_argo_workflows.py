@@ -17,8 +17,9 @@ import pytest
 from mfproj import naming
 from mfproj.backends.argo_workflows.labels import tag_label_key
 from mfproj.keyring import Keyring
-from tests.conftest import Cli, write_manifest
+from tests.conftest import Cli
 from tests.conftest import as_user as _as
+from tests.testing.fixtures import Flow, make_project, pass_machine
 
 NS = "default"
 USER_TEMPLATE = "myproj.user.alice.helloflow"
@@ -44,29 +45,16 @@ spec:
 
 
 def _write_project(root: Path, *, schedule: str | None = None, version: str = "v1", sfn: bool = False) -> None:
-    (root / "flows").mkdir(parents=True, exist_ok=True)
-    (root / "flows" / "hello.yaml").write_text(ARGO_TEMPLATE.replace("VERSION", version))
-    (root / "flows" / "hello.asl.json").write_text(
-        json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}})
-    )
-    write_manifest(
+    make_project(
         root,
-        f"""
-        [project]
-        name = "myproj"
-
-        [[flows]]
-        name = "HelloFlow"
-        argo_workflows = "flows/hello.yaml"
-        {'step_functions = "flows/hello.asl.json"' if sfn else ""}
-        {f'schedule = "{schedule}"' if schedule else ""}
-        tags = ["team:ml"]
-
-        [step_functions]
-        region = "us-east-1"
-        role_arn = "arn:aws:iam::123456789012:role/sfn-exec"
-        """,
-        templates=False,
+        Flow(
+            "HelloFlow",
+            step_functions=pass_machine("${mfproj.namespace}") if sfn else None,
+            argo_workflows=ARGO_TEMPLATE.replace("VERSION", version),
+            schedule=schedule,
+            tags=["team:ml"],
+            file="flows/hello",
+        ),
     )
 
 

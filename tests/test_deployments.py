@@ -14,8 +14,7 @@ import pytest
 from mfproj import naming
 from mfproj.keyring import Keyring
 from tests.conftest import Cli, as_user, write_manifest
-
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+from tests.testing.fixtures import ROLE
 
 
 def _templates(root: Path, version: str = "v1") -> None:

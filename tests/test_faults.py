@@ -7,65 +7,37 @@ they were; every failure ends with exit code 5 and one line that names the endpo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mfproj import naming
-from tests.conftest import Cli, write_manifest
+from tests.conftest import Cli
 from tests.emulators import SERVER_ERROR, THROTTLED, FaultProxy
+from tests.testing.fixtures import Flow, make_project, pass_machine, workflow_template, write_templates
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.HelloFlow"
 TEMPLATE = "myproj.user.alice.helloflow"
 PREFIX = naming.token_prefix("myproj", "user.alice")
 
 
-def _write(root: Path, version: str) -> None:
-    (root / "hello.asl.json").write_text(
-        json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}})
+def _hello(version: str) -> Flow:
+    return Flow(
+        "HelloFlow",
+        step_functions=pass_machine(version),
+        argo_workflows=workflow_template([{"name": version}]),
+        file="hello",
     )
-    (root / "hello.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": [{"name": version}]}}))
+
+
+def _write(root: Path, version: str) -> None:
+    write_templates(root, _hello(version))
 
 
 @pytest.fixture
 def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
-    _write(tmp_path, "v1")
-    write_manifest(
-        tmp_path,
-        """
-        [project]
-        name = "myproj"
-        [[flows]]
-        name = "HelloFlow"
-        step_functions = "hello.asl.json"
-        argo_workflows = "hello.json"
-        [step_functions]
-        region = "us-east-1"
-        role_arn = "arn:aws:iam::123456789012:role/sfn-exec"
-        """,
-        templates=False,
-    )
-    return tmp_path
-
-
-@pytest.fixture
-def aws_proxy(aws: Any) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(aws.url)
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture
-def kube_proxy(kube: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    from tests.k8s_emulator import kubeconfig_for
-
-    proxy = FaultProxy(kube.url)
-    (tmp_path / "proxied-kubeconfig").write_text(kubeconfig_for(proxy.url))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "proxied-kubeconfig"))
-    yield proxy
-    proxy.stop()
+    return make_project(tmp_path, _hello("v1"))
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

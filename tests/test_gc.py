@@ -3,7 +3,6 @@ the caller's own are torn down and the others skipped for lack of a token."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,21 +10,19 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, as_user, write_manifest
-
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+from tests.conftest import Cli, as_user
+from tests.testing.fixtures import Flow, make_project, succeed_machine, workflow_template
 
 
 def _project(root: Path, *, argo: bool = False) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "a.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
-    (root / "a.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": [{"name": "a"}]}}))
-    write_manifest(
+    make_project(
         root,
-        '[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "a.asl.json"\n'
-        + ('argo_workflows = "a.json"\n' if argo else "")
-        + f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
-        templates=False,
+        Flow(
+            "HelloFlow",
+            step_functions=succeed_machine(),
+            argo_workflows=workflow_template() if argo else None,
+            file="a",
+        ),
     )
 
 

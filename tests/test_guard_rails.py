@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,22 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, as_user, write_manifest
+from tests.conftest import Cli, as_user
+from tests.testing.fixtures import Flow, make_project, succeed_machine
 
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 
 def _project(root: Path, project_lines: str = "") -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "a.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
-    write_manifest(
-        root,
-        f'[project]\nname = "myproj"\n{project_lines}\n[[flows]]\nname = "NightlyFlow"\n'
-        f'step_functions = "a.asl.json"\nschedule = "0 3 * * *"\n'
-        f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
-        templates=False,
-    )
+    nightly = Flow("NightlyFlow", step_functions=succeed_machine(), schedule="0 3 * * *", file="a")
+    make_project(root, nightly, project_lines=project_lines)
 
 
 def _git(repo: Path, *args: str) -> str:

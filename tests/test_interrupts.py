@@ -1,5 +1,5 @@
 """Ctrl-C, SIGTERM and kill -9 during a deploy: what landed is put back, no lock stays behind, and the
-next deploy on the same host goes ahead at once. Real processes, real signals, moto behind a proxy."""
+next deploy on the same host goes ahead at once. Real processes, real signals, moto behind a aws_proxy."""
 
 from __future__ import annotations
 
@@ -9,44 +9,30 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, as_user, write_manifest
+from tests.conftest import Cli, as_user
 from tests.emulators import FaultProxy
+from tests.testing.fixtures import Flow, make_project, pass_machine, write_templates
 
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.{}"
 FLOWS = ("AFlow", "BFlow", "CFlow")
 
 
+def _flows(version: str) -> list[Flow]:
+    return [Flow(flow, step_functions=pass_machine(version)) for flow in FLOWS]
+
+
 def _write(root: Path, version: str) -> None:
-    for flow in FLOWS:
-        (root / f"{flow}.asl.json").write_text(
-            json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}})
-        )
+    write_templates(root, *_flows(version))
 
 
 @pytest.fixture
 def proj(tmp_path: Path, aws: Any) -> Path:
-    _write(tmp_path, "v1")
-    flows = "\n".join(f'[[flows]]\nname = "{flow}"\nstep_functions = "{flow}.asl.json"\n' for flow in FLOWS)
-    write_manifest(
-        tmp_path,
-        f'[project]\nname = "myproj"\n{flows}\n[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
-        templates=False,
-    )
-    return tmp_path
-
-
-@pytest.fixture
-def proxy(aws: Any) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(aws.url)
-    yield proxy
-    proxy.stop()
+    return make_project(tmp_path, *_flows("v1"))
 
 
 def _versions(sfn: Any) -> dict[str, str]:
@@ -62,8 +48,8 @@ def _locks(sfn: Any) -> list[str]:
     return [m["name"] for m in sfn.list_state_machines()["stateMachines"] if m["name"].startswith("mfproj-lock-")]
 
 
-def _start_deploy(tmp_path: Path, proxy: FaultProxy) -> subprocess.Popen[str]:
-    env = {**os.environ, **as_user("alice", tmp_path), "AWS_ENDPOINT_URL": proxy.url}
+def _start_deploy(tmp_path: Path, aws_proxy: FaultProxy) -> subprocess.Popen[str]:
+    env = {**os.environ, **as_user("alice", tmp_path), "AWS_ENDPOINT_URL": aws_proxy.url}
     return subprocess.Popen(
         [sys.executable, "-m", "mfproj", "deploy"],
         cwd=tmp_path,
@@ -76,24 +62,24 @@ def _start_deploy(tmp_path: Path, proxy: FaultProxy) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(proxy: FaultProxy, action: str, seconds: float = 30.0) -> None:
+def _wait_for(aws_proxy: FaultProxy, action: str, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
-    while proxy.count(action) == 0:
-        assert time.monotonic() < deadline, f"{action} never came: {proxy.log}"
+    while aws_proxy.count(action) == 0:
+        assert time.monotonic() < deadline, f"{action} never came: {aws_proxy.log}"
         time.sleep(0.02)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(
-    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy, signum: int
+    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, aws_proxy: FaultProxy, signum: int
 ) -> None:
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     _write(proj, "v2")
     # The definition updates are slow (as against a distant region): the signal comes while they fly.
-    proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="slow", delay=1.0, times=len(FLOWS))
-    process = _start_deploy(tmp_path, proxy)
+    aws_proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="slow", delay=1.0, times=len(FLOWS))
+    process = _start_deploy(tmp_path, aws_proxy)
     try:
-        _wait_for(proxy, "AWSStepFunctions.UpdateStateMachine")
+        _wait_for(aws_proxy, "AWSStepFunctions.UpdateStateMachine")
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -109,15 +95,15 @@ def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(
 
 
 def test_after_kill_9_the_next_deploy_goes_ahead_at_once(
-    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, proxy: FaultProxy
+    cli: Cli, proj: Path, tmp_path: Path, sfn: Any, aws_proxy: FaultProxy
 ) -> None:
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     _write(proj, "v2")
     # The update hangs (it never reaches the emulator), so the process is killed while it holds its locks.
-    proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="hang", delay=30.0)
-    process = _start_deploy(tmp_path, proxy)
+    aws_proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="hang", delay=30.0)
+    process = _start_deploy(tmp_path, aws_proxy)
     try:
-        _wait_for(proxy, "AWSStepFunctions.UpdateStateMachine")
+        _wait_for(aws_proxy, "AWSStepFunctions.UpdateStateMachine")
         process.kill()
         process.communicate(timeout=30)
     finally:

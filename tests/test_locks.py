@@ -24,9 +24,9 @@ from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
 from tests import names as names_for_tests
-from tests.conftest import Cli, as_user, write_manifest
+from tests.conftest import Cli, as_user
+from tests.testing.fixtures import ROLE, Flow, make_project, pass_machine
 
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 NAMES = names_for_tests.flow_names("myproj", "user.alice", "HelloFlow")
 
 
@@ -216,24 +216,7 @@ def test_only_the_holder_releases_a_lock(sfn: Any) -> None:
 
 @pytest.fixture
 def proj(tmp_path: Path, aws: Any) -> Path:
-    (tmp_path / "hello.asl.json").write_text(
-        json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "v1", "End": True}}})
-    )
-    write_manifest(
-        tmp_path,
-        f"""
-        [project]
-        name = "myproj"
-        [[flows]]
-        name = "HelloFlow"
-        step_functions = "hello.asl.json"
-        [step_functions]
-        region = "us-east-1"
-        role_arn = "{ROLE}"
-        """,
-        templates=False,
-    )
-    return tmp_path
+    return make_project(tmp_path, Flow("HelloFlow", step_functions=pass_machine("v1"), file="hello"))
 
 
 def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(

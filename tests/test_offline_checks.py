@@ -4,42 +4,27 @@ and at manifest load where the manifest itself is wrong."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from tests.conftest import Cli, as_user, write_manifest
+from tests.conftest import Cli, as_user
 from tests.emulators import FaultProxy
+from tests.testing.fixtures import Flow, make_project, succeed_machine, workflow_template
 
 
 def _project(root: Path, *, role: bool = True, schedule: str | None = None) -> None:
-    (root / "a.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
-    (root / "a.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": []}}))
-    write_manifest(
+    make_project(
         root,
-        '[project]\nname = "myproj"\n[[flows]]\nname = "HelloFlow"\nstep_functions = "a.asl.json"\n'
-        + (f'schedule = "{schedule}"\n' if schedule else "")
-        + '[[flows]]\nname = "ArgoFlow"\nargo_workflows = "a.json"\nschedule = "0 3 1 * MON"\n'
-        + '[step_functions]\nregion = "us-east-1"\n'
-        + ('role_arn = "arn:aws:iam::123456789012:role/r"\n' if role else ""),
-        templates=False,
+        Flow("HelloFlow", step_functions=succeed_machine(), schedule=schedule, file="a"),
+        Flow("ArgoFlow", argo_workflows=workflow_template([]), schedule="0 3 1 * MON", file="a"),
+        role_arn="arn:aws:iam::123456789012:role/r" if role else None,
     )
 
 
-@pytest.fixture
-def proxy(aws: Any) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(aws.url)
-    yield proxy
-    proxy.stop()
-
-
 def test_a_missing_role_is_found_by_names_and_by_dry_run_before_any_request(
-    cli: Cli, tmp_path: Path, proxy: FaultProxy
+    cli: Cli, tmp_path: Path, aws_proxy: FaultProxy
 ) -> None:
     _project(tmp_path, role=False)
-    env = as_user("alice", tmp_path, AWS_ENDPOINT_URL=proxy.url)
+    env = as_user("alice", tmp_path, AWS_ENDPOINT_URL=aws_proxy.url)
     names = cli("names", env=env)
     assert names.code == 0
     assert "warning: HelloFlow: step_functions.role_arn is required to deploy to Step Functions" in names.stderr
@@ -56,7 +41,7 @@ def test_a_missing_role_is_found_by_names_and_by_dry_run_before_any_request(
     error = json.loads(as_json.stderr)["error"]
     assert as_json.code == error["exit_code"] == 2 and error["code"] == "validation"
     assert "step_functions.role_arn is required" in error["message"] and error["hint"]
-    assert proxy.log == []  # all of it offline
+    assert aws_proxy.log == []  # all of it offline
     # A flow without a Step Functions template needs no role.
     assert "role_arn" not in cli("deploy", "ArgoFlow", "--dry-run", env=env).stderr
 
@@ -77,11 +62,11 @@ def test_a_schedule_eventbridge_cannot_express_is_a_manifest_error(cli: Cli, tmp
 
 
 def test_a_name_a_backend_would_refuse_is_found_by_dry_run_before_any_request(
-    cli: Cli, tmp_path: Path, proxy: FaultProxy
+    cli: Cli, tmp_path: Path, aws_proxy: FaultProxy
 ) -> None:
     _project(tmp_path)
-    env = as_user("john doe", tmp_path, AWS_ENDPOINT_URL=proxy.url)
+    env = as_user("john doe", tmp_path, AWS_ENDPOINT_URL=aws_proxy.url)
     result = cli("deploy", "HelloFlow", "--dry-run", env=env)
     assert result.code == 2, result.stderr
     assert "must not contain white space" in result.stderr and "METAFLOW_USER" in result.stderr
-    assert proxy.log == []
+    assert aws_proxy.log == []

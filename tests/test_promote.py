@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli, as_user, write_manifest
+from tests.testing.fixtures import ROLE
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
 
 

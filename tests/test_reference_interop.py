@@ -20,11 +20,11 @@ import pytest
 
 from mfproj import naming
 from mfproj.keyring import Keyring
-from tests.conftest import Cli, as_user, write_manifest
+from tests.conftest import Cli, as_user
+from tests.testing.fixtures import ROLE, Flow, make_project
 
 pytestmark = pytest.mark.slow
 
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.prod.HelloFlow"
 PROD = naming.token_prefix("myproj", "prod")
 BUCKET = "mfproj-reference-interop"
@@ -74,23 +74,7 @@ def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
     import boto3
 
     (tmp_path / "flow.py").write_text(FLOW)
-    (tmp_path / "hello.asl.json").write_text(json.dumps(ASL))
-    (tmp_path / "hello.json").write_text(json.dumps(ARGO))
-    write_manifest(
-        tmp_path,
-        f"""
-        [project]
-        name = "myproj"
-        [[flows]]
-        name = "HelloFlow"
-        step_functions = "hello.asl.json"
-        argo_workflows = "hello.json"
-        [step_functions]
-        region = "us-east-1"
-        role_arn = "{ROLE}"
-        """,
-        templates=False,
-    )
+    make_project(tmp_path, Flow("HelloFlow", step_functions=ASL, argo_workflows=ARGO, file="hello"))
     # What the reference needs to build a state machine: its datastore bucket and an AWS Batch job queue.
     client = lambda service: boto3.client(service, endpoint_url=aws.url, region_name="us-east-1")  # noqa: E731
     client("s3").create_bucket(Bucket=BUCKET)

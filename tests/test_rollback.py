@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,44 +13,28 @@ import pytest
 from mfproj import naming
 from mfproj.backends.step_functions.record import decode_record
 from mfproj.keyring import Keyring
-from tests.conftest import Cli, as_user, write_manifest
+from tests.conftest import Cli, as_user
 from tests.emulators import THROTTLED, FaultProxy
+from tests.testing.fixtures import Flow, make_project, pass_machine, write_templates
 
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.{}"
 PREFIX = naming.token_prefix("myproj", "user.alice")
 FLOWS = ("AFlow", "BFlow", "CFlow")
 REPORTED = re.compile(r"(\w+) on Step Functions \(([^)]+)\): (new definition|old definition|unknown)")
 
 
+def _flows(version: str) -> list[Flow]:
+    nightly = {"CFlow": "0 3 * * *"}
+    return [Flow(flow, step_functions=pass_machine(version), schedule=nightly.get(flow)) for flow in FLOWS]
+
+
 def _write(root: Path, version: str) -> None:
-    for flow in FLOWS:
-        (root / f"{flow}.asl.json").write_text(
-            json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}})
-        )
+    write_templates(root, *_flows(version))
 
 
 @pytest.fixture
 def proj(tmp_path: Path, aws: Any) -> Path:
-    _write(tmp_path, "v1")
-    flows = "\n".join(
-        f'[[flows]]\nname = "{flow}"\nstep_functions = "{flow}.asl.json"\n'
-        + ('schedule = "0 3 * * *"\n' if flow == "CFlow" else "")
-        for flow in FLOWS
-    )
-    write_manifest(
-        tmp_path,
-        f'[project]\nname = "myproj"\n{flows}\n[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
-        templates=False,
-    )
-    return tmp_path
-
-
-@pytest.fixture
-def proxy(aws: Any) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(aws.url)
-    yield proxy
-    proxy.stop()
+    return make_project(tmp_path, *_flows("v1"))
 
 
 def _state(sfn: Any, flow: str) -> tuple[str, dict[str, str]]:
@@ -63,17 +46,17 @@ def _state(sfn: Any, flow: str) -> tuple[str, dict[str, str]]:
 
 
 def _run(
-    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
 ) -> tuple[Any, Any, Any]:
     env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
     assert cli("deploy", env=env).code == 0
     before = {flow: _state(sfn, flow) for flow in FLOWS}
     keyring_before = Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
     _write(proj, "v2")
-    proxy.fail("AWSEvents.PutTargets", status=400, body=THROTTLED, times=1)  # the change fails here
+    aws_proxy.fail("AWSEvents.PutTargets", status=400, body=THROTTLED, times=1)  # the change fails here
     for fault in faults:
-        proxy.fail(**fault)
-    result = cli("deploy", "--generate-new-token", env={**env, "AWS_ENDPOINT_URL": proxy.url})
+        aws_proxy.fail(**fault)
+    result = cli("deploy", "--generate-new-token", env={**env, "AWS_ENDPOINT_URL": aws_proxy.url})
     return result, before, keyring_before
 
 
@@ -98,9 +81,9 @@ def _run(
     ids=["cut-once", "throttled-to-the-end"],
 )
 def test_a_rollback_cut_off_reports_exactly_what_is_not_back(
-    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
 ) -> None:
-    result, before, keyring_before = _run(cli, proj, tmp_path, proxy, sfn, faults)
+    result, before, keyring_before = _run(cli, proj, tmp_path, aws_proxy, sfn, faults)
     assert result.code == 8, result.stderr
     assert "nothing was changed" not in result.stderr
     assert "Traceback" not in result.stderr
@@ -127,33 +110,33 @@ def test_a_rollback_cut_off_reports_exactly_what_is_not_back(
 
 
 def test_a_rollback_that_succeeds_says_nothing_was_changed_only_after_reading_back(
-    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy, sfn: Any
 ) -> None:
-    result, before, keyring_before = _run(cli, proj, tmp_path, proxy, sfn, [])
+    result, before, keyring_before = _run(cli, proj, tmp_path, aws_proxy, sfn, [])
     assert result.code == 5, result.stderr
     assert "nothing was changed" in result.stderr
     assert {flow: _state(sfn, flow) for flow in FLOWS} == before
     assert Keyring(tmp_path / "keyring-alice").load_token(PREFIX) == keyring_before
     # Read back after the rollback: every deployment was described again.
-    assert proxy.count("AWSStepFunctions.DescribeStateMachine") >= 2 * len(FLOWS)
+    assert aws_proxy.count("AWSStepFunctions.DescribeStateMachine") >= 2 * len(FLOWS)
 
 
 def test_a_delete_cut_off_part_way_says_what_is_gone_and_what_is_left(
-    cli: Cli, proj: Path, tmp_path: Path, proxy: FaultProxy, sfn: Any
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy, sfn: Any
 ) -> None:
     from tests.emulators import SERVER_ERROR
 
     env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
     assert cli("deploy", env=env).code == 0
     # The first deletion goes through; the next ones fail.
-    proxy.fail("AWSStepFunctions.DeleteStateMachine", kind="slow", delay=0.0, times=1)
-    proxy.fail(
+    aws_proxy.fail("AWSStepFunctions.DeleteStateMachine", kind="slow", delay=0.0, times=1)
+    aws_proxy.fail(
         "AWSStepFunctions.DeleteStateMachine",
         status=500,
         body=SERVER_ERROR,
         after="AWSStepFunctions.DeleteStateMachine",
     )
-    result = cli("delete", "AFlow", "BFlow", "--yes", env={**env, "AWS_ENDPOINT_URL": proxy.url})
+    result = cli("delete", "AFlow", "BFlow", "--yes", env={**env, "AWS_ENDPOINT_URL": aws_proxy.url})
     assert result.code == 8, result.stderr
     assert "deleted AFlow on Step Functions, but not BFlow on Step Functions" in result.stderr
     assert "mfproj delete BFlow --yes" in result.stderr
@@ -161,5 +144,5 @@ def test_a_delete_cut_off_part_way_says_what_is_gone_and_what_is_left(
     assert left == {"myproj.user.alice.BFlow", "myproj.user.alice.CFlow"}
     # The service refused to delete the locks too: said, not hidden; and the next run breaks them at once.
     assert "warning: Step Functions at" in result.stderr and "releasing the lock" in result.stderr
-    proxy.clear()
+    aws_proxy.clear()
     assert cli("delete", "BFlow", "--yes", env=env).code == 0

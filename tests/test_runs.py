@@ -15,8 +15,9 @@ from mfproj import naming, tokens
 from mfproj.backends.argo_workflows.labels import tag_label_key
 from mfproj.keyring import Keyring
 from mfproj.usecases import runs
-from tests.conftest import Cli, write_manifest
+from tests.conftest import Cli
 from tests.conftest import as_user as _as
+from tests.testing.fixtures import Flow, make_project
 
 TEMPLATE_ASL = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}}
 TEMPLATE_ARGO = {"spec": {"entrypoint": "a", "templates": [{"name": "a", "container": {"image": "alpine"}}]}}
@@ -24,32 +25,12 @@ TEMPLATE_ARGO = {"spec": {"entrypoint": "a", "templates": [{"name": "a", "contai
 
 @pytest.fixture
 def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
-    (tmp_path / "hello.asl.json").write_text(json.dumps(TEMPLATE_ASL))
-    (tmp_path / "hello.json").write_text(json.dumps(TEMPLATE_ARGO))
-    (tmp_path / "fail.asl.json").write_text(json.dumps({"StartAt": "x", "States": {"x": {"Type": "Fail"}}}))
-    write_manifest(
+    failing = {"StartAt": "x", "States": {"x": {"Type": "Fail"}}}
+    return make_project(
         tmp_path,
-        """
-        [project]
-        name = "myproj"
-
-        [[flows]]
-        name = "HelloFlow"
-        step_functions = "hello.asl.json"
-        argo_workflows = "hello.json"
-        tags = ["team:ml"]
-
-        [[flows]]
-        name = "FailFlow"
-        step_functions = "fail.asl.json"
-
-        [step_functions]
-        region = "us-east-1"
-        role_arn = "arn:aws:iam::123456789012:role/sfn-exec"
-        """,
-        templates=False,
+        Flow("HelloFlow", step_functions=TEMPLATE_ASL, argo_workflows=TEMPLATE_ARGO, tags=["team:ml"], file="hello"),
+        Flow("FailFlow", step_functions=failing, file="fail"),
     )
-    return tmp_path
 
 
 def _trigger(cli: Any, env: dict[str, str], flow: str, *args: str) -> str:

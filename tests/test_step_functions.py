@@ -17,9 +17,9 @@ from mfproj.backends.step_functions.record import decode_record
 from mfproj.keyring import Keyring
 from tests.conftest import Cli, write_manifest
 from tests.conftest import as_user as _as
+from tests.testing.fixtures import ROLE, Flow, make_project
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 PROD = naming.token_prefix("myproj", "prod")
 
 TEMPLATE = {
@@ -36,35 +36,12 @@ TEMPLATE = {
 
 
 def _write_project(root: Path, *, schedule: str | None = "0 3 * * *", version: str = "v1") -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    flows = root / "flows"
-    flows.mkdir(exist_ok=True)
-    for name in ("hello", "nightly"):
-        template = json.loads(json.dumps(TEMPLATE))
-        template["States"]["start"]["Result"]["version"] = version
-        (flows / f"{name}.asl.json").write_text(json.dumps(template))
-    schedule_line = f'schedule = "{schedule}"' if schedule else ""
-    write_manifest(
+    template = json.loads(json.dumps(TEMPLATE))
+    template["States"]["start"]["Result"]["version"] = version
+    make_project(
         root,
-        f"""
-        [project]
-        name = "myproj"
-
-        [[flows]]
-        name = "HelloFlow"
-        step_functions = "flows/hello.asl.json"
-        tags = ["team:ml"]
-
-        [[flows]]
-        name = "NightlyFlow"
-        step_functions = "flows/nightly.asl.json"
-        {schedule_line}
-
-        [step_functions]
-        region = "us-east-1"
-        role_arn = "{ROLE}"
-        """,
-        templates=False,
+        Flow("HelloFlow", step_functions=template, tags=["team:ml"], file="flows/hello"),
+        Flow("NightlyFlow", step_functions=template, schedule=schedule, file="flows/nightly"),
     )
 
 

@@ -11,8 +11,7 @@ import pytest
 
 from tests.conftest import Cli, as_user, write_manifest
 from tests.test_locks import ELSEWHERE, _plant
-
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+from tests.testing.fixtures import ROLE
 
 
 def _manifest(root: Path, *, old: bool) -> None:

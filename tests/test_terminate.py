@@ -3,30 +3,21 @@ an unknown run is exit 4. Both emulators, through the CLI."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, as_user, write_manifest
-
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+from tests.conftest import Cli, as_user
+from tests.testing.fixtures import Flow, make_project, wait_machine, workflow_template
 
 
 @pytest.fixture
 def proj(tmp_path: Path, aws: Any, kube: Any) -> Path:
     # A run that waits: it is still running when terminate comes.
-    asl = {"StartAt": "w", "States": {"w": {"Type": "Wait", "Seconds": 600, "End": True}}}
-    (tmp_path / "wait.asl.json").write_text(json.dumps(asl))
-    (tmp_path / "wait.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": [{"name": "a"}]}}))
-    write_manifest(
-        tmp_path,
-        f'[project]\nname = "myproj"\n[[flows]]\nname = "WaitFlow"\nstep_functions = "wait.asl.json"\n'
-        f'argo_workflows = "wait.json"\n[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n',
-        templates=False,
+    return make_project(
+        tmp_path, Flow("WaitFlow", step_functions=wait_machine(), argo_workflows=workflow_template(), file="wait")
     )
-    return tmp_path
 
 
 def _start(cli: Cli, tmp_path: Path, backend: str, *branch: str, user: str = "alice") -> str:

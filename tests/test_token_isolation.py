@@ -13,10 +13,10 @@ import pytest
 from mfproj import naming, tokens
 from mfproj.backends.step_functions.record import decode_record
 from mfproj.keyring import Keyring
-from tests.conftest import Cli, as_user, write_manifest
+from tests.conftest import Cli, as_user
 from tests.emulators import FaultProxy
+from tests.testing.fixtures import Flow, make_project, pass_machine
 
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
 PROD = naming.token_prefix("myproj", "prod")
 EXP = naming.token_prefix("myproj", "test.exp")
@@ -25,24 +25,7 @@ ALICE = naming.token_prefix("myproj", "user.alice")
 
 @pytest.fixture
 def proj(tmp_path: Path, aws: Any) -> Path:
-    (tmp_path / "hello.asl.json").write_text(
-        json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}})
-    )
-    write_manifest(
-        tmp_path,
-        f"""
-        [project]
-        name = "myproj"
-        [[flows]]
-        name = "HelloFlow"
-        step_functions = "hello.asl.json"
-        [step_functions]
-        region = "us-east-1"
-        role_arn = "{ROLE}"
-        """,
-        templates=False,
-    )
-    return tmp_path
+    return make_project(tmp_path, Flow("HelloFlow", step_functions=pass_machine("${mfproj.namespace}"), file="hello"))
 
 
 def _everything_written(sfn: Any, keyrings: list[Path]) -> str:

@@ -17,8 +17,8 @@ from mfproj.share import Share, encode_share
 from tests import names as names_for_tests
 from tests.conftest import Cli, as_user, write_manifest
 from tests.terminal import drain
+from tests.testing.fixtures import ROLE, Flow, make_project
 
-ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
 SOLO = naming.token_prefix("myproj", "test.solo")
 PASS = {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": "${mfproj.namespace}", "End": True}}}
@@ -38,20 +38,18 @@ spec:
 
 
 def two_flow_project(root: Path, *, argo: bool = False, sfn: bool = True) -> Path:
-    (root / "flows").mkdir(parents=True, exist_ok=True)
-    lines = []
-    for flow in ("TrainFlow", "GuardFlow"):
-        (root / "flows" / f"{flow}.asl.json").write_text(json.dumps(PASS))
-        (root / "flows" / f"{flow}.yaml").write_text(WORKFLOW_TEMPLATE)
-        lines.append(f'[[flows]]\nname = "{flow}"')
-        if sfn:
-            lines.append(f'step_functions = "flows/{flow}.asl.json"')
-        if argo:
-            lines.append(f'argo_workflows = "flows/{flow}.yaml"')
-    flows = "\n".join(lines)
-    body = f'[project]\nname = "myproj"\n{flows}\n[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n'
-    (root / "mfproj.toml").write_text(body)
-    return root
+    return make_project(
+        root,
+        *(
+            Flow(
+                flow,
+                step_functions=PASS if sfn else None,
+                argo_workflows=WORKFLOW_TEMPLATE if argo else None,
+                file=f"flows/{flow}",
+            )
+            for flow in ("TrainFlow", "GuardFlow")
+        ),
+    )
 
 
 def sfn_token(sfn: Any, name: str) -> str | None:

@@ -1,0 +1,1 @@
+"""Builders the tests share (projects, templates, proxies): one place, as pre-commit's testing/fixtures.py."""
