@@ -95,7 +95,7 @@ class Target:
     token_prefix: str
 
 
-def select_target(
+def target_for(
     project: str,
     *,
     branch: str | None = None,

@@ -85,7 +85,7 @@ class Manifest:
         hint = f"did you mean {close[0]!r}?" if close else f"flows in {self.path.name}: {', '.join(known) or 'none'}"
         raise ValidationError(f"no flow named {name!r} in {self.path}", hint=hint)
 
-    def select(self, names: list[str] | None) -> list[Flow]:
+    def flows_named(self, names: list[str] | None) -> list[Flow]:
         """The named flows in the order given (duplicates dropped), or every flow."""
         if not names:
             return list(self.flows)

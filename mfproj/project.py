@@ -13,7 +13,7 @@ from mfproj.manifest import BACKENDS, Flow, Manifest
 
 
 @dataclass(frozen=True)
-class FlowPlan:
+class FlowNaming:
     flow: Flow
     names: naming.FlowNames
     problems: tuple[naming.NameProblem, ...]
@@ -24,19 +24,19 @@ class FlowPlan:
         return self.flow.backends or BACKENDS
 
 
-def plan_names(
+def flow_namings(
     manifest: Manifest, target: Target, flows: list[Flow], *, env: Mapping[str, str] | None = None
-) -> list[FlowPlan]:
+) -> list[FlowNaming]:
     """Names of the selected flows; raises NameCollisionError when two flows share a backend name."""
-    plans = []
+    namings = []
     for listed in flows:
         # The flow as this branch gets it: without its schedule off production with `schedules = "production"`.
         flow = replace(listed, schedule=manifest.schedule_of(listed, is_production=target.is_production))
         names = manifest.flow_names(target.branch, flow.name, env)
         problems = flow_problems(manifest, flow, names, branch=target.branch, backends=flow.backends or BACKENDS)
-        plans.append(FlowPlan(flow, names, tuple(problems)))
+        namings.append(FlowNaming(flow, names, tuple(problems)))
     check_collisions(manifest, target, env=env)
-    return plans
+    return namings
 
 
 def name_problems(
@@ -85,7 +85,7 @@ def _present(backend: str, names: naming.FlowNames, *, scheduled: bool) -> dict[
 
 
 def names_document(
-    manifest: Manifest, target: Target, plans: list[FlowPlan], *, metaflow_tokens: list[str] | None = None
+    manifest: Manifest, target: Target, namings: list[FlowNaming], *, metaflow_tokens: list[str] | None = None
 ) -> dict[str, Any]:
     """The stable JSON of `mfproj names -o json` (documented in the README)."""
     document: dict[str, Any] = {
@@ -99,32 +99,34 @@ def names_document(
         "manifest": str(manifest.path),
         "flows": [
             {
-                "flow": plan.flow.name,
-                "project_flow_name": plan.names.project_flow_name,
-                "backends": list(plan.flow.backends),
-                "schedule": plan.flow.schedule,
+                "flow": flow_naming.flow.name,
+                "project_flow_name": flow_naming.names.project_flow_name,
+                "backends": list(flow_naming.flow.backends),
+                "schedule": flow_naming.flow.schedule,
                 **{
                     backend: {
                         kind: present.get(kind)
-                        for present in [_present(backend, plan.names, scheduled=plan.flow.schedule is not None)]
-                        for kind in plan.names.of(backend)
+                        for present in [
+                            _present(backend, flow_naming.names, scheduled=flow_naming.flow.schedule is not None)
+                        ]
+                        for kind in flow_naming.names.of(backend)
                     }
                     for backend in registry.NAMES
                 },
             }
-            for plan in plans
+            for flow_naming in namings
         ],
         "problems": [
             {
-                "flow": plan.flow.name,
+                "flow": flow_naming.flow.name,
                 "backend": problem.backend,
                 "kind": problem.kind,
                 "name": problem.name,
                 "rule": problem.rule,
                 "hint": problem.hint,
             }
-            for plan in plans
-            for problem in plan.problems
+            for flow_naming in namings
+            for problem in flow_naming.problems
         ],
     }
     if metaflow_tokens is not None:

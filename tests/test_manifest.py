@@ -158,5 +158,5 @@ def test_missing_manifest_says_how_to_start(tmp_path: Path) -> None:
 def test_unknown_flow_suggests_the_closest(tmp_path: Path) -> None:
     loaded = manifest.load_manifest(write_manifest(tmp_path, MINIMAL))
     with pytest.raises(Exception, match="no flow named 'HeloFlow'") as caught:
-        loaded.select(["HeloFlow"])
+        loaded.flows_named(["HeloFlow"])
     assert "HelloFlow" in str(caught.value.hint)  # type: ignore[attr-defined]

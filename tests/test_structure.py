@@ -197,3 +197,47 @@ def test_commands_end_by_returning_not_by_an_exit_that_is_always_zero() -> None:
             if isinstance(node, ast.FunctionDef) and node.name == "set_format":
                 found.append(f"{path.name}:{node.lineno} def set_format")
     assert not found, found
+
+
+TESTS = Path(__file__).resolve().parent
+# Subjects a test file may be named after besides a module, a package or a command: the repository's own
+# documents and scripts, and the test helpers that are tested themselves.
+PROJECT_SUBJECTS = ("readme", "demo", "structure", "help", "bench", "golden", "k8s_emulator", "reference")
+
+
+def _subjects() -> set[str]:
+    from mfproj.cli.app import command
+
+    modules = {path.stem for path in MODULES} | {path.parent.name for path in MODULES}
+    return modules | {name.replace("-", "_") for name in command().commands} | set(PROJECT_SUBJECTS)
+
+
+def test_test_files_are_named_after_what_they_test() -> None:
+    subjects = _subjects()
+    unnamed = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        stem = path.stem.removeprefix("test_")
+        if not any(stem == subject or stem.startswith(subject + "_") for subject in subjects):
+            unnamed.append(path.name)
+    assert not unnamed, f"name these after the module or command they test: {unnamed}"
+
+
+def test_tests_share_builders_instead_of_copying_them() -> None:
+    """Projects come from tests/testing/fixtures.py, fault proxies from conftest, and no test module imports
+    another (what two share lives in tests/testing/)."""
+    found = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.test_"):
+                found.append(f"{path.name}:{node.lineno} imports {node.module}")
+            if not isinstance(node, ast.FunctionDef) or not any(
+                "fixture" in ast.unparse(d) for d in node.decorator_list
+            ):
+                continue
+            body = ast.unparse(node)
+            if "FaultProxy(" in body:
+                found.append(f"{path.name}:{node.lineno} fixture {node.name} builds its own FaultProxy")
+            if node.name == "proj" and "make_project(" not in path.read_text():
+                found.append(f"{path.name}:{node.lineno} fixture proj writes its project by hand")
+    assert not found, found

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli, as_user, write_manifest
-from tests.test_locks import ELSEWHERE, _plant
 from tests.testing.fixtures import ROLE
+from tests.testing.locks import ELSEWHERE, plant_lock
 
 
 def _manifest(root: Path, *, old: bool) -> None:
@@ -50,7 +50,7 @@ def test_a_branch_is_torn_down_whole(
     from mfproj.backends.step_functions import lock
 
     monkeypatch.setattr(lock, "LOCK_TTL_SECONDS", 1)  # the service's clock ages the lock: it cannot be moved
-    _plant(sfn, ELSEWHERE)  # stranded on another machine by a killed deploy
+    plant_lock(sfn, ELSEWHERE)  # stranded on another machine by a killed deploy
     time.sleep(2.1)
     before = _names(sfn)
     assert cli("teardown", env=as_user("alice", branch)).code == 2  # the branch must be named

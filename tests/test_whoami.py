@@ -3,9 +3,7 @@ answer and as whom (moto and the Kubernetes emulator behind a counting proxy).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,12 +16,8 @@ ROLE = "arn:aws:iam::210987654321:role/sfn-exec"
 
 
 @pytest.fixture
-def proxies(aws: Any, k8s_server: Any) -> Iterator[tuple[FaultProxy, FaultProxy]]:
-    k8s_server.reset()
-    to_aws, to_k8s = FaultProxy(aws.url), FaultProxy(k8s_server.url)
-    yield to_aws, to_k8s
-    to_aws.stop()
-    to_k8s.stop()
+def proxies(aws_proxy: FaultProxy, kube_proxy: FaultProxy) -> tuple[FaultProxy, FaultProxy]:
+    return aws_proxy, kube_proxy
 
 
 @pytest.fixture

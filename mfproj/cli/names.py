@@ -16,28 +16,28 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
     output_format = selection.output
     loaded = selection.manifest()
     target = selection.target(loaded)
-    selected = loaded.select(flows)
-    plans = project.plan_names(loaded, target, selected)
+    selected = loaded.flows_named(flows)
+    namings = project.flow_namings(loaded, target, selected)
     sequence = None
     if loaded.token_scheme == "metaflow":
         from mfproj import tokens  # only here: tokens pulls in secrets, tempfile and friends (hot path)
 
         sequence = [tokens.metaflow_token(target.token_prefix, i) for i in (0, 1)]
-    problems = [(plan.flow.name, p) for plan in plans for p in plan.problems]
+    problems = [(naming.flow.name, p) for naming in namings for p in naming.problems]
 
     header = f"project {loaded.project}  branch {target.branch}  token prefix {target.token_prefix}" + (
         "  (production)" if target.is_production else ""
     )
     # Each backend's names are its own columns (its `names.KINDS`), "-" where the flow has none there.
     kinds = [(spec.name, kind, column) for spec in registry.SPECS for kind, column in spec.names_module().KINDS.items()]
-    document = project.names_document(loaded, target, plans, metaflow_tokens=sequence)
+    document = project.names_document(loaded, target, namings, metaflow_tokens=sequence)
     rows = []
-    for plan, listed in zip(plans, document["flows"], strict=True):
+    for naming, listed in zip(namings, document["flows"], strict=True):
         shown = [
-            listed[backend][kind] if listed[backend][kind] and (backend in plan.backends) else "-"
+            listed[backend][kind] if listed[backend][kind] and (backend in naming.backends) else "-"
             for backend, kind, _ in kinds
         ]
-        rows.append([plan.flow.name, *shown])
+        rows.append([naming.flow.name, *shown])
     columns = ["flow", *(column for _, _, column in kinds)]
     output.show(output_format, document, output.View(columns, rows, before=[header]))
     for flow_name, problem in problems:

@@ -70,9 +70,7 @@ class Selection:
 
         loaded = loaded or self.manifest()
         chosen = self.resolved(loaded)
-        return identity.select_target(
-            loaded.project, branch=chosen.branch, production=chosen.production, env=self.env()
-        )
+        return identity.target_for(loaded.project, branch=chosen.branch, production=chosen.production, env=self.env())
 
     def session(self, *, progress: Progress | None = None, say: Callable[[str], None] | None = None) -> Session:
         from mfproj.usecases import session

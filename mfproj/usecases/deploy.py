@@ -1,5 +1,6 @@
-"""`mfproj deploy`: plan without a lock, then (when something changes) plan again under the locks and
-apply as one transaction; the keyring learns the token only when it is live."""
+"""`mfproj deploy`: plan without a lock; when something changes, read the deployed state again under the
+locks (planning again only if it moved) and apply as one transaction; the keyring learns the token only
+when it is live."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mfproj.usecases.apply import apply, remember
 from mfproj.usecases.checks import identity_check
 from mfproj.usecases.desired import context_for
 from mfproj.usecases.locking import locked
-from mfproj.usecases.plan import Plan, plan
+from mfproj.usecases.plan import Plan, Reads, plan, read_branch
 from mfproj.usecases.report import Report
 from mfproj.usecases.session import (
     TOKEN_STAND_IN,
@@ -78,17 +79,17 @@ class _Planner:
             return None
         return existing
 
-    def plan(self, *, dry_run: bool) -> Plan:
+    def read_branch(self) -> Reads:
+        return read_branch(self.pairs, self.others, self.read, self.read_other)
+
+    def plan(self, reads: Reads, *, dry_run: bool) -> Plan:
         return plan(
             self.session,
-            self.pairs,
-            self.read,
+            reads,
             self.tags_by_flow,
             token_options=self.token_options,
             offered=self.offered,
             dry_run=dry_run,
-            others=self.others,
-            read_other=self.read_other,
         )
 
 
@@ -116,8 +117,9 @@ def deploy(
     planned: Plan | None = None
     try:
         # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
-        # no lock. A change is planned again under the lock, from a fresh read, and then applied.
-        planned = planner.plan(dry_run=dry_run)
+        # no lock. Under the locks only what is deployed is read again; the plan is made again (authorized,
+        # diffed) only if that changed since, and then applied.
+        planned = planner.plan(planner.read_branch(), dry_run=dry_run)
         if planned.branch.split:
             session.notice(
                 f"{session.target.branch} holds more than one production token ({planned.branch.describe()}): "
@@ -132,7 +134,9 @@ def deploy(
             phase = "taking the locks"
             with locked(session, members):
                 phase = "reading again under the locks"
-                planned = planner.plan(dry_run=False)
+                fresh = planner.read_branch()
+                if fresh != planned.reads:
+                    planned = planner.plan(fresh, dry_run=False)
                 if any(item.pair not in members for item in planned.work):
                     raise ConflictError(
                         f"{session.target.branch} changed while this deploy was planning (another deploy moved "

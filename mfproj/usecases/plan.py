@@ -80,6 +80,29 @@ class Work:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What a deploy read of the branch: its selection, and the branch's other deployments (for their token).
+    Equal reads mean nothing that planning depends on has changed."""
+
+    selected: list[tuple[Pair, Existing | None]]
+    others: list[tuple[Pair, Existing | None]]
+
+
+def read_branch(
+    pairs: list[Pair],
+    others: list[Pair],
+    read: Callable[[Pair], Existing | None],
+    read_other: Callable[[Pair], Existing | None],
+) -> Reads:
+    """Reads the selection and the branch's other deployments in one batch (their round trips overlap)."""
+    readers = [(read, pair) for pair in pairs] + [(read_other, pair) for pair in others]
+    found = parallel(lambda item: item[0](item[1]), readers)
+    return Reads(
+        list(zip(pairs, found[: len(pairs)], strict=True)), list(zip(others, found[len(pairs) :], strict=True))
+    )
+
+
 @dataclass
 class Plan:
     report: Report
@@ -87,30 +110,25 @@ class Plan:
     token: str
     branch: BranchTokens
     members: list[Pair]  # the deployments this deploy acts on (the selection, plus any it must move)
+    reads: Reads  # what it was planned from: under the locks, a fresh read equal to it needs no new plan
 
 
 def plan(
     session: Session,
-    pairs: list[Pair],
-    read: Callable[[Pair], Existing | None],
+    reads: Reads,
     tags_by_flow: dict[str, tuple[str, ...]],
     *,
     token_options: TokenOptions,
     offered: authorization.OfferedToken | None,
     dry_run: bool,
-    others: list[Pair] | None = None,
-    read_other: Callable[[Pair], Existing | None] | None = None,
 ) -> Plan:
-    """Reads every deployment of the branch, settles its one token, authorizes and renders; returns the
-    report, the changes to make, and the branch's token. `others` are the branch's deployments outside
-    the selection: read for their token, and acted on only to move them to the branch's one token."""
-    others = others or []
-    readers = [(read, pair) for pair in pairs] + [(read_other or read, pair) for pair in others]
-    found = parallel(lambda item: item[0](item[1]), readers)  # one batch: their round trips overlap
-    settled = branch_tokens(list(zip([*pairs, *others], found, strict=True)), offered)
+    """From what is deployed: settles the branch's one token, authorizes and renders; returns the report,
+    the changes to make, and the branch's token. The branch's other deployments are acted on only to move
+    them to the branch's one token."""
+    settled = branch_tokens([*reads.selected, *reads.others], offered)
     generate_new = token_options.generate_new_token
-    members = list(zip(pairs, found[: len(pairs)], strict=True))
-    for pair, existing in zip(others, found[len(pairs) :], strict=True):
+    members = list(reads.selected)
+    for pair, existing in reads.others:
         record = existing.record if existing else None
         if record and record.production_token and (generate_new or record.production_token != settled.chosen):
             members.append((pair, existing))
@@ -141,7 +159,7 @@ def plan(
         for p, e, d, o in zip(chosen_pairs, existing_list, desired_list, outcomes, strict=True)
         if o.action != "unchanged"
     ]
-    return Plan(report, work, final_token, settled, chosen_pairs)
+    return Plan(report, work, final_token, settled, chosen_pairs, reads)
 
 
 def _authorize(

@@ -125,7 +125,7 @@ def open_session(
 ) -> Session:
     env = os.environ if env is None else env
     envsettings.check(env)  # before any request: a typo in a setting is exit 2 naming it
-    target = identity.select_target(manifest.project, branch=branch, production=production, env=env)
+    target = identity.target_for(manifest.project, branch=branch, production=production, env=env)
     user = identity.require_user(env)
     return Session(
         manifest=manifest,
@@ -165,7 +165,7 @@ class Pair:
 def select_pairs(session: Session, flows: list[str] | None, backends: list[str] | None) -> list[Pair]:
     """(flow, backend) pairs to act on; names are checked against the backends' rules first."""
     manifest, target = session.manifest, session.target
-    chosen = manifest.select(flows)
+    chosen = manifest.flows_named(flows)
     project.check_collisions(manifest, target, env=session.env)
     pairs = []
     for listed in chosen:

@@ -71,7 +71,7 @@ def whoami(
     user = identity.resolve_user(env)
     target = None
     if loaded is not None and (user is not None or branch or production):
-        target = identity.select_target(loaded.project, branch=branch, production=production, env=env)
+        target = identity.target_for(loaded.project, branch=branch, production=production, env=env)
     backends = {name: registry.create(name, loaded, profile=profile, env=env) for name in registry.NAMES}
     views = [BackendView(name, backend.whereabouts()) for name, backend in backends.items()]
     if check:

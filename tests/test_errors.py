@@ -122,7 +122,7 @@ def test_any_identity_resolves_or_names_the_problem(
         if v is not None
     }
     try:
-        target = identity.select_target("myproj", branch=cli_branch, production=cli_production, env=env, cwd=tmp_path)
+        target = identity.target_for("myproj", branch=cli_branch, production=cli_production, env=env, cwd=tmp_path)
     except MfprojError as exc:
         assert exc.exit_code == 2 and exc.message
         return
@@ -246,19 +246,11 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-
 
 
 @pytest.fixture
-def proxied(tmp_path: Path, aws: Any, kube: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, Path]]:
-    from tests.emulators import FaultProxy
-    from tests.k8s_emulator import kubeconfig_for
-
-    aws_proxy, kube_proxy = FaultProxy(aws.url), FaultProxy(kube.url)
-    (tmp_path / "kubeconfig").write_text(kubeconfig_for(kube_proxy.url))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+def proxied(tmp_path: Path, aws_proxy: Any, kube_proxy: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Path]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_proxy.url)
     (tmp_path / "a.asl.json").write_text(json.dumps({"StartAt": "a", "States": {"a": {"Type": "Succeed"}}}))
     (tmp_path / "a.json").write_text(json.dumps({"spec": {"entrypoint": "a", "templates": []}}))
-    yield aws_proxy, kube_proxy, tmp_path
-    aws_proxy.stop()
-    kube_proxy.stop()
+    return aws_proxy, kube_proxy, tmp_path
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli, as_user
-from tests.test_trust import _retemplate, two_flow_project
+from tests.testing.branch import retemplate, two_flow_project
 
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[Any]:
@@ -37,7 +37,7 @@ def test_a_deploy_of_one_changed_flow_renders_its_template_once(
     two_flow_project(tmp_path)
     env = as_user("alice", tmp_path)
     assert cli("deploy", env=env).code == 0
-    _retemplate(tmp_path, "TrainFlow", "v2")
+    retemplate(tmp_path, "TrainFlow", "v2")
     renders = _count_calls(monkeypatch, StepFunctionsBackend, "render")
     result = cli("deploy", "TrainFlow", "-o", "json", env=env)
     assert result.code == 0, result.stderr
@@ -72,3 +72,67 @@ def test_a_production_deploy_from_git_reads_git_once_and_says_the_branch_once(
         resourceArn="arn:aws:states:us-east-1:123456789012:stateMachine:myproj.prod.TrainFlow"
     )["tags"]
     assert any(t["key"] == "mfproj:commit" for t in tags)  # the lineage read once is the one recorded
+
+
+def _change_under_the_locks(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    """Runs `change` (another writer) right after the deploy has taken its locks."""
+    import contextlib
+
+    from mfproj.usecases import deploy
+
+    real = deploy.locked
+
+    @contextlib.contextmanager
+    def locked_then_changed(*args: Any, **kwargs: Any) -> Any:
+        with real(*args, **kwargs):
+            change()
+            yield
+
+    monkeypatch.setattr(deploy, "locked", locked_then_changed)
+
+
+def test_under_the_locks_an_unchanged_branch_is_read_again_but_not_planned_again(
+    cli: Cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mfproj import authorization
+    from mfproj.backends.step_functions.backend import StepFunctionsBackend
+
+    two_flow_project(tmp_path)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", env=env).code == 0
+    retemplate(tmp_path, "TrainFlow", "v2")
+    decisions = _count_calls(monkeypatch, authorization, "authorize")
+    reads = _count_calls(monkeypatch, StepFunctionsBackend, "read")
+    result = cli("deploy", "TrainFlow", "-o", "json", env=env)
+    assert result.code == 0, result.stderr
+    assert len(reads) == 4  # both flows before the locks, and again under them
+    assert len(decisions) == 1  # TrainFlow authorized once: nothing it depends on moved under the locks
+
+
+def test_a_change_that_lands_before_the_locks_is_planned_again_and_refused(
+    cli: Cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob moves the deployment to his own token between Alice's plan and her locks: her deploy, authorized
+    against what she read first, is authorized again against what is there now, and refused."""
+    from dataclasses import replace
+
+    from mfproj.backends.step_functions.record import decode_record, encode_record
+    from tests.testing.branch import ARN, sfn_name
+
+    two_flow_project(tmp_path)
+    alice = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "solo", env=alice).code == 0
+    retemplate(tmp_path, "TrainFlow", "v2")
+    arn = ARN.format(sfn_name("TrainFlow"))
+
+    def bob_takes_over() -> None:
+        tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn)["tags"]}
+        record = decode_record(tags)
+        assert record is not None
+        bobs = replace(record, owner="bob", principal="arn:aws:iam::123456789012:user/bob", production_token="b" * 20)
+        sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in encode_record(bobs).items()])
+
+    _change_under_the_locks(monkeypatch, bob_takes_over)
+    result = cli("deploy", "--branch", "solo", "TrainFlow", env=alice)
+    assert result.code == 3, result.stderr
+    assert "v2" not in json.dumps(sfn.describe_state_machine(stateMachineArn=arn)["definition"])

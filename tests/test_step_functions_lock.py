@@ -8,7 +8,6 @@ refused; only its holder releases it; `mfproj unlock` removes it with the author
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -19,29 +18,11 @@ from typing import Any
 
 import pytest
 
-from mfproj.backends.step_functions.backend import StepFunctionsBackend
-from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import ConflictError
 from mfproj.holder import Holder
-from tests import names as names_for_tests
 from tests.conftest import Cli, as_user
 from tests.testing.fixtures import ROLE, Flow, make_project, pass_machine
-
-NAMES = names_for_tests.flow_names("myproj", "user.alice", "HelloFlow")
-
-
-def _backend() -> StepFunctionsBackend:
-    return StepFunctionsBackend(StepFunctionsSettings(region="us-east-1", role_arn=ROLE), env=os.environ)
-
-
-def _plant(sfn: Any, holder: Holder, *, age: float = 0.0, nonce: str = "planted") -> str:
-    """A lock as another process would have left it."""
-    backend = _backend()
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=age)
-    note = {"lock": NAMES.state_machine, "holder": holder.as_json(), "nonce": nonce, "since": since.isoformat()}
-    definition = {"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}}
-    name = backend.lock_name(NAMES.state_machine)
-    return str(sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"])
+from tests.testing.locks import ELSEWHERE, NAMES, lock_backend, plant_lock
 
 
 def _locks(sfn: Any) -> list[str]:
@@ -53,16 +34,13 @@ def _dead_pid() -> int:
     return int(done.stdout)
 
 
-ELSEWHERE = Holder(user="bob", host="build-agent-7", pid=4242, started="1")
-
-
 def test_two_concurrent_acquirers_exactly_one_wins(sfn: Any) -> None:
     for _ in range(5):
         barrier = threading.Barrier(2)
         outcomes: list[Any] = []
 
         def contend(user: str, barrier: threading.Barrier = barrier, outcomes: list[Any] = outcomes) -> None:
-            backend = _backend()
+            backend = lock_backend()
             backend.caller_identity()  # the STS call happens before the race
             barrier.wait()
             try:
@@ -87,12 +65,12 @@ def test_two_concurrent_acquirers_exactly_one_wins(sfn: Any) -> None:
 def test_a_lock_whose_process_is_gone_is_broken_at_once(sfn: Any) -> None:
     gone = Holder.current("alice")
     gone = Holder(user="alice", host=gone.host, pid=_dead_pid(), started=gone.started, place=gone.place)
-    _plant(sfn, gone)
+    plant_lock(sfn, gone)
     said: list[str] = []
     started = time.monotonic()
-    handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
+    handle = lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
     assert time.monotonic() - started < 5 and said == []  # broken at once, not waited for
-    _backend().release(handle)
+    lock_backend().release(handle)
     assert _locks(sfn) == []
 
 
@@ -101,21 +79,21 @@ def test_a_lock_of_a_reused_pid_is_broken(sfn: Any) -> None:
     me = Holder.current("alice")
     if me.started is None:
         pytest.skip("no /proc on this machine: start times are unknown")
-    _plant(sfn, Holder(user="alice", host=me.host, pid=me.pid, started=str(int(me.started) + 1), place=me.place))
-    handle = _backend().acquire(NAMES, holder=me, timeout=0.5, waiting=lambda m: None)
-    _backend().release(handle)
+    plant_lock(sfn, Holder(user="alice", host=me.host, pid=me.pid, started=str(int(me.started) + 1), place=me.place))
+    handle = lock_backend().acquire(NAMES, holder=me, timeout=0.5, waiting=lambda m: None)
+    lock_backend().release(handle)
 
 
 def test_an_old_lock_from_another_host_is_broken(sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from mfproj.backends.step_functions import lock
 
     monkeypatch.setattr(lock, "LOCK_TTL_SECONDS", 1)  # moto's clock cannot be moved: the lock ages for real
-    _plant(sfn, ELSEWHERE)
+    plant_lock(sfn, ELSEWHERE)
     time.sleep(2.1)  # creation dates and Date headers are whole seconds
     said: list[str] = []
-    handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
+    handle = lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
     assert said == []
-    _backend().release(handle)
+    lock_backend().release(handle)
 
 
 class _AheadClock(dt.datetime):
@@ -131,10 +109,10 @@ def test_a_waiter_whose_clock_is_ahead_never_breaks_a_live_lock(sfn: Any, monkey
 
     from mfproj.backends.step_functions import lock
 
-    _plant(sfn, ELSEWHERE)  # taken just now, by the holder's clock and the service's
+    plant_lock(sfn, ELSEWHERE)  # taken just now, by the holder's clock and the service's
     monkeypatch.setattr(lock, "_dt", types.SimpleNamespace(datetime=_AheadClock, timezone=dt.timezone))
     with pytest.raises(ConflictError):
-        _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=lambda m: None)
+        lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=lambda m: None)
     assert len(_locks(sfn)) == 1
 
 
@@ -154,7 +132,7 @@ def test_a_holder_in_another_pid_namespace_is_not_taken_for_a_dead_process(sfn: 
         assert holder.stdout.readline().strip() == "held"
         # Same host name, same boot; its pid (1, or 2) is some other process here.
         with pytest.raises(ConflictError):
-            _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=lambda m: None)
+            lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=lambda m: None)
         assert len(_locks(sfn)) == 1
     finally:
         holder.kill()
@@ -176,11 +154,11 @@ time.sleep(60)
 
 
 def test_a_live_lock_elsewhere_is_waited_for_visibly_then_refused(sfn: Any) -> None:
-    _plant(sfn, ELSEWHERE)
+    plant_lock(sfn, ELSEWHERE)
     said: list[str] = []
     started = time.monotonic()
     with pytest.raises(ConflictError) as caught:
-        _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=said.append)
+        lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=said.append)
     assert 1.0 <= time.monotonic() - started < 10
     assert len(said) == 1 and said[0].startswith("waiting for the lock on myproj.user.alice.HelloFlow")
     assert "bob (pid 4242 on build-agent-7)" in said[0]
@@ -190,22 +168,22 @@ def test_a_live_lock_elsewhere_is_waited_for_visibly_then_refused(sfn: Any) -> N
 
 
 def test_a_lock_is_taken_as_soon_as_its_holder_releases_it(sfn: Any) -> None:
-    arn = _plant(sfn, ELSEWHERE)
+    arn = plant_lock(sfn, ELSEWHERE)
     timer = threading.Timer(0.5, lambda: sfn.delete_state_machine(stateMachineArn=arn))
     timer.start()
     try:
-        handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=20, waiting=lambda m: None)
+        handle = lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=20, waiting=lambda m: None)
     finally:
         timer.join()
-    _backend().release(handle)
+    lock_backend().release(handle)
     assert _locks(sfn) == []
 
 
 def test_only_the_holder_releases_a_lock(sfn: Any) -> None:
-    holder = _backend()
+    holder = lock_backend()
     handle = holder.acquire(NAMES, holder=Holder.current("alice"), timeout=1, waiting=lambda m: None)
     arn, _ = handle
-    _backend().release((arn, "someone-elses-nonce"))
+    lock_backend().release((arn, "someone-elses-nonce"))
     assert len(_locks(sfn)) == 1
     holder.release(handle)
     assert _locks(sfn) == []
@@ -222,7 +200,7 @@ def proj(tmp_path: Path, aws: Any) -> Path:
 def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(
     cli: Cli, proj: Path, sfn: Any, tmp_path: Path
 ) -> None:
-    _plant(sfn, ELSEWHERE)
+    plant_lock(sfn, ELSEWHERE)
     result = cli("deploy", env=as_user("alice", tmp_path, MFPROJ_LOCK_TIMEOUT="1"))
     assert result.code == 6, result.stderr
     assert "waiting for the lock on myproj.user.alice.HelloFlow, held by bob (pid 4242 on build-agent-7)" in (
@@ -235,7 +213,7 @@ def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(
 
 def test_unlock_needs_the_authorization_of_a_deploy(cli: Cli, proj: Path, sfn: Any, tmp_path: Path) -> None:
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
-    _plant(sfn, ELSEWHERE)
+    plant_lock(sfn, ELSEWHERE)
     # Bob on Alice's user branch (METAFLOW_OWNER), without its token.
     refused = cli("unlock", "HelloFlow", env=as_user("bob", tmp_path, METAFLOW_OWNER="alice"))
     assert refused.code == 3, refused.stderr
@@ -252,12 +230,12 @@ def test_unlock_needs_the_authorization_of_a_deploy(cli: Cli, proj: Path, sfn: A
 
 def test_a_lock_left_by_this_very_process_is_broken_when_it_no_longer_holds_it(sfn: Any) -> None:
     # A library user whose earlier call could not release its lock calls again in the same process.
-    _plant(sfn, Holder.current("alice"), nonce="released-long-ago")
+    plant_lock(sfn, Holder.current("alice"), nonce="released-long-ago")
     said: list[str] = []
-    handle = _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
+    handle = lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=30, waiting=said.append)
     assert said == []
     # While this process holds it, a second acquisition in the same process waits and is refused.
     with pytest.raises(ConflictError):
-        _backend().acquire(NAMES, holder=Holder.current("alice"), timeout=0.5, waiting=said.append)
-    _backend().release(handle)
+        lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=0.5, waiting=said.append)
+    lock_backend().release(handle)
     assert _locks(sfn) == []
