@@ -87,7 +87,7 @@ class _Planner:
             self.session,
             reads,
             self.tags_by_flow,
-            token_options=self.token_options,
+            generate_new=self.token_options.generate_new_token,
             offered=self.offered,
             dry_run=dry_run,
         )

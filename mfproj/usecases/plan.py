@@ -13,7 +13,7 @@ from mfproj.backends.base import Desired, Existing
 from mfproj.usecases.desired import Stamp, desired_for
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.report import Outcome, Report
-from mfproj.usecases.session import Pair, Session, TokenOptions
+from mfproj.usecases.session import Pair, Session
 
 
 class _BranchToken:
@@ -118,7 +118,7 @@ def plan(
     reads: Reads,
     tags_by_flow: dict[str, tuple[str, ...]],
     *,
-    token_options: TokenOptions,
+    generate_new: bool,
     offered: authorization.OfferedToken | None,
     dry_run: bool,
 ) -> Plan:
@@ -126,7 +126,6 @@ def plan(
     the changes to make, and the branch's token. The branch's other deployments are acted on only to move
     them to the branch's one token."""
     settled = branch_tokens([*reads.selected, *reads.others], offered)
-    generate_new = token_options.generate_new_token
     members = list(reads.selected)
     for pair, existing in reads.others:
         record = existing.record if existing else None
@@ -134,7 +133,7 @@ def plan(
             members.append((pair, existing))
     chosen_pairs = [pair for pair, _ in members]
     existing_list = [existing for _, existing in members]
-    decisions = _authorize(session, chosen_pairs, existing_list, settled, token_options, offered)
+    decisions = _authorize(session, chosen_pairs, existing_list, settled, generate_new, offered)
     desired_list = _desired(session, chosen_pairs, decisions, tags_by_flow)
     deployed_tokens = set(settled.holders)
     secrets = {d.token for d in decisions} | deployed_tokens | ({offered.token} if offered else set())
@@ -167,7 +166,7 @@ def _authorize(
     pairs: list[Pair],
     existing_list: list[Existing | None],
     settled: BranchTokens,
-    token_options: TokenOptions,
+    generate_new: bool,
     offered: authorization.OfferedToken | None,
 ) -> list[authorization.Decision]:
     """The authorization rules for each deployment. One branch, one token: flows deployed for the first
@@ -179,7 +178,7 @@ def _authorize(
         session.manifest.token_scheme,
         target.token_prefix,
         settled.chosen,
-        generate_new=token_options.generate_new_token,
+        generate_new=generate_new,
     )
     decisions = []
     name_only: dict[str, list[str]] = {}
@@ -192,7 +191,7 @@ def _authorize(
             else None,
             caller=session.caller(pair.backend),
             offered=offered,
-            generate_new=token_options.generate_new_token,
+            generate_new=generate_new,
             new=branch_token.new,
             deployment_name=f"{pair.flow.name} ({name})",
             branch_options=identity.branch_options(target.branch),
