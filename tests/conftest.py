@@ -296,3 +296,83 @@ def kube_proxy(kube: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "proxied-kubeconfig"))
     yield proxy
     proxy.stop()
+
+
+# --- LocalStack: the second Step Functions emulator (tests/localstack.py) ---
+
+
+@pytest.fixture(scope="session")
+def localstack_server() -> Iterator[Any]:
+    """One LocalStack per test run: every test that uses it is in the xdist group "localstack" (see
+    pytest_collection_modifyitems), so one worker runs them all and starts it once."""
+    from tests.localstack import LocalStackServer, localstack_python
+
+    python = localstack_python()
+    if python is None:
+        message = "LocalStack is not installed (make localstack, or MFPROJ_LOCALSTACK_PYTHON)"
+        if os.environ.get("MFPROJ_REQUIRE_LOCALSTACK"):  # CI installs it: missing there is a failure
+            pytest.fail(message)
+        pytest.skip(message)
+    server = LocalStackServer(python)
+    yield server
+    server.stop()
+
+
+@dataclass
+class StepFunctionsEmulator:
+    """The Step Functions emulator a contract test runs on: its endpoint, account and a client maker."""
+
+    name: str
+    url: str
+    account: str
+    server: Any
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1")
+
+    def state_machine_arn(self, name: str) -> str:
+        return f"arn:aws:states:us-east-1:{self.account}:stateMachine:{name}"
+
+
+def _point_aws_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+@pytest.fixture
+def localstack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> StepFunctionsEmulator:
+    """LocalStack emptied for this test, with the environment pointing at it."""
+    from tests.localstack import ACCOUNT
+
+    server = request.getfixturevalue("localstack_server")
+    server.reset()
+    _point_aws_at(server.url, monkeypatch)
+    return StepFunctionsEmulator("localstack", server.url, ACCOUNT, server)
+
+
+@pytest.fixture(params=["moto", "localstack"])
+def sfn_emulator(request: pytest.FixtureRequest) -> StepFunctionsEmulator:
+    """The Step Functions contract tests run on both emulators: moto, and LocalStack (closer to AWS)."""
+    if request.param == "localstack":
+        return request.getfixturevalue("localstack")  # type: ignore[no-any-return]
+    moto = request.getfixturevalue("aws")
+    return StepFunctionsEmulator("moto", moto.url, "123456789012", moto)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on LocalStack share one worker (and so one LocalStack) and carry the `localstack` marker."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        callspec = getattr(item, "callspec", None)
+        on_localstack = "localstack" in fixtures or (
+            callspec is not None and callspec.params.get("sfn_emulator") == "localstack"
+        )
+        if on_localstack:
+            item.add_marker(pytest.mark.localstack)
+            item.add_marker(pytest.mark.xdist_group("localstack"))

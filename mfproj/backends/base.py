@@ -228,6 +228,11 @@ class Deployer(abc.ABC, Generic[LockHandle]):
     def render(self, template: Path, context: Context) -> Any:
         """The backend's document for one flow, placeholders filled in."""
 
+    def validate(self, desired: Desired) -> list[str]:
+        """What the service itself would refuse in the desired definition, asked before any write (also
+        in a dry run); empty where the service has no such check."""
+        return []
+
     @abc.abstractmethod
     def read(self, names: FlowNames) -> Existing | None:
         """The deployment under these names, in a constant number of calls; None if there is none."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from mfproj import authorization, identity, tokens
 from mfproj.backends import registry
 from mfproj.backends.base import Desired, Existing
+from mfproj.errors import ValidationError
 from mfproj.usecases.desired import Stamp, desired_for
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.report import Outcome, Report
@@ -141,6 +142,7 @@ def plan(
         _outcome(session, pair, existing, desired, decision, secrets if dry_run else None)
         for pair, existing, desired, decision in zip(chosen_pairs, existing_list, desired_list, decisions, strict=True)
     ]
+    _refused_definitions(session, chosen_pairs, desired_list, outcomes)
     final_token = decisions[0].token
     target = session.target
     report = Report(
@@ -159,6 +161,34 @@ def plan(
         if o.action != "unchanged"
     ]
     return Plan(report, work, final_token, settled, chosen_pairs, reads)
+
+
+def _refused_definitions(
+    session: Session, pairs: list[Pair], desired_list: list[Desired], outcomes: list[Outcome]
+) -> None:
+    """A definition the service would refuse stops the deploy here, before any lock or write (and in a
+    dry run): each backend's own check (`Backend.validate`) of every definition about to be written."""
+    written = [
+        (pair, desired)
+        for pair, desired, outcome in zip(pairs, desired_list, outcomes, strict=True)
+        if "definition" in outcome.changes
+    ]
+
+    def check(item: tuple[Pair, Desired]) -> list[str]:
+        return session.backend(item[0].backend).validate(item[1])
+
+    # The first alone: an endpoint without the check is found out by one request, not one per flow.
+    found = [check(written[0]), *parallel(check, written[1:])] if written else []
+    refused = [(pair, problems) for (pair, _), problems in zip(written, found, strict=True) if problems]
+    if refused:
+        pair, problems = refused[0]
+        others = f" (and {len(refused) - 1} more flow(s))" if len(refused) > 1 else ""
+        raise ValidationError(
+            f"{pair.flow.name}: {registry.label(pair.backend)} would refuse its definition: "
+            + "; ".join(problems)
+            + others,
+            hint=f"fix {pair.flow.template(pair.backend)}; nothing was deployed",
+        )
 
 
 def _authorize(

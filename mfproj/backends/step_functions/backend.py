@@ -68,6 +68,9 @@ class StepFunctionsBackend(Backend):
     def read(self, names: FlowNames) -> Existing | None:
         return self.machines.read(names)
 
+    def validate(self, desired: Desired) -> list[str]:
+        return self.machines.validate(desired)
+
     def read_named(self, name: str) -> Existing | None:
         return self.machines.read_named(name)
 

@@ -46,13 +46,16 @@ class AwsClient:
         )
         return explicit or f"https://states.{self.region() or '<region>'}.amazonaws.com"
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, *, single_attempt: bool = False) -> Any:
+        """The service's client, made once; `single_attempt` for an optional call (one the endpoint may
+        not have) that must not be retried."""
+        key = f"{service}:once" if single_attempt else service
         with self._lock:
-            if service not in self._clients:
-                self._clients[service] = self._make_client(service)
-            return self._clients[service]
+            if key not in self._clients:
+                self._clients[key] = self._make_client(service, single_attempt=single_attempt)
+            return self._clients[key]
 
-    def _make_client(self, service: str) -> Any:
+    def _make_client(self, service: str, *, single_attempt: bool = False) -> Any:
         import boto3
         import botocore.config
         import botocore.exceptions
@@ -67,11 +70,12 @@ class AwsClient:
             raise UsageError(
                 "no AWS region: set [step_functions] region in the manifest, or AWS_REGION",
             )
+        attempts = 1 if single_attempt else int(envsettings.number(self.env, "MFPROJ_AWS_MAX_ATTEMPTS"))
         config = botocore.config.Config(
             # total_max_attempts counts the first attempt too (max_attempts would not).
             retries={
                 "mode": "standard",
-                "total_max_attempts": int(envsettings.number(self.env, "MFPROJ_AWS_MAX_ATTEMPTS")),
+                "total_max_attempts": attempts,
             },
             connect_timeout=envsettings.number(self.env, "MFPROJ_AWS_CONNECT_TIMEOUT"),
             read_timeout=envsettings.number(self.env, "MFPROJ_AWS_READ_TIMEOUT"),

@@ -25,6 +25,7 @@ from mfproj.backends.step_functions.schedule import to_eventbridge
 from mfproj.errors import NotFoundError, ValidationError
 from mfproj.naming import FlowNames, eventbridge_rule_name
 from mfproj.render import Context, load_json_template, render
+from mfproj.text import printable
 from mfproj.transaction import UndoLog
 
 
@@ -33,6 +34,7 @@ class StateMachines:
 
     def __init__(self, aws: AwsClient) -> None:
         self.aws = aws
+        self._can_validate = True  # until the endpoint shows it has no ValidateStateMachineDefinition
 
     def deployed_name(self, names: FlowNames) -> str:
         return state_machine(names)
@@ -93,6 +95,26 @@ class StateMachines:
         }
 
     # planning
+
+    def validate(self, desired: Desired) -> list[str]:
+        """ValidateStateMachineDefinition's errors for the definition. An endpoint or region without the
+        call (an emulator answers 500 or an unknown operation; a role may lack the permission) is asked
+        once, quietly: the deploy goes on as it would have without the check."""
+        import botocore.exceptions as bx
+
+        if not self._can_validate:
+            return []
+        sfn = self.aws.client("stepfunctions", single_attempt=True)
+        try:
+            answer = sfn.validate_state_machine_definition(definition=json.dumps(desired.definition), type="STANDARD")
+        except (bx.ClientError, bx.EndpointConnectionError, bx.ReadTimeoutError, AttributeError):
+            # AttributeError: a botocore too old to know the call
+            self._can_validate = False
+            return []
+        if answer.get("result") != "FAIL":
+            return []
+        found = [d for d in answer.get("diagnostics", []) if d.get("severity") == "ERROR"]
+        return [printable(f"{d.get('code', 'INVALID')}: {d.get('message', '')}", limit=300) for d in found[:5]]
 
     def _desired_tags(self, desired: Desired, existing: Existing | None) -> dict[str, str]:
         foreign = 0
