@@ -4,7 +4,7 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy deployments gc init names namespaces promote runs teardown token trigger unlock whoami' ;;
+        '') echo 'completion delete deploy deployments gc history init names namespaces promote rollback runs teardown token trigger unlock whoami' ;;
         deployments) echo 'list show' ;;
         runs) echo 'list show terminate' ;;
         token) echo 'authorize forget list share show' ;;
@@ -21,10 +21,12 @@ _mfproj_options() {
         'deployments list') echo '--backend --all-branches --include-metaflow --branch -b --production --no-production --profile --output -o --help -h' ;;
         'deployments show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         gc) echo '--older-than --merged --branches --dry-run --yes -y --profile --output -o --help -h' ;;
+        history) echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
         names) echo '--strict --branch -b --production --no-production --branch-from-git --output -o --help -h' ;;
         namespaces) echo '--count-runs --profile --output -o --help -h' ;;
         promote) echo '--branch -b --to-branch --backend --authorize --authorize-file --dry-run --allow-branch --allow-dirty --profile --output -o --help -h' ;;
+        rollback) echo '--backend --to --authorize --authorize-file --dry-run --branch -b --production --no-production --profile --output -o --help -h' ;;
         runs) echo '--backend --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --branch -b --production --no-production --profile --output -o --help -h' ;;
         'runs list') echo '--backend --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --branch -b --production --no-production --profile --output -o --help -h' ;;
         'runs show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
@@ -74,6 +76,10 @@ _mfproj_takes_value() {
         gc:--branches) return 0 ;;
         gc:--profile) return 0 ;;
         gc:--output|gc:-o) return 0 ;;
+        history:--backend) return 0 ;;
+        history:--branch|history:-b) return 0 ;;
+        history:--profile) return 0 ;;
+        history:--output|history:-o) return 0 ;;
         init:--project) return 0 ;;
         init:--flow) return 0 ;;
         init:--dir) return 0 ;;
@@ -88,6 +94,13 @@ _mfproj_takes_value() {
         promote:--authorize-file) return 0 ;;
         promote:--profile) return 0 ;;
         promote:--output|promote:-o) return 0 ;;
+        rollback:--backend) return 0 ;;
+        rollback:--to) return 0 ;;
+        rollback:--authorize) return 0 ;;
+        rollback:--authorize-file) return 0 ;;
+        rollback:--branch|rollback:-b) return 0 ;;
+        rollback:--profile) return 0 ;;
+        rollback:--output|rollback:-o) return 0 ;;
         runs:--backend) return 0 ;;
         runs:--namespace) return 0 ;;
         runs:--tag) return 0 ;;
@@ -171,12 +184,17 @@ _mfproj_values() {
         'deployments show:--backend') echo 'step-functions argo-workflows' ;;
         'deployments show:--output'|'deployments show:-o') echo 'table wide json' ;;
         gc:--output|gc:-o) echo 'table wide json' ;;
+        history:--backend) echo 'step-functions argo-workflows' ;;
+        history:--output|history:-o) echo 'table wide json' ;;
         init:--dir) echo __files__ ;;
         names:--output|names:-o) echo 'table wide json' ;;
         namespaces:--output|namespaces:-o) echo 'table wide json' ;;
         promote:--backend) echo 'step-functions argo-workflows' ;;
         promote:--authorize-file) echo __files__ ;;
         promote:--output|promote:-o) echo 'table wide json' ;;
+        rollback:--backend) echo 'step-functions argo-workflows' ;;
+        rollback:--authorize-file) echo __files__ ;;
+        rollback:--output|rollback:-o) echo 'table wide json' ;;
         runs:--backend) echo 'step-functions argo-workflows' ;;
         runs:--status) echo 'running succeeded failed timed_out aborted pending unknown' ;;
         runs:--output|runs:-o) echo 'table wide json' ;;
@@ -212,8 +230,10 @@ _mfproj_arguments() {
         deployments) command mfproj __complete flows 2>/dev/null ;;
         'deployments list') command mfproj __complete flows 2>/dev/null ;;
         'deployments show') command mfproj __complete flows 2>/dev/null ;;
+        history) command mfproj __complete flows 2>/dev/null ;;
         names) command mfproj __complete flows 2>/dev/null ;;
         promote) command mfproj __complete flows 2>/dev/null ;;
+        rollback) command mfproj __complete flows 2>/dev/null ;;
         runs) command mfproj __complete flows 2>/dev/null ;;
         'runs list') command mfproj __complete flows 2>/dev/null ;;
         trigger) command mfproj __complete flows 2>/dev/null ;;

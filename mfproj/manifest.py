@@ -30,7 +30,9 @@ TOKEN_SCHEMES = ("random", "metaflow")
 BACKENDS = registry.NAMES
 
 _TOP_KEYS = ("project", "flows", *BACKENDS)
-_PROJECT_KEYS = ("name", "token_scheme", "production_branch", "schedules", "owner")
+_PROJECT_KEYS = ("name", "token_scheme", "production_branch", "schedules", "owner", "history")
+HISTORY_DEFAULT = 20  # deploys kept per deployment (Step Functions allows 1,000 versions per state machine)
+HISTORY_MAX = 1000
 SCHEDULES = ("all", "production")
 OWNER_RULES = ("principal", "name")
 _FLOW_KEYS = ("name", *BACKENDS, "schedule", "tags")
@@ -62,6 +64,7 @@ class Manifest:
     production_branch: str | None = None  # the git branch production deploys must come from
     schedules: str = "all"  # "production": only production branches keep their schedules
     owner: str = "principal"  # "name": an owner is the name alone (the reference's rule)
+    history: int = HISTORY_DEFAULT  # how many deploys each deployment keeps for `mfproj rollback`
 
     def schedule_of(self, flow: Flow, *, is_production: bool) -> str | None:
         """The flow's schedule on a branch: none off production when `schedules = "production"`."""
@@ -285,11 +288,19 @@ def _project_rules(read: _Reader, project_table: Mapping[str, Any]) -> dict[str,
             f"must be one of {', '.join(OWNER_RULES)}, not {owner!r}",
             hint='"principal" (the default): an owner redeploys without the token only as who they authenticated as',
         )
+    history = project_table.get("history", HISTORY_DEFAULT)
+    if isinstance(history, bool) or not isinstance(history, int) or not 1 <= history <= HISTORY_MAX:
+        raise read.fail(
+            "project.history",
+            f"must be a whole number of deploys to keep, from 1 to {HISTORY_MAX}, not {history!r}",
+            hint=f"the default keeps {HISTORY_DEFAULT}",
+        )
     return {
         "token_scheme": scheme,
         "production_branch": read.string(project_table, "production_branch", "project") or None,
         "schedules": schedules,
         "owner": owner,
+        "history": history,
     }
 
 

@@ -31,6 +31,9 @@ RESOURCES = {
     "cronworkflows": ("CronWorkflow", "cronworkflow", ["cwf", "cronwf"]),
     "workflows": ("Workflow", "workflow", ["wf"]),
 }
+# The core API's resources the emulator serves (under /api/v1): ConfigMaps, where mfproj keeps Argo history.
+CORE_RESOURCES = {"configmaps": ("ConfigMap", "configmap", ["cm"])}
+MAX_CONFIG_MAP = 1024 * 1024  # the API server refuses a ConfigMap whose data is larger
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -269,8 +272,8 @@ class KubernetesEmulator:
         match = re.match(
             rf"^/apis/{re.escape(GROUP)}/{VERSION}(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$",
             path,
-        )
-        if not match or match.group("plural") not in RESOURCES:
+        ) or re.match(r"^/api/v1(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>configmaps)(?:/(?P<name>[^/]+))?$", path)
+        if not match or match.group("plural") not in {**RESOURCES, **CORE_RESOURCES}:
             return 404, status(404, "NotFound", "the server could not find the requested resource")
         plural, namespace, name = match.group("plural"), match.group("ns"), match.group("name")
         with self._lock:
@@ -312,6 +315,17 @@ class KubernetesEmulator:
                         "verbs": ["get", "list"],
                         "shortNames": ["ns"],
                     },
+                    *(
+                        {
+                            "name": plural,
+                            "singularName": singular,
+                            "namespaced": True,
+                            "kind": kind,
+                            "verbs": _VERBS,
+                            "shortNames": short,
+                        }
+                        for plural, (kind, singular, short) in CORE_RESOURCES.items()
+                    ),
                 ],
             }
         if path == "/apis":
@@ -358,11 +372,11 @@ class KubernetesEmulator:
         return str(self._revision)
 
     def _details(self, plural: str, name: str | None) -> dict[str, Any]:
-        return {"name": name, "group": GROUP, "kind": plural}
+        return {"name": name, "group": "" if plural in CORE_RESOURCES else GROUP, "kind": plural}
 
     def _invalid(self, plural: str, name: str | None, causes: list[str]) -> tuple[int, Any]:
-        kind = RESOURCES[plural][0]
-        message = f'{kind}.{GROUP} "{name}" is invalid: ' + ", ".join(causes)
+        kind = _kind(plural)
+        message = f'{kind}{"" if plural in CORE_RESOURCES else "." + GROUP} "{name}" is invalid: ' + ", ".join(causes)
         details = self._details(plural, name)
         details["causes"] = [{"reason": "FieldValueInvalid", "message": c} for c in causes]
         return 422, status(422, "Invalid", message, details)
@@ -371,10 +385,16 @@ class KubernetesEmulator:
         if not isinstance(obj, dict):
             return ["body: must be an object"]
         causes = []
-        kind = RESOURCES[plural][0]
+        kind = _kind(plural)
         if obj.get("kind") not in (None, kind):
             causes.append(f"kind: Invalid value: {obj.get('kind')!r}: must be {kind}")
-        if obj.get("apiVersion") not in (None, f"{GROUP}/{VERSION}"):
+        if plural in CORE_RESOURCES:
+            data = obj.get("data") or {}
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                causes.append("data: Invalid value: must be a map of strings")
+            elif sum(len(k) + len(v.encode()) for k, v in data.items()) > MAX_CONFIG_MAP:
+                causes.append(f"data: Too long: must have at most {MAX_CONFIG_MAP} bytes")
+        elif obj.get("apiVersion") not in (None, f"{GROUP}/{VERSION}"):
             causes.append(f"apiVersion: Invalid value: {obj.get('apiVersion')!r}")
         if name is not None and (len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name)):
             causes.append(
@@ -421,8 +441,8 @@ class KubernetesEmulator:
             creationTimestamp=_now(),
             generation=1,
         )
-        obj.setdefault("apiVersion", f"{GROUP}/{VERSION}")
-        obj.setdefault("kind", RESOURCES[plural][0])
+        obj.setdefault("apiVersion", "v1" if plural in CORE_RESOURCES else f"{GROUP}/{VERSION}")
+        obj.setdefault("kind", _kind(plural))
         self.objects[key] = obj
         return 201, copy.deepcopy(obj)
 
@@ -526,7 +546,7 @@ class KubernetesEmulator:
             metadata["remainingItemCount"] = len(items) - start - limit
         return 200, {
             "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": RESOURCES[plural][0] + "List",
+            "kind": _kind(plural) + "List",
             "metadata": metadata,
             "items": copy.deepcopy(page),
         }
@@ -544,3 +564,7 @@ class KubernetesEmulator:
                 obj["status"]["finishedAt"] = _now()
             obj["metadata"].setdefault("labels", {})["workflows.argoproj.io/phase"] = phase
             obj["metadata"]["resourceVersion"] = self._next_revision()
+
+
+def _kind(plural: str) -> str:
+    return {**RESOURCES, **CORE_RESOURCES}[plural][0]

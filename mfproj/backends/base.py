@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mfproj.history import DeployLineage, HistoryEntry
 from mfproj.holder import Holder
 from mfproj.naming import FlowNames
 from mfproj.render import Context
@@ -44,6 +45,8 @@ class DeploymentRecord:
     git_branch: str | None = None  # the git branch,
     ci_run: str | None = None  # and the CI run that deployed it
     promoted_from: str | None = None  # "<branch>@<commit>" when `mfproj promote` made it
+    deploy_id: str | None = None  # the `mfproj deploy` (or rollback) that wrote it: one id for all it wrote
+    rolled_back_to: str | None = None  # the deploy id a `mfproj rollback` put back
     # A digest of the definition the record was written with: a record whose digest is not the deployed
     # definition's (a deploy killed between its two writes) is `stale`, and is rewritten by the next deploy.
     definition_digest: str | None = None
@@ -68,6 +71,8 @@ class DeploymentRecord:
             git_branch=None,
             ci_run=None,
             definition_digest=None,
+            deploy_id=None,
+            rolled_back_to=None,
         )
 
 
@@ -138,6 +143,23 @@ class Desired:
     record: DeploymentRecord
     schedule: str | None  # 5-field cron, or None
     scheduled_run: RunRequest  # what runs started by the schedule carry
+    keep: int = 20  # deploys its history keeps (the manifest's [project] history)
+
+    def lineage(self, token_fingerprint: str | None) -> DeployLineage | None:
+        """What the history keeps of this deploy with its content; None for a write that is no deploy."""
+        record = self.record
+        if not record.deploy_id:
+            return None
+        return DeployLineage(
+            deploy_id=record.deploy_id,
+            deployed_at=record.deployed_at,
+            owner=record.owner,
+            principal=record.principal,
+            commit=record.commit,
+            schedule=self.schedule,
+            rolled_back_to=record.rolled_back_to,
+            token_fingerprint=token_fingerprint,
+        )
 
 
 @dataclass(frozen=True)
@@ -232,6 +254,15 @@ class Deployer(abc.ABC, Generic[LockHandle]):
         """What the service itself would refuse in the desired definition, asked before any write (also
         in a dry run); empty where the service has no such check."""
         return []
+
+    def history(self, existing: Existing) -> list[HistoryEntry]:
+        """The deploys the deployment keeps (newest first), each with its definition; empty where the
+        backend (or the endpoint) keeps none."""
+        return []
+
+    def prune_history(self, names: FlowNames, keep: int) -> int:
+        """After a deploy that landed: forgets all but the newest `keep` deploys; how many it forgot."""
+        return 0
 
     @abc.abstractmethod
     def read(self, names: FlowNames) -> Existing | None:

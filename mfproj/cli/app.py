@@ -16,6 +16,7 @@ from mfproj.cli import (
     deploy,
     deployments,
     helptext,
+    history,
     init,
     lifecycle,
     names,
@@ -68,7 +69,7 @@ def root(
     state.manifest, state.debug = (str(manifest) if manifest else None), debug
 
 
-for module in (names, init, deploy, deployments, lifecycle, runs, token, whoami, completion):
+for module in (names, init, deploy, history, deployments, lifecycle, runs, token, whoami, completion):
     module.register(app)
 
 

@@ -5,6 +5,7 @@ when it is live."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mfproj import gitbranch, identity, interrupts, tokens
 from mfproj.authorization import OfferedToken
@@ -113,12 +114,24 @@ def deploy(
     for pair in pairs:  # templates render before any request (the token stands in), and only once
         session.rendered(pair, context_for(session, pair, TOKEN_STAND_IN), TOKEN_STAND_IN)
     planner = _Planner(session, pairs, others, tags_by_flow, token_options, offer_for(session, token_options), adopt)
+    return execute(session, planner, dry_run=dry_run)
+
+
+class Planner(Protocol):
+    """What `execute` needs of a deploy (or a rollback): how to read the branch, and how to plan from it."""
+
+    def read_branch(self) -> Reads: ...
+
+    def plan(self, reads: Reads, *, dry_run: bool) -> Plan: ...
+
+
+def execute(session: Session, planner: Planner, *, dry_run: bool) -> Report:
+    """Plans without the lock first (an unchanged deployment, the common redeploy, and a refused one need
+    none); when something changes, takes the locks, reads the deployed state again (planning again only
+    if it moved) and applies it all as one transaction."""
     phase = "reading what is deployed"
     planned: Plan | None = None
     try:
-        # Plan without the lock first: an unchanged deployment (the common redeploy) and a refused one need
-        # no lock. Under the locks only what is deployed is read again; the plan is made again (authorized,
-        # diffed) only if that changed since, and then applied.
         planned = planner.plan(planner.read_branch(), dry_run=dry_run)
         if planned.branch.split:
             session.notice(
@@ -172,6 +185,8 @@ def _finish(session: Session, planned: Plan, interrupted: bool) -> Report:
     # Only now, with every change in place, does the keyring learn the token (the reference stores it first).
     with interrupts.deferred():
         _remember_landed(session, token, report)
+    if not interrupted:
+        _prune_history(session, planned)
     if interrupted:
         landed = [
             f"{o.flow} on {registry.label(o.backend)} {o.action}d" for o in report.outcomes if o.action != "unchanged"
@@ -181,6 +196,18 @@ def _finish(session: Session, planned: Plan, interrupted: bool) -> Report:
             hint="nothing to undo; run 'mfproj deploy --dry-run' to see that all is in place",
         )
     return report
+
+
+def _prune_history(session: Session, planned: Plan) -> None:
+    """After the deploy landed: each deployment it wrote keeps the manifest's `history` deploys. A prune
+    that fails is said, and the deploy stands (the next one prunes again)."""
+    for item in planned.work:
+        try:
+            session.backend(item.pair.backend).prune_history(item.pair.names, item.desired.keep)
+        except MfprojError as exc:
+            session.notice(
+                f"{item.pair.flow.name}: the deploy landed, but its oldest history was not pruned ({exc.message})"
+            )
 
 
 def _check_keyring(session: Session) -> None:

@@ -27,6 +27,7 @@ class Deployment:
     drift: list[str] = field(default_factory=list)
     diff: str | None = None
     runs: list[Run] = field(default_factory=list)
+    kept: int | None = None  # deploys its history keeps (`deployments show` asks)
 
     @property
     def record(self) -> Any:
@@ -52,10 +53,14 @@ class Deployment:
             "git_branch": record.git_branch,
             "ci_run": record.ci_run,
             "promoted_from": record.promoted_from,
+            "deploy_id": record.deploy_id,
+            "rolled_back_to": record.rolled_back_to,
             "schedule": self.existing.schedule,
             "state": self.state,
             "drift": self.drift,
         }
+        if self.kept is not None:
+            document["deploys_kept"] = self.kept
         if self.diff is not None:
             document["diff"] = self.diff
             document["runs"] = [
@@ -181,6 +186,9 @@ def show_deployment(session: Session, *, flow: str, branch: str, backends: list[
     listing = list_deployments(session, flows=[flow], backends=backends, branch=branch, detail=True)
     if not listing.deployments:
         raise NotFoundError(f"{flow} is not deployed in {branch}", hint="'mfproj deployments' lists what is deployed")
+    kept = parallel(lambda d: len(session.backend(d.backend).history(d.existing)), listing.deployments)
+    for deployment, count in zip(listing.deployments, kept, strict=True):
+        deployment.kept = count
     return listing.deployments
 
 

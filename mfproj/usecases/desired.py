@@ -5,9 +5,11 @@ the plan of a deploy and by drift (`deployments`), which asks what the manifest 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mfproj import __version__, lineage, render
 from mfproj.backends.base import DeploymentRecord, Desired, RunRequest
+from mfproj.history import HistoryEntry
 from mfproj.usecases.session import TOKEN_STAND_IN, Pair, Session, run_tags_for
 
 
@@ -21,12 +23,25 @@ class Stamp:
     principal: str | None
     at: str
     origin: lineage.Lineage
+    deploy_id: str | None = None
+    rolled_back_to: str | None = None
 
 
 def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, stamp: Stamp) -> Desired:
     """The deployment of `pair` on `branch` as `stamp` would make it (also for drift against the manifest)."""
     context = context_for(session, pair, TOKEN_STAND_IN, owner=stamp.owner, branch=branch, is_production=is_production)
     definition = session.rendered(pair, context, stamp.token)
+    schedule = session.manifest.schedule_of(pair.flow, is_production=is_production)
+    return _desired(session, pair, branch, stamp, definition, schedule)
+
+
+def desired_from(session: Session, pair: Pair, entry: HistoryEntry, stamp: Stamp) -> Desired:
+    """The deployment of `pair` as a kept deploy had it (its definition and schedule, as deployed then),
+    stamped anew: a rollback is itself a deploy, with its own record."""
+    return _desired(session, pair, session.target.branch, stamp, entry.definition, entry.lineage.schedule)
+
+
+def _desired(session: Session, pair: Pair, branch: str, stamp: Stamp, definition: Any, schedule: str | None) -> Desired:
     record = DeploymentRecord(
         owner=stamp.owner,
         production_token=stamp.token,
@@ -43,6 +58,8 @@ def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, 
         git_branch=stamp.origin.git_branch,
         ci_run=stamp.origin.ci_run,
         promoted_from=stamp.origin.promoted_from,
+        deploy_id=stamp.deploy_id,
+        rolled_back_to=stamp.rolled_back_to,
     )
     scheduled = RunRequest(
         flow=pair.flow.name,
@@ -52,8 +69,7 @@ def desired_for(session: Session, pair: Pair, branch: str, is_production: bool, 
         tags=(*run_tags_for(session, pair.backend, stamp.token, branch), *record.tags),
         triggered_by={"type": "schedule"},
     )
-    schedule = session.manifest.schedule_of(pair.flow, is_production=is_production)
-    return Desired(pair.flow.name, pair.names, definition, record, schedule, scheduled)
+    return Desired(pair.flow.name, pair.names, definition, record, schedule, scheduled, session.manifest.history)
 
 
 def context_for(

@@ -134,12 +134,12 @@ def plan(
             members.append((pair, existing))
     chosen_pairs = [pair for pair, _ in members]
     existing_list = [existing for _, existing in members]
-    decisions = _authorize(session, chosen_pairs, existing_list, settled, generate_new, offered)
+    decisions = authorize_all(session, chosen_pairs, existing_list, settled, generate_new, offered)
     desired_list = _desired(session, chosen_pairs, decisions, tags_by_flow)
     deployed_tokens = set(settled.holders)
     secrets = {d.token for d in decisions} | deployed_tokens | ({offered.token} if offered else set())
     outcomes = [
-        _outcome(session, pair, existing, desired, decision, secrets if dry_run else None)
+        outcome_of(session, pair, existing, desired, decision, secrets if dry_run else None)
         for pair, existing, desired, decision in zip(chosen_pairs, existing_list, desired_list, decisions, strict=True)
     ]
     _refused_definitions(session, chosen_pairs, desired_list, outcomes)
@@ -191,7 +191,7 @@ def _refused_definitions(
         )
 
 
-def _authorize(
+def authorize_all(
     session: Session,
     pairs: list[Pair],
     existing_list: list[Existing | None],
@@ -249,13 +249,19 @@ def _desired(
         if pair.backend not in principals:
             principals[pair.backend] = session.backend(pair.backend).principal()
         stamp = Stamp(
-            session.user, decision.token, tags_by_flow[pair.flow.name], principals[pair.backend], now, session.origin()
+            session.user,
+            decision.token,
+            tags_by_flow[pair.flow.name],
+            principals[pair.backend],
+            now,
+            session.origin(),
+            deploy_id=session.deploy_id(),
         )
         desired_list.append(desired_for(session, pair, target.branch, target.is_production, stamp))
     return desired_list
 
 
-def _outcome(
+def outcome_of(
     session: Session,
     pair: Pair,
     existing: Existing | None,

@@ -143,9 +143,10 @@ def promote(
         target = open_session(
             then, branch=to_branch, production=True, profile=session.profile, env=env, notice=session.notice
         )
-        target = target.with_origin(
-            replace(origin, commit=commit, dirty=False, promoted_from=f"{source.target.branch}@{commit}")
-        )
+        # What was promoted: the tested branch at its commit, and its live deploy (`mfproj history` there).
+        tested_deploy = max((e.record.deploy_id for e in deployed if e.record and e.record.deploy_id), default=None)
+        promoted = f"{source.target.branch}@{commit}" + (f"/{tested_deploy}" if tested_deploy else "")
+        target = target.with_origin(replace(origin, commit=commit, dirty=False, promoted_from=promoted))
         # The guard rails were checked on the caller's tree above; the temporary checkout has no git.
         report = deploy.deploy(
             target,

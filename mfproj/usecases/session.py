@@ -5,7 +5,9 @@ checked against every rule that needs no request."""
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +52,15 @@ class Session:
     _lineage: lineage.Lineage | None = None
     _said: set[str] = field(default_factory=set)
     _rendered: dict[tuple[str, str, render.Context], Any] = field(default_factory=dict)
+    _deploy_id: list[str] = field(default_factory=list)
+
+    def deploy_id(self) -> str:
+        """The id of this command's deploy (or rollback): one for every flow and backend it writes, so a
+        branch's history is a list of deploys. Sortable by time: `20261201T220600Z-3fa9c2`."""
+        if not self._deploy_id:
+            now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            self._deploy_id.append(f"{now}-{secrets.token_hex(3)}")
+        return self._deploy_id[0]
 
     def rendered(self, pair: Pair, context: render.Context, token: str) -> Any:
         """The pair's template rendered for `context` with `token` in it. Each template is rendered once

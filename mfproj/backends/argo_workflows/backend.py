@@ -18,6 +18,7 @@ from mfproj.backends.argo_workflows.names import template_name
 from mfproj.backends.argo_workflows.runs import Workflows
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
 from mfproj.backends.base import Backend, Desired, Existing, Inventory, Run, RunFilter, RunRequest
+from mfproj.history import HistoryEntry
 from mfproj.naming import FlowNames
 from mfproj.render import Context
 from mfproj.transaction import UndoLog
@@ -58,6 +59,10 @@ class ArgoWorkflowsBackend(Backend):
 
     def read(self, names: FlowNames) -> Existing | None:
         return self.templates.read(names)
+
+    def history(self, existing: Existing) -> list[HistoryEntry]:
+        with self.kube.errors(f"reading the history of {existing.name}"):
+            return self.templates.history.entries(existing.name)
 
     def changes(self, existing: Existing, desired: Desired) -> list[str]:
         return self.templates.changes(existing, desired)

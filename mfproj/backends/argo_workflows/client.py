@@ -13,6 +13,7 @@ from typing import Any
 from mfproj import envsettings, retries
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
 from mfproj.errors import BackendError, ConflictError, MfprojError, UsageError, ValidationError
+from mfproj.text import Unreadable, bounded_json
 
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 TEMPLATES, CRONS, WORKFLOWS = "workflowtemplates", "cronworkflows", "workflows"
@@ -193,6 +194,50 @@ class KubeClient:
             if exc.status == 404 and missing_ok:
                 return
             raise
+
+    # ConfigMaps (the core API): where mfproj keeps the history of a WorkflowTemplate
+
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api().api_client)
+
+    def get_config_map(self, name: str, *, limit: int) -> dict[str, Any] | None:
+        """The ConfigMap as a dict, read raw and refused past `limit` bytes (someone else may write it)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            answer = self.core().read_namespaced_config_map(
+                name, self.namespace, _preload_content=False, _request_timeout=self.timeout()
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = answer.read(limit + 1)
+        if len(raw) > limit:
+            raise Unreadable(f"the ConfigMap {name} is larger than {limit} bytes")
+        found = bounded_json(raw.decode("utf-8", errors="replace"), where=f"the ConfigMap {name}")
+        return found if isinstance(found, dict) else None
+
+    def put_config_map(self, body: dict[str, Any], *, resource_version: str | None) -> None:
+        """Creates the ConfigMap, or replaces it at `resource_version` (a change since is a conflict)."""
+        if resource_version is None:
+            self.core().create_namespaced_config_map(self.namespace, body, _request_timeout=self.timeout())
+            return
+        body = {**body, "metadata": {**body["metadata"], "resourceVersion": resource_version}}
+        self.core().replace_namespaced_config_map(
+            body["metadata"]["name"], self.namespace, body, _request_timeout=self.timeout()
+        )
+
+    def delete_config_map(self, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core().delete_namespaced_config_map(name, self.namespace, _request_timeout=self.timeout())
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def principal(self) -> str | None:
         """Who the API server says the caller's credentials are (a SelfSubjectReview: the name RBAC sees,

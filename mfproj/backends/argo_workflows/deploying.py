@@ -19,6 +19,7 @@ from mfproj.backends.argo_workflows.client import (
     KubeClient,
     restorable,
 )
+from mfproj.backends.argo_workflows.history import TemplateHistory
 from mfproj.backends.argo_workflows.labels import (
     LABEL_BRANCH,
     LABEL_FLOW,
@@ -51,6 +52,7 @@ class Templates:
 
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
+        self.history = TemplateHistory(kube)
 
     def deployed_name(self, names: FlowNames) -> str:
         return template_name(names)
@@ -224,6 +226,7 @@ class Templates:
                 log.push(
                     key, f"replaced the WorkflowTemplate {name}", lambda: self._undo_replace(TEMPLATES, name, previous)
                 )
+            self.history.keep(desired, name, self._labels(desired), log, key)  # every write is a deploy
         cron_name = template_name(desired.names)
         with self.kube.errors(f"deploying the CronWorkflow {cron_name}"):
             cron = existing.details.get("cron") if existing else None
@@ -275,6 +278,7 @@ class Templates:
     def delete(self, existing: Existing) -> None:
         with self.kube.errors(f"deleting {existing.name}"):
             self.kube.delete(CRONS, existing.name, missing_ok=True)
+            self.history.forget(existing.name)
             try:
                 self.kube.delete(TEMPLATES, existing.name, missing_ok=False)
             except Exception as exc:

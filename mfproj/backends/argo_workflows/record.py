@@ -40,6 +40,8 @@ def record_annotations(record: DeploymentRecord, *, flow: str, schedule: str | N
         "git_branch": record.git_branch,
         "ci_run": record.ci_run,
         "promoted_from": record.promoted_from,
+        "deploy_id": record.deploy_id,
+        "rolled_back_to": record.rolled_back_to,
     }
     if any(value is not None for value in lineage.values()):
         annotations[ANNOTATION_LINEAGE] = json.dumps(lineage, sort_keys=True)
@@ -77,6 +79,8 @@ def decode_annotations(annotations: Mapping[str, str], *, made_by_mfproj: bool) 
         git_branch=_text(lineage.get("git_branch")),
         ci_run=_text(lineage.get("ci_run")),
         promoted_from=_text(lineage.get("promoted_from")),
+        deploy_id=_text(lineage.get("deploy_id")),
+        rolled_back_to=_text(lineage.get("rolled_back_to")),
         owner=annotations.get("metaflow/owner") or None,
         production_token=annotations.get("metaflow/production_token") or None,
         project=annotations.get("metaflow/project_name") or None,

@@ -21,6 +21,7 @@ from mfproj.backends.step_functions.lock import StateMachineLock
 from mfproj.backends.step_functions.names import state_machine
 from mfproj.backends.step_functions.runs import Executions
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
+from mfproj.history import HistoryEntry
 from mfproj.holder import Holder
 from mfproj.naming import FlowNames
 from mfproj.render import Context
@@ -70,6 +71,15 @@ class StepFunctionsBackend(Backend):
 
     def validate(self, desired: Desired) -> list[str]:
         return self.machines.validate(desired)
+
+    def history(self, existing: Existing) -> list[HistoryEntry]:
+        with self.aws.errors(f"reading the versions of {existing.name}"):
+            return self.machines.versions.entries(existing)
+
+    def prune_history(self, names: FlowNames, keep: int) -> int:
+        name = state_machine(names)
+        with self.aws.errors(f"pruning the versions of {name}"):
+            return self.machines.versions.prune(self.aws.state_machine_arn(name), keep)
 
     def read_named(self, name: str) -> Existing | None:
         return self.machines.read_named(name)

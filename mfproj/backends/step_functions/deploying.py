@@ -22,6 +22,7 @@ from mfproj.backends.step_functions.record import (
 )
 from mfproj.backends.step_functions.runs import input_document
 from mfproj.backends.step_functions.schedule import to_eventbridge
+from mfproj.backends.step_functions.versions import Versions
 from mfproj.errors import NotFoundError, ValidationError
 from mfproj.naming import FlowNames, eventbridge_rule_name
 from mfproj.render import Context, load_json_template, render
@@ -34,6 +35,7 @@ class StateMachines:
 
     def __init__(self, aws: AwsClient) -> None:
         self.aws = aws
+        self.versions = Versions(aws)
         self._can_validate = True  # until the endpoint shows it has no ValidateStateMachineDefinition
 
     def deployed_name(self, names: FlowNames) -> str:
@@ -165,22 +167,30 @@ class StateMachines:
         with self.aws.errors(f"deploying {name}"):
             if existing is None:
                 log.check()
-                arn = sfn.create_state_machine(
+                created = sfn.create_state_machine(
                     name=name,
                     definition=json.dumps(desired.definition),
                     roleArn=role,
                     type="STANDARD",
                     tags=[{"key": k, "value": v} for k, v in tags.items()],
-                )["stateMachineArn"]
+                    **self.versions.publishing(desired),
+                )
+                arn = created["stateMachineArn"]
+                self.versions.note(arn, created)
                 log.push(key, f"created the state machine {name}", lambda: self._undo_create(arn))
             else:
                 arn = existing.identifier
                 if existing.definition != desired.definition or existing.details.get("role") != role:
                     log.check()
-                    sfn.update_state_machine(
-                        stateMachineArn=arn, definition=json.dumps(desired.definition), roleArn=role
+                    updated = sfn.update_state_machine(
+                        stateMachineArn=arn,
+                        definition=json.dumps(desired.definition),
+                        roleArn=role,
+                        **self.versions.publishing(desired),
                     )
-                    log.push(key, f"updated the definition of {name}", lambda: self._undo_update(existing))
+                    self.versions.note(arn, updated)
+                    version = updated.get("stateMachineVersionArn")
+                    log.push(key, f"updated the definition of {name}", lambda: self._undo_update(existing, version))
                 log.check()
                 self._retag(arn, existing.details.get("tags", {}), tags)
                 log.push(key, f"re-tagged {name}", lambda: self._undo_tags(existing))
@@ -190,13 +200,14 @@ class StateMachines:
         with self.aws.errors("deleting a state machine it had created"):
             self.aws.client("stepfunctions").delete_state_machine(stateMachineArn=arn)
 
-    def _undo_update(self, existing: Existing) -> None:
+    def _undo_update(self, existing: Existing, version: str | None) -> None:
         with self.aws.errors(f"putting back the definition of {existing.name}"):
             self.aws.client("stepfunctions").update_state_machine(
                 stateMachineArn=existing.identifier,
                 definition=json.dumps(existing.definition),
                 roleArn=existing.details["role"],
             )
+        self.versions.forget(version)  # the version of a deploy that did not land
 
     def _undo_tags(self, existing: Existing) -> None:
         sfn = self.aws.client("stepfunctions")

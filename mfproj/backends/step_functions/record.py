@@ -37,6 +37,8 @@ _RECORD_FIELDS = (
     "ci_run",
     "promoted_from",
     "definition_digest",
+    "deploy_id",
+    "rolled_back_to",
 )
 # Limits for reading back what anyone with tag access may have written: AWS's own per resource.
 MAX_CHUNKS = MAX_TAGS
@@ -164,6 +166,8 @@ def decode_record(tags: Mapping[str, str]) -> DeploymentRecord | None:
         git_branch=values["git_branch"],
         ci_run=values["ci_run"],
         promoted_from=values["promoted_from"],
+        deploy_id=values["deploy_id"],
+        rolled_back_to=values["rolled_back_to"],
     )
 
 
