@@ -116,6 +116,52 @@ class Fault:
 
 
 THROTTLED = {"__type": "ThrottlingException", "message": "Rate exceeded (injected)"}
+# AWS Step Functions' control-plane quotas (service quotas, per account and region): (bucket, refill a second).
+AWS_BUCKETS = {
+    "CreateStateMachine": (100, 1.0),
+    "UpdateStateMachine": (100, 1.0),
+    "DeleteStateMachine": (100, 1.0),
+    "PublishStateMachineVersion": (100, 1.0),
+    "TagResource": (200, 1.0),
+    "UntagResource": (200, 1.0),
+    "ListTagsForResource": (100, 1.0),
+    "DescribeStateMachine": (200, 20.0),
+    "ListStateMachines": (100, 5.0),
+    "ListExecutions": (100, 2.0),
+    "DescribeExecution": (250, 10.0),
+    "StartExecution": (800, 150.0),
+    "StopExecution": (500, 25.0),
+}
+
+
+class TokenBuckets:
+    """AWS's throttling as token buckets, one per operation: each starts at `fill` of its size (the rest
+    spent by other teams of the account) and refills `speed` times faster than AWS (a faster clock)."""
+
+    def __init__(self, buckets: dict[str, tuple[int, float]], *, fill: float, speed: float) -> None:
+        self._sizes = dict(buckets)
+        self._speed = speed
+        self._tokens = {op: size * fill for op, (size, _) in buckets.items()}
+        self._at = {op: time.monotonic() for op in buckets}
+        self.throttled: dict[str, int] = {}
+
+    def take(self, operation: str) -> bool:
+        """Whether a call of `operation` may go through now (False: throttled). Called under the proxy's lock."""
+        if operation not in self._sizes:
+            return True
+        size, refill = self._sizes[operation]
+        now = time.monotonic()
+        self._tokens[operation] = min(
+            size, self._tokens[operation] + (now - self._at[operation]) * refill * self._speed
+        )
+        self._at[operation] = now
+        if self._tokens[operation] < 1:
+            self.throttled[operation] = self.throttled.get(operation, 0) + 1
+            return False
+        self._tokens[operation] -= 1
+        return True
+
+
 SERVER_ERROR = {"__type": "InternalServerError", "message": "injected failure"}
 
 
@@ -133,6 +179,7 @@ class FaultProxy:
         self.log: list[str] = []
         self.bodies: list[tuple[str, bytes]] = []  # (action or "METHOD /path", body) of every request
         self._lock = threading.Lock()
+        self.buckets: TokenBuckets | None = None  # AWS's throttling, when a test sets it
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -196,6 +243,8 @@ class FaultProxy:
     def _take_fault(self, action: str, request_line: str) -> Fault | None:
         with self._lock:
             self.log.append(action or request_line)
+            if self.buckets is not None and not self.buckets.take(action.rsplit(".", 1)[-1]):
+                return Fault(action, status=400, body=THROTTLED)
             for fault in self.faults:
                 armed = fault.after is None or fault.after in self._fired
                 if armed and fault.times > 0 and fault.matches(action, request_line):
@@ -207,6 +256,14 @@ class FaultProxy:
     def count(self, action: str) -> int:
         with self._lock:
             return sum(1 for entry in self.log if entry.endswith(action) or re.fullmatch(action, entry))
+
+    def throttle(
+        self, buckets: dict[str, tuple[int, float]], *, fill: float = 0.1, speed: float = 10.0
+    ) -> TokenBuckets:
+        """From now on, calls beyond the buckets are throttled (HTTP 400 ThrottlingException)."""
+        with self._lock:
+            self.buckets = TokenBuckets(buckets, fill=fill, speed=speed)
+            return self.buckets
 
     def fail(self, action: str, **kwargs: Any) -> Fault:
         fault = Fault(action, **kwargs)

@@ -142,7 +142,7 @@ def test_a_rollback_cut_off_part_way_says_exactly_what_is_not_back(
     either: exit 8, naming each deployment not back, in the state the emulators hold it."""
     from tests.emulators import THROTTLED, FaultProxy
 
-    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
+    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1", MFPROJ_THROTTLE_BUDGET="0")
     deploys = _deploy_three(cli, tmp_path, env)
     proxy = FaultProxy(localstack.url)
     try:

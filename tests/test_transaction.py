@@ -48,7 +48,7 @@ def _state(sfn: Any, flow: str) -> tuple[str, dict[str, str]]:
 def _run(
     cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy, sfn: Any, faults: list[dict[str, Any]]
 ) -> tuple[Any, Any, Any]:
-    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
+    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1", MFPROJ_THROTTLE_BUDGET="0")
     assert cli("deploy", env=env).code == 0
     before = {flow: _state(sfn, flow) for flow in FLOWS}
     keyring_before = Keyring(tmp_path / "keyring-alice").load_token(PREFIX)
@@ -126,7 +126,7 @@ def test_a_delete_cut_off_part_way_says_what_is_gone_and_what_is_left(
 ) -> None:
     from tests.emulators import SERVER_ERROR
 
-    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1")
+    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1", MFPROJ_THROTTLE_BUDGET="0")
     assert cli("deploy", env=env).code == 0
     # The first deletion goes through; the next ones fail.
     aws_proxy.fail("AWSStepFunctions.DeleteStateMachine", kind="slow", delay=0.0, times=1)

@@ -80,6 +80,9 @@ def command() -> Any:
 def run(args: list[str]) -> int:
     """Runs the CLI and turns every failure into an exit code through one handler."""
     output.reset_warnings()
+    from mfproj import pacing
+
+    pacing.reset()  # each command its own throttling account (tests run many in one process)
     state = selection.Invocation()
     debug = "--debug" in args or bool(os.environ.get("MFPROJ_DEBUG"))
     from mfproj import interrupts

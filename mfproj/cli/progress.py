@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mfproj import retries
+from mfproj import pacing, retries
 from mfproj.cli.output import info, use_color
 from mfproj.text import printable
 
@@ -114,6 +114,9 @@ class ProgressView:
         retried = retries.total() - self.retries_before
         if retried:
             parts.append(f"{retried} {'retry' if retried == 1 else 'retries'}")
+        throttled = pacing.current().said()
+        if throttled:
+            parts.append(throttled)
         return ", ".join(parts) + f" · {elapsed(self.clock() - self.started)}"
 
     def lines(self, height: int) -> list[tuple[str, str, str, str]]:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mfproj import envsettings, retries
+from mfproj import envsettings, pacing, retries
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
 from mfproj.errors import BackendError, ConflictError, MfprojError, UsageError, ValidationError
 from mfproj.text import Unreadable, bounded_json
@@ -317,14 +317,40 @@ def _status_of(exc: Any) -> tuple[str, str]:
     return str(body.get("reason") or exc.reason or ""), str(body.get("message") or "")
 
 
+def _retry_after(response: Any) -> float | None:
+    """The server's Retry-After in seconds (a number; priority and fairness sends one), bounded."""
+    value = (getattr(response, "headers", None) or {}).get("Retry-After")
+    try:
+        return min(max(float(value), 0.0), 60.0) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _counted_retry_class() -> Any:
     import urllib3
 
     class CountedRetry(urllib3.Retry):  # type: ignore[misc]
-        """urllib3's retry, counting each retry it makes (for the live view)."""
+        """urllib3's retry, counting each retry it makes (for the live view). A 429 (priority and fairness:
+        the server did not take the request) is retried for writes too, after its Retry-After, until the
+        command's throttling budget is spent; other statuses keep their small fixed count."""
+
+        def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+            if status_code == 429:
+                return True
+            return bool(super().is_retry(method, status_code, has_retry_after))
 
         def increment(self, *args: Any, **kwargs: Any) -> Any:
-            following = super().increment(*args, **kwargs)  # raises when no retry is left
+            method = kwargs.get("method", args[0] if args else None)
+            response = kwargs.get("response", args[2] if len(args) > 2 else None)
+            throttled = response is not None and getattr(response, "status", None) == 429
+            if throttled:
+                server_says = _retry_after(response)
+                if pacing.current().retry_after(f"kubernetes.{method}", server_says=server_says) is None:
+                    throttled = False  # the budget is spent: counted as any other failure from here
+            following = super().increment(*args, **kwargs)  # raises when none is left
+            if throttled:
+                following.status = self.status  # a throttle does not use up the retries of failures
+                following.total = self.total
             retries.note()
             return following
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mfproj import envsettings, retries
+from mfproj import envsettings, pacing, retries
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
 from mfproj.errors import BackendError, UsageError
 
@@ -87,6 +87,11 @@ class AwsClient:
             endpoint = self.env["AWS_ENDPOINT_URL_STEPFUNCTIONS"]
         made = session.client(service, config=config, endpoint_url=endpoint)
         made.meta.events.register("request-created", _count_retry)
+        if not single_attempt:  # an optional call is asked once, throttled or not
+            throttling = pacing.current()
+            throttling.budget = envsettings.number(self.env, "MFPROJ_THROTTLE_BUDGET")
+            made.meta.events.register("before-send", _paced)
+            made.meta.events.register_first("needs-retry", _throttle_retry)
         return made
 
     @contextlib.contextmanager
@@ -115,9 +120,14 @@ class AwsClient:
                 "check your IAM permissions"
                 if code in ("AccessDeniedException", "AccessDenied")
                 else (
-                    "the service is busy or failing; wait and run the command again"
-                    if code in ("ThrottlingException", "TooManyRequestsException") or (status or 0) >= 500
-                    else None
+                    f"throttled past the budget ({pacing.current().budget:g} s, MFPROJ_THROTTLE_BUDGET): other "
+                    "callers in the account use the rest of its quota; run the command again later, or raise the budget"
+                    if code in pacing.THROTTLE_CODES
+                    else (
+                        "the service is busy or failing; wait and run the command again"
+                        if (status or 0) >= 500
+                        else None
+                    )
                 )
             )
             raise BackendError(
@@ -189,6 +199,31 @@ class AwsClient:
                 hint='for example role_arn = "arn:aws:iam::123456789012:role/sfn-exec"',
             )
         return self.settings.role_arn
+
+
+def _api(event_name: str) -> str:
+    """`before-send.sfn.DescribeStateMachine` → `sfn.DescribeStateMachine`."""
+    return event_name.split(".", 1)[1] if "." in event_name else event_name
+
+
+def _paced(event_name: str = "", **_: Any) -> None:
+    """Each attempt waits for its API's pace (none until the API is first throttled, or past the budget)."""
+    pacing.current().wait(_api(event_name))
+
+
+def _throttle_retry(event_name: str = "", response: Any = None, **_: Any) -> float | None:
+    """A throttled attempt is retried after its API's pace, until the budget is spent; a success eases the
+    pace. Anything else is left to botocore's standard retries (None)."""
+    api = _api(event_name)
+    if response is None:
+        return None
+    http, parsed = response
+    code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+    if code in pacing.THROTTLE_CODES or getattr(http, "status_code", 0) == 429:
+        return pacing.current().retry_after(api)
+    if getattr(http, "status_code", 500) < 400:
+        pacing.current().pace(api).succeeded()
+    return None
 
 
 def _count_retry(request: Any, **_: Any) -> None:
