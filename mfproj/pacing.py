@@ -41,6 +41,7 @@ class Pace:
         self._lock = threading.Lock()
         self.interval = 0.0
         self._next = 0.0
+        self._slowed_at = float("-inf")
 
     def wait(self, limit: float | None = None) -> float:
         """Blocks until this API may be called again (at most `limit` seconds); returns how long it waited."""
@@ -54,8 +55,13 @@ class Pace:
         return waited
 
     def throttled(self) -> float:
+        """Slows down once per spacing: the throttles of calls sent before the last slow-down (a burst of
+        the command's threads) say nothing new about the rate."""
         with self._lock:
-            self.interval = min(MAX_INTERVAL, max(self.interval * 2, MIN_INTERVAL))
+            now = self._clock()
+            if now - self._slowed_at >= self.interval:
+                self.interval = min(MAX_INTERVAL, max(self.interval * 2, MIN_INTERVAL))
+                self._slowed_at = now
             return self.interval
 
     def succeeded(self) -> None:

@@ -255,6 +255,10 @@ class Deployer(abc.ABC, Generic[LockHandle]):
         in a dry run); empty where the service has no such check."""
         return []
 
+    def prefetch(self, names: list[FlowNames]) -> None:
+        """Before reading many deployments: what can be read for all at once (the next `read` of each
+        uses it). A read under the locks comes without it: each deployment read on its own."""
+
     def history(self, existing: Existing) -> list[HistoryEntry]:
         """The deploys the deployment keeps (newest first), each with its definition; empty where the
         backend (or the endpoint) keeps none."""

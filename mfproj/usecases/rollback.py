@@ -100,7 +100,7 @@ class _Planner:
     target: str
     offered: OfferedToken | None
 
-    def read_branch(self) -> Reads:
+    def read_branch(self, *, fresh: bool = False) -> Reads:
         found = parallel(lambda pair: self.session.backend(pair.backend).read(pair.names), self.pairs)
         return Reads(list(zip(self.pairs, found, strict=True)), [])
 

@@ -72,6 +72,10 @@ class StepFunctionsBackend(Backend):
     def validate(self, desired: Desired) -> list[str]:
         return self.machines.validate(desired)
 
+    def prefetch(self, names: list[FlowNames]) -> None:
+        arns = [self.aws.state_machine_arn(state_machine(n)) for n in names]
+        self.machines.prefetched(self.inventory.tags_of(arns))
+
     def history(self, existing: Existing) -> list[HistoryEntry]:
         with self.aws.errors(f"reading the versions of {existing.name}"):
             return self.machines.versions.entries(existing)

@@ -90,8 +90,11 @@ class AwsClient:
         if not single_attempt:  # an optional call is asked once, throttled or not
             throttling = pacing.current()
             throttling.budget = envsettings.number(self.env, "MFPROJ_THROTTLE_BUDGET")
-            made.meta.events.register("before-send", _paced)
-            made.meta.events.register_first("needs-retry", _throttle_retry)
+            # On the service's own event name: botocore calls the most specific handlers first, and its
+            # standard retry handler (a fixed number of attempts) is registered there.
+            service_id = made.meta.service_model.service_id.hyphenize()
+            made.meta.events.register(f"before-send.{service_id}", _paced)
+            made.meta.events.register_first(f"needs-retry.{service_id}", _throttle_retry)
         return made
 
     @contextlib.contextmanager

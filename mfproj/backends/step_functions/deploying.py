@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -30,12 +31,20 @@ from mfproj.text import printable
 from mfproj.transaction import UndoLog
 
 
+def _consistent(tags: Mapping[str, str], definition: Any) -> bool:
+    """Whether tags read through the tagging API are those written with this definition."""
+    record = decode_record(tags)
+    return record is not None and record.definition_digest == definition_digest(definition)
+
+
 class StateMachines:
     """A flow's state machine and its EventBridge schedule: read, plan, apply under the undo log, delete."""
 
     def __init__(self, aws: AwsClient) -> None:
         self.aws = aws
         self.versions = Versions(aws)
+        self._prefetched: dict[str, dict[str, str]] = {}  # ARN -> tags, read for many at once (`prefetch`)
+        self._prefetch_lock = threading.Lock()
         self._can_validate = True  # until the endpoint shows it has no ValidateStateMachineDefinition
 
     def deployed_name(self, names: FlowNames) -> str:
@@ -48,26 +57,40 @@ class StateMachines:
         token = context.namespace.removeprefix("production:")
         return guard_for_reference(document, owner=context.owner, token=token)
 
+    def prefetched(self, tags_by_arn: Mapping[str, dict[str, str]]) -> None:
+        """Tags read for many state machines at once (the tagging API): the next read of each uses them."""
+        with self._prefetch_lock:
+            self._prefetched.update(tags_by_arn)
+
     def read(self, names: FlowNames) -> Existing | None:
-        return self.read_arn(self.aws.state_machine_arn(state_machine(names)), state_machine(names))
+        arn = self.aws.state_machine_arn(state_machine(names))
+        with self._prefetch_lock:
+            tags = self._prefetched.pop(arn, None)
+        return self.read_arn(arn, state_machine(names), tags, tags_may_lag=tags is not None)
 
     def read_named(self, name: str) -> Existing | None:
         return self.read_arn(self.aws.state_machine_arn(name), name)
 
-    def read_arn(self, arn: str, name: str, tags: Mapping[str, str] | None = None) -> Existing | None:
-        """The state machine at `arn` with its record and schedule (`tags` when already known)."""
+    def read_arn(
+        self, arn: str, name: str, tags: Mapping[str, str] | None = None, *, tags_may_lag: bool = False
+    ) -> Existing | None:
+        """The state machine at `arn` with its record and schedule (`tags` when already known). Tags from
+        the tagging API (`tags_may_lag`: it is eventually consistent) are used only when their record's
+        digest is the definition's; otherwise the state machine's own tags are read."""
         sfn = self.aws.client("stepfunctions")
         with self.aws.errors(f"reading {name}"):
             try:
                 described = sfn.describe_state_machine(stateMachineArn=arn)
             except sfn.exceptions.StateMachineDoesNotExist:
                 return None
+            definition = described["definition"]
+            if isinstance(definition, str):  # AWS returns text; moto sometimes an object
+                with contextlib.suppress(ValueError, RecursionError):  # someone else's text: kept as text
+                    definition = json.loads(definition)
+            if tags is not None and tags_may_lag and not _consistent(tags, definition):
+                tags = None
             if tags is None:
                 tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])}
-            definition = described["definition"]
-        if isinstance(definition, str):  # AWS returns text; moto sometimes an object
-            with contextlib.suppress(ValueError, RecursionError):  # someone else's text: kept as text
-                definition = json.loads(definition)
         record = merge_records(decode_record(tags), definition)
         rule = self._read_rule(eventbridge_rule_name(name))
         return Existing(
