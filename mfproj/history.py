@@ -39,12 +39,13 @@ class DeployLineage:
         return asdict(self)
 
     def compact(self, limit: int = DESCRIPTION_LIMIT) -> str:
-        """The lineage in at most `limit` characters: the principal is shortened, then dropped, if need be."""
-        for candidate in (
-            self,
-            replace(self, principal=_short_principal(self.principal)),
-            replace(self, principal=None),
-        ):
+        """The lineage in at most `limit` characters: the principal shortened, then dropped, then the time
+        (the deploy id carries it), then the owner cut, if need be."""
+        candidates = [self, replace(self, principal=_short_principal(self.principal))]
+        candidates.append(replace(candidates[-1], principal=None))
+        candidates.append(replace(candidates[-1], deployed_at=None))
+        candidates.append(replace(candidates[-1], owner=(self.owner or "")[:24] or None))
+        for candidate in candidates:
             values = {_SHORT[k]: v for k, v in asdict(candidate).items() if v is not None}
             text = _MARK + json.dumps(values, separators=(",", ":"), ensure_ascii=False)
             if len(text) <= limit:

@@ -115,13 +115,13 @@ def test_a_lineage_fits_a_version_description_and_reads_back() -> None:
     from mfproj.history import DESCRIPTION_LIMIT, DeployLineage
 
     full = DeployLineage(
-        deploy_id="20261201T220600Z-3fa9c2",
+        deploy_id="20261201T220600.417203Z-3fa9c2",
         deployed_at="2026-12-01T22:06:00+00:00",
         owner="a" * 64,
         principal="arn:aws:sts::123456789012:assumed-role/" + "r" * 60 + "/session-name",
         commit="0" * 40,
         schedule="0 3 * * MON-FRI",
-        rolled_back_to="20261130T100000Z-aaaaaa",
+        rolled_back_to="20261130T100000.000001Z-aaaaaa",
         token_fingerprint="#1a2b3c",
     )
     text = full.compact()

@@ -426,7 +426,8 @@ def test_a_failure_midway_rolls_back_every_flow(
     proxy = FaultProxy(aws.url)
     try:
         proxy.fail("AWSEvents.PutTargets")
-        result = cli("deploy", "--generate-new-token", env={**env, "AWS_ENDPOINT_URL": proxy.url})
+        failing = {**env, "AWS_ENDPOINT_URL": proxy.url, "MFPROJ_AWS_MAX_ATTEMPTS": "1"}  # the rollback, not retries
+        result = cli("deploy", "--generate-new-token", env=failing)
     finally:
         proxy.stop()
     assert result.code == 5, result.stderr

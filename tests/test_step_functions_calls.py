@@ -35,8 +35,8 @@ def test_the_calls_of_a_first_deploy_an_unchanged_redeploy_and_a_change(
     env = as_user("alice", tmp_path, AWS_ENDPOINT_URL=aws_proxy.url)
     assert cli("deploy", env=env).code == 0
     first = _calls(aws_proxy)
-    assert first.get("CreateStateMachine") == 2 * len(FLOWS)  # each flow and its lock (the lock: see #21)
-    assert first.get("DeleteStateMachine") == len(FLOWS)  # the locks
+    assert first.get("CreateStateMachine") == len(FLOWS) + 1  # each flow, and the branch's one lock
+    assert first.get("DeleteStateMachine") == 1  # the lock
 
     aws_proxy.clear()
     assert cli("deploy", env=env).code == 0
@@ -51,5 +51,6 @@ def test_the_calls_of_a_first_deploy_an_unchanged_redeploy_and_a_change(
     assert cli("deploy", env=env).code == 0
     changed = _calls(aws_proxy)
     assert changed.get("UpdateStateMachine") == len(FLOWS)
+    assert changed.get("CreateStateMachine") == 1 and changed.get("DeleteStateMachine") == 1  # the one lock
     assert changed.get("TagResource") == len(FLOWS)  # the record (a new digest), once each
     assert changed.get("ListTagsForResource") == len(FLOWS)  # under the locks: each read on its own

@@ -160,7 +160,7 @@ def test_a_live_lock_elsewhere_is_waited_for_visibly_then_refused(sfn: Any) -> N
     with pytest.raises(ConflictError) as caught:
         lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=1.0, waiting=said.append)
     assert 1.0 <= time.monotonic() - started < 10
-    assert len(said) == 1 and said[0].startswith("waiting for the lock on myproj.user.alice.HelloFlow")
+    assert len(said) == 1 and said[0].startswith("waiting for the lock on myproj.user.alice,")
     assert "bob (pid 4242 on build-agent-7)" in said[0]
     assert "bob (pid 4242 on build-agent-7), since" in str(caught.value)
     assert "mfproj unlock" in (caught.value.hint or "")
@@ -203,10 +203,8 @@ def test_deploy_waits_for_a_held_lock_then_exits_6_and_changes_nothing(
     plant_lock(sfn, ELSEWHERE)
     result = cli("deploy", env=as_user("alice", tmp_path, MFPROJ_LOCK_TIMEOUT="1"))
     assert result.code == 6, result.stderr
-    assert "waiting for the lock on myproj.user.alice.HelloFlow, held by bob (pid 4242 on build-agent-7)" in (
-        result.stderr
-    )
-    assert "another deploy of myproj.user.alice.HelloFlow is in progress" in result.stderr
+    assert "waiting for the lock on myproj.user.alice, held by bob (pid 4242 on build-agent-7)" in (result.stderr)
+    assert "another deploy of myproj.user.alice is in progress" in result.stderr
     assert [m["name"] for m in sfn.list_state_machines()["stateMachines"]] == _locks(sfn)  # nothing deployed
     assert not (tmp_path / "keyring-alice").exists() or not list((tmp_path / "keyring-alice").glob("mfprj-*"))
 

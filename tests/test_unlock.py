@@ -8,7 +8,6 @@ from typing import Any
 from tests import names as names_for_tests
 from tests.conftest import Cli, as_user
 from tests.testing.branch import (
-    sfn_name,
     two_flow_project,
 )
 from tests.testing.fixtures import ROLE
@@ -38,15 +37,14 @@ def test_unlock_all_lists_and_removes_the_branchs_locks_with_authorization(cli: 
     alice = as_user("alice", tmp_path)
     assert cli("deploy", "--branch", "solo", env=alice).code == 0
     assert cli("deploy", "--branch", "other", env=alice).code == 0
-    for flow in ("TrainFlow", "GuardFlow"):
-        _leave_lock(flow)
+    _leave_lock("TrainFlow")  # one lock per branch: any flow's deploy takes it
     _leave_lock("TrainFlow", "test.other")
     refused = cli("unlock", "--all", "--branch", "solo", env=as_user("bob", tmp_path))
-    assert refused.code == 3 and _lock_count(sfn) == 3  # nothing removed without the authorization
+    assert refused.code == 3 and _lock_count(sfn) == 2  # nothing removed without the authorization
     done = cli("unlock", "--all", "--branch", "solo", "-o", "json", env=alice)
     assert done.code == 0, done.stderr
     removed = {(u["name"], u["held_by"].split(",")[0]) for u in done.json()["unlocked"]}
-    assert removed == {(sfn_name(f), "carol (pid 4242 on laptop-9)") for f in ("TrainFlow", "GuardFlow")}
+    assert removed == {("myproj.test.solo", "carol (pid 4242 on laptop-9)")}
     assert _lock_count(sfn) == 1  # test.other's is not this branch's
     assert cli("unlock", "--all", "TrainFlow", env=alice).code == 2
 
@@ -55,12 +53,15 @@ def test_teardown_removes_the_branchs_locks_even_when_nothing_is_deployed(cli: C
     two_flow_project(tmp_path)
     alice = as_user("alice", tmp_path)
     assert cli("deploy", "TrainFlow", "--branch", "solo", env=alice).code == 0
-    _leave_lock("GuardFlow")  # a flow whose first deploy was killed: locked, never deployed
+    _leave_lock("GuardFlow")  # a deploy killed on another machine: the branch's lock is left, held there
+    blocked = cli("teardown", "--branch", "solo", "--yes", env={**alice, "MFPROJ_LOCK_TIMEOUT": "1"})
+    assert blocked.code == 6 and "mfproj unlock" in blocked.stderr, blocked.stderr  # it may be live: refused
+    assert cli("unlock", "--all", "--branch", "solo", env=alice).code == 0
     assert cli("teardown", "--branch", "solo", "--yes", env=alice).code == 0
     assert _lock_count(sfn) == 0
     _leave_lock("TrainFlow")  # a teardown killed part-way left this one
     again = cli("teardown", "--branch", "solo", "--yes", env=alice)
     assert again.code == 0, again.stderr
-    assert "removed the leftover lock on myproj.test.solo.TrainFlow" in again.stderr
+    assert "removed the leftover lock on myproj.test.solo" in again.stderr
     assert _lock_count(sfn) == 0
     assert cli("teardown", "--branch", "solo", "--yes", env=alice).code == 4

@@ -329,6 +329,10 @@ class Deployer(abc.ABC, Generic[LockHandle]):
         nothing: a backend whose writes are compare-and-swap (Argo's resourceVersion) needs no lock."""
         return None
 
+    def lock_scope(self, names: FlowNames) -> str:
+        """What one lock guards: deployments whose changes take the same lock (default: the deployment)."""
+        return self.deployed_name(names)
+
     def release(self, handle: LockHandle | None) -> None:
         """Gives back a lock taken by `acquire`; never one that someone else holds."""
 

@@ -23,27 +23,36 @@ def key(pair: Pair) -> str:
 
 @contextlib.contextmanager
 def locked(session: Session, pairs: list[Pair], *, enabled: bool = True) -> Iterator[None]:
-    """Holds every pair's write lock (taken concurrently) for the duration of a change."""
+    """Holds the write locks of a change for its duration: one per backend and lock scope (Step
+    Functions: the branch), taken concurrently, released on every path."""
     if not enabled:
         yield
         return
     taken: list[tuple[Backend, Any]] = []
     holder, timeout = Holder.current(session.user), lock_timeout(session.env)
+    scopes: dict[tuple[str, str], list[Pair]] = {}
+    for pair in pairs:
+        scope = session.backend(pair.backend).lock_scope(pair.names)
+        scopes.setdefault((pair.backend, scope), []).append(pair)
 
-    def acquire(pair: Pair) -> None:
-        backend = session.backend(pair.backend)
+    def acquire(guarded: list[Pair]) -> None:
+        backend = session.backend(guarded[0].backend)
+
+        def say(state: str) -> None:
+            for pair in guarded:
+                session.progress(pair.flow.name, pair.backend, state)
 
         def waiting(message: str) -> None:
-            session.progress(pair.flow.name, pair.backend, "waiting on a lock")
+            say("waiting on a lock")
             session.say(message)
 
-        session.progress(pair.flow.name, pair.backend, "locking")
-        handle = backend.acquire(pair.names, holder=holder, timeout=timeout, waiting=waiting)
+        say("locking")
+        handle = backend.acquire(guarded[0].names, holder=holder, timeout=timeout, waiting=waiting)
         taken.append((backend, handle))  # list.append is atomic under the GIL
-        session.progress(pair.flow.name, pair.backend, "locked")
+        say("locked")
 
     try:
-        parallel(acquire, pairs)
+        parallel(acquire, list(scopes.values()))
         yield
     finally:
         with interrupts.deferred():  # a second Ctrl-C must not leave a lock behind

@@ -56,9 +56,10 @@ class Session:
 
     def deploy_id(self) -> str:
         """The id of this command's deploy (or rollback): one for every flow and backend it writes, so a
-        branch's history is a list of deploys. Sortable by time: `20261201T220600Z-3fa9c2`."""
+        branch's history is a list of deploys. Sortable by time (to the microsecond: two deploys in one
+        second keep their order): `20261201T220600.123456Z-3fa9c2`."""
         if not self._deploy_id:
-            now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
             self._deploy_id.append(f"{now}-{secrets.token_hex(3)}")
         return self._deploy_id[0]
 

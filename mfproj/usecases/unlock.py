@@ -8,7 +8,7 @@ from typing import Any
 from mfproj.backends.base import LeftLock
 from mfproj.usecases.checks import authorize_change, identity_check
 from mfproj.usecases.parallel import parallel
-from mfproj.usecases.session import Session, TokenOptions, offer_for, select_pairs
+from mfproj.usecases.session import Session, TokenOptions, branch_pairs, offer_for, select_pairs
 
 
 @dataclass
@@ -67,6 +67,19 @@ def branch_locks(session: Session) -> list[tuple[str, LeftLock]]:
     return [(backend, lock) for backend, locks in zip(lockers, found, strict=True) for lock in locks]
 
 
+def _authorize_branch(session: Session, offered: Any, backend_name: str) -> str | None:
+    """A branch lock is removed with the authorization of every deployment of the branch on the backend
+    (raises AuthorizationError for the first refused); None when none of them is deployed."""
+    pairs = [pair for pair in branch_pairs(session, exclude=[]) if pair.backend == backend_name]
+    found = parallel(lambda pair: session.backend(pair.backend).read(pair.names), pairs)
+    reasons = [
+        authorize_change(session, offered, pair.flow.name, existing)
+        for pair, existing in zip(pairs, found, strict=True)
+        if existing is not None and existing.record is not None and existing.record.production_token
+    ]
+    return reasons[0] if reasons else None
+
+
 def unlock_all(session: Session, *, token_options: TokenOptions = TokenOptions()) -> list[Unlocked]:
     """Removes every lock left on the branch. A lock whose deployment is there is removed with that
     deployment's authorization (all are checked before any is removed); one whose deployment is gone
@@ -81,6 +94,9 @@ def unlock_all(session: Session, *, token_options: TokenOptions = TokenOptions()
         flow = existing.record.flow if existing and existing.record and existing.record.flow else "?"
         if existing is not None and existing.record is not None and existing.record.production_token:
             reason = authorize_change(session, offered, flow, existing)
+        elif existing is None:  # the branch's lock: it guards every deployment of the branch
+            flow = "*"
+            reason = _authorize_branch(session, offered, backend_name) or reason
         results.append(Unlocked(flow, backend_name, lock.guards, lock.held_by, reason))
     for backend_name, lock in locks:  # only once every one is authorized
         session.backend(backend_name).remove_lock(lock)

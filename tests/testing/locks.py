@@ -25,7 +25,8 @@ def plant_lock(sfn: Any, holder: Holder, *, age: float = 0.0, nonce: str = "plan
     """A lock as another process would have left it."""
     backend = lock_backend()
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=age)
-    note = {"lock": NAMES.state_machine, "holder": holder.as_json(), "nonce": nonce, "since": since.isoformat()}
+    scope = backend.lock_scope(NAMES)  # the branch's lock
+    note = {"lock": scope, "holder": holder.as_json(), "nonce": nonce, "since": since.isoformat()}
     definition = {"Comment": json.dumps(note), "StartAt": "lock", "States": {"lock": {"Type": "Succeed"}}}
-    name = backend.lock_name(NAMES.state_machine)
+    name = backend.lock_name(scope)
     return str(sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"])

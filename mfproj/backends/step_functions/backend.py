@@ -108,6 +108,9 @@ class StepFunctionsBackend(Backend):
     def lock_name(self, state_machine: str) -> str:
         return self.lock.lock_name(state_machine)
 
+    def lock_scope(self, names: FlowNames) -> str:
+        return self.lock.scope(names)
+
     def acquire(self, names: FlowNames, *, holder: Holder, timeout: float, waiting: Callable[[str], None]) -> Any:
         return self.lock.acquire(names, holder=holder, timeout=timeout, waiting=waiting)
 

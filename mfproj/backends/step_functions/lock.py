@@ -1,5 +1,7 @@
-"""The Step Functions write lock. Step Functions has no compare-and-swap, so a change first takes the
-deployment's lock: a small state machine whose creation is exclusive on AWS, recording who holds it.
+"""The Step Functions write lock. Step Functions has no compare-and-swap, so a change first takes its
+branch's lock: a small state machine whose creation is exclusive on AWS, recording who holds it. One lock
+per branch and deploy (not one per flow): CreateStateMachine and DeleteStateMachine are throttled at one
+a second per account, and a deploy settles the branch's one token across all its flows anyway.
 
 A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS by the
 service's own clock, is broken at once; one held elsewhere is waited for (saying so once) up to a
@@ -41,6 +43,12 @@ class StateMachineLock:
     def __init__(self, aws: AwsClient) -> None:
         self.aws = aws
 
+    @staticmethod
+    def scope(names: FlowNames) -> str:
+        """What one lock guards: the branch's state machines (`<prefix><project>.<branch>`; flow names have
+        no dot, so the branch is everything before the last one)."""
+        return state_machine(names).rsplit(".", 1)[0]
+
     def lock_name(self, state_machine: str) -> str:
         digest = base64.b32encode(hashlib.sha1(state_machine.encode(), usedforsecurity=False).digest())
         return "mfproj-lock-" + digest.decode("ascii").lower()[:24]
@@ -52,14 +60,14 @@ class StateMachineLock:
 
         A lock whose holder is a process of this host that is gone, or older than LOCK_TTL_SECONDS,
         is broken at once; one held elsewhere is waited for (saying so once) up to `timeout` seconds."""
-        arn = self.aws.state_machine_arn(self.lock_name(state_machine(names)))
+        arn = self.aws.state_machine_arn(self.lock_name(self.scope(names)))
         nonce = uuid.uuid4().hex
         # Registered before the create: between its create and its own check, a lock this process is
         # taking must not look abandoned to another thread of the same process (it would break it).
         with _HELD_LOCK:
             _HELD.add(nonce)
         try:
-            with self.aws.errors(f"locking {state_machine(names)}"):
+            with self.aws.errors(f"locking {self.scope(names)}"):
                 return self._take_lock(names, arn, nonce, holder, timeout, waiting)
         except BaseException:
             with _HELD_LOCK:
@@ -69,7 +77,7 @@ class StateMachineLock:
 
     def _lock_definition(self, names: FlowNames, nonce: str, holder: Holder) -> str:
         note = {
-            "lock": state_machine(names),
+            "lock": self.scope(names),
             "holder": holder.as_json(),
             "nonce": nonce,
             "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -92,7 +100,7 @@ class StateMachineLock:
                     roleArn=self.aws.role(),
                     tags=[
                         {"key": TAG_PREFIX + "lock", "value": "true"},
-                        {"key": TAG_PREFIX + "lock-of", "value": state_machine(names)},
+                        {"key": TAG_PREFIX + "lock-of", "value": self.scope(names)},
                     ],
                 )
             try:
@@ -108,16 +116,15 @@ class StateMachineLock:
             who = _held_by(held)
             if time.monotonic() >= deadline:
                 raise ConflictError(
-                    f"another deploy of {state_machine(names)} is in progress ({who}); "
-                    f"waited {timeout:g} s for its lock",
+                    f"another deploy of {self.scope(names)} is in progress ({who}); waited {timeout:g} s for its lock",
                     hint="wait for it to finish and run the command again; if its holder is gone, "
                     "'mfproj unlock' removes the lock (MFPROJ_LOCK_TIMEOUT sets how long to wait)",
                 )
             if not said and described.get("status") != "DELETING":
-                waiting(f"waiting for the lock on {state_machine(names)}, held by {who} (up to {timeout:g} s)")
+                waiting(f"waiting for the lock on {self.scope(names)}, held by {who} (up to {timeout:g} s)")
                 said = True
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-        raise ConflictError(f"could not lock {state_machine(names)}", hint="run the command again")
+        raise ConflictError(f"could not lock {self.scope(names)}", hint="run the command again")
 
     @staticmethod
     def _is_stale(held: Mapping[str, Any], age: float | None) -> bool:
@@ -162,8 +169,8 @@ class StateMachineLock:
     def lock_holder(self, names: FlowNames) -> str | None:
         """Who holds the deployment's lock, or None if nobody does."""
         sfn = self.aws.client("stepfunctions")
-        arn = self.aws.state_machine_arn(self.lock_name(state_machine(names)))
-        with self.aws.errors(f"reading the lock of {state_machine(names)}"):
+        arn = self.aws.state_machine_arn(self.lock_name(self.scope(names)))
+        with self.aws.errors(f"reading the lock of {self.scope(names)}"):
             try:
                 return _held_by(_lock_note(sfn.describe_state_machine(stateMachineArn=arn)))
             except sfn.exceptions.StateMachineDoesNotExist:
@@ -187,7 +194,7 @@ class StateMachineLock:
                 except sfn.exceptions.StateMachineDoesNotExist:
                     continue
                 guarded = _lock_of(described)
-                if guarded.startswith(start):
+                if guarded == start[:-1] or guarded.startswith(start):  # the branch's, or a flow's (older)
                     found.append(LeftLock(arn, guarded, _held_by(_lock_note(described))))
         return found
 
@@ -202,8 +209,8 @@ class StateMachineLock:
     def unlock(self, names: FlowNames) -> str | None:
         """Removes the deployment's lock whoever holds it; returns who held it (None: there was none)."""
         sfn = self.aws.client("stepfunctions")
-        arn = self.aws.state_machine_arn(self.lock_name(state_machine(names)))
-        with self.aws.errors(f"removing the lock of {state_machine(names)}"):
+        arn = self.aws.state_machine_arn(self.lock_name(self.scope(names)))
+        with self.aws.errors(f"removing the lock of {self.scope(names)}"):
             try:
                 held = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
                 sfn.delete_state_machine(stateMachineArn=arn)
