@@ -54,6 +54,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/races.py
 	$(BIN)/python bench/deployments.py
+	$(BIN)/python bench/quotas.py
 
 clean:
 	rm -rf $(VENV) $(LOCALSTACK) .pytest_cache .mypy_cache .ruff_cache

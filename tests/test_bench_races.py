@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_two_deployers_at_once_exactly_one_wins(tmp_path: Path) -> None:
     out = tmp_path / "races.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "races.py"), "--rounds", "4", "--out", str(out)],
+        [sys.executable, str(ROOT / "bench" / "races.py"), "--rounds", "2", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -23,6 +23,6 @@ def test_two_deployers_at_once_exactly_one_wins(tmp_path: Path) -> None:
     results = json.loads(out.read_text())["results"]
     for backend in ("step-functions", "argo-workflows"):
         outcome = results[backend]
-        assert outcome["exactly_one_winner"] == outcome["rounds"] == 4, outcome
+        assert outcome["exactly_one_winner"] == outcome["rounds"] == 2, outcome
         assert outcome["incoherent"] == 0
         assert set(outcome["outcomes"]) <= {"0,3", "0,6"}

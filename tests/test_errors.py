@@ -20,7 +20,7 @@ from mfproj import identity, manifest, naming, tags
 from mfproj.errors import EXIT_UNEXPECTED, ManifestError, MfprojError, ValidationError
 from mfproj.share import SHARE_PREFIX, decode_share
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # --- manifests ----------------------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=st.lists(st.sampled_from(WORDS), max_size=7))
 def test_any_command_line_ends_with_a_documented_exit_code(workdir: Path, args: list[str]) -> None:
     from mfproj.cli import app as typer_app
@@ -253,7 +253,7 @@ def proxied(tmp_path: Path, aws_proxy: Any, kube_proxy: Any, monkeypatch: pytest
     return aws_proxy, kube_proxy, tmp_path
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     user=st.text(min_size=1, max_size=40).filter(lambda u: u != "root" and "\x00" not in u),
     project=st.from_regex(r"[a-z0-9_]{1,30}", fullmatch=True),

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Deploying, listing and tearing down within AWS's Step Functions quotas, shared with the whole account.
+
+A proxy in front of moto applies AWS's own token buckets (tests/emulators.AWS_BUCKETS) to an account whose
+buckets are at --fill of their size (other teams spent the rest), refilled --speed times AWS's rate (1: AWS's
+own clock). For projects of --flows flows, per stage: the exit code, the calls by API, the time, and the
+ratio of the time to the quota-bound minimum of the writes the stage needs (the floor no tool can beat:
+for each throttled write API, the calls beyond the bucket's starting tokens at its refill rate).
+Writes bench/results/quotas.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import bench_env, report_header, start_moto, write_report  # noqa: E402
+from tests.emulators import AWS_BUCKETS, FaultProxy  # noqa: E402  (the proxy is a test helper)
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-exec"
+WRITES = ("CreateStateMachine", "UpdateStateMachine", "DeleteStateMachine", "TagResource", "UntagResource")
+
+
+def _project(directory: Path, flows: int, version: str) -> None:
+    lines = ['[project]\nname = "quota"\n']
+    for n in range(flows):
+        template = directory / f"flow{n:03d}.asl.json"
+        template.write_text(
+            json.dumps({"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": version, "End": True}}})
+        )
+        lines.append(f'[[flows]]\nname = "Flow{n:03d}"\nstep_functions = "{template.name}"\n')
+    lines.append(f'[step_functions]\nregion = "us-east-1"\nrole_arn = "{ROLE}"\n')
+    (directory / "mfproj.toml").write_text("\n".join(lines))
+
+
+def _floor(calls: Counter[str], fill: float, speed: float) -> float:
+    """Seconds the stage's writes need at least: calls beyond each bucket's starting tokens, at its rate."""
+    needed = 0.0
+    for api in WRITES:
+        size, refill = AWS_BUCKETS[api]
+        beyond = max(0.0, calls.get(api, 0) - size * fill)
+        needed = max(needed, beyond / (refill * speed))
+    return needed
+
+
+def _stage(name: str, args: list[str], directory: Path, env: dict[str, str], proxy: FaultProxy, **rates: float) -> Any:
+    proxy.log.clear()
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mfproj", *args], cwd=directory, env=env, capture_output=True, text=True, timeout=3600
+    )
+    took = time.perf_counter() - started
+    calls = Counter(entry.rsplit(".", 1)[-1] for entry in proxy.log)
+    floor = _floor(calls, rates["fill"], rates["speed"])
+    throttled = dict(proxy.buckets.throttled) if proxy.buckets else {}
+    return {
+        "stage": name,
+        "exit": done.returncode,
+        "seconds": round(took, 2),
+        "quota_floor_seconds": round(floor, 2),
+        "ratio_to_floor": round(took / floor, 2) if floor > 0 else None,
+        "writes": {api: calls[api] for api in WRITES if calls.get(api)},
+        "calls": dict(sorted(calls.items())),
+        "throttled": throttled,
+        "error": done.stderr.strip().splitlines()[0] if done.returncode else None,
+    }
+
+
+def run(flows: int, fill: float, speed: float) -> list[Any]:
+    moto, url = start_moto()
+    proxy = FaultProxy(url)
+    try:
+        work, env = bench_env(proxy.url, f"quotas{flows}")
+        env["MFPROJ_THROTTLE_BUDGET"] = "3600"
+        _project(work, flows, "v1")
+        proxy.throttle(AWS_BUCKETS, fill=fill, speed=speed)
+        rates = {"fill": fill, "speed": speed}
+        stages = [_stage("first deploy", ["deploy", "-o", "json"], work, env, proxy, **rates)]
+        stages.append(_stage("unchanged redeploy", ["deploy", "-o", "json"], work, env, proxy, **rates))
+        _project(work, flows, "v2")
+        stages.append(_stage("change every definition", ["deploy", "-o", "json"], work, env, proxy, **rates))
+        stages.append(_stage("deployments", ["deployments", "-o", "json"], work, env, proxy, **rates))
+        stages.append(
+            _stage("teardown", ["teardown", "--user", "bench", "--yes", "-o", "json"], work, env, proxy, **rates)
+        )
+        return stages
+    finally:
+        proxy.stop()
+        moto.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--flows", type=int, nargs="+", default=[40, 200])
+    parser.add_argument("--fill", type=float, default=0.1, help="what of each bucket the account has left")
+    parser.add_argument("--speed", type=float, default=1.0, help="refill rate, times AWS's (1: AWS's clock)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quotas.json")
+    options = parser.parse_args()
+    report = report_header("quotas")
+    report.update(fill=options.fill, speed=options.speed, projects={})
+    for flows in options.flows:
+        report["projects"][str(flows)] = run(flows, options.fill, options.speed)
+    write_report(options.out, report)
+
+
+if __name__ == "__main__":
+    main()
