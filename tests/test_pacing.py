@@ -13,7 +13,7 @@ from tests.conftest import Cli, as_user
 from tests.emulators import AWS_BUCKETS, FaultProxy
 from tests.testing.fixtures import Flow, make_project, pass_machine, write_templates
 
-FLOWS = [f"Flow{n:02d}" for n in range(12)]
+FLOWS = [f"Flow{n:02d}" for n in range(8)]
 
 
 def _flows(version: str) -> list[Flow]:

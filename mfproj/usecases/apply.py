@@ -91,10 +91,10 @@ def _roll_back(session: Session, work: list[Work], log: UndoLog) -> list[ReadBac
         if backend.fingerprint(after) == backend.fingerprint(before):
             return ReadBack(pair, outcome.name, "put back", after=after)
         changes = set(backend.changes(after, desired)) if after is not None else {"definition", "record"}
-        if key(pair) not in touched and {"definition", "record"} <= changes:
-            # No write of this run is logged here, and what is there is neither what was nor this run's (its
-            # definition and its record both differ): someone else changed it. Where either is this run's,
-            # a write of the run landed without reaching the log: said as not back, never as put back.
+        if key(pair) not in touched and "definition" in changes:
+            # No write of this run is logged here, and the definition there is not this run's: someone else
+            # changed it. This run's definition there, unlogged, is a write of the run that landed without
+            # reaching the log: said as not back, never as put back.
             return ReadBack(pair, outcome.name, "put back", after=after)
         if "definition" not in changes:
             state = "new definition"

@@ -63,7 +63,9 @@ class AwsClient:
         from mfproj import __version__
 
         try:
-            session = boto3.session.Session(profile_name=self.profile, region_name=self.region())
+            session = boto3.session.Session(
+                botocore_session=_botocore_session(), profile_name=self.profile, region_name=self.region()
+            )
         except botocore.exceptions.ProfileNotFound:
             raise UsageError(f"AWS profile {self.profile!r} not found", hint="check --profile / AWS_PROFILE") from None
         if session.region_name is None:
@@ -202,6 +204,24 @@ class AwsClient:
                 hint='for example role_arn = "arn:aws:iam::123456789012:role/sfn-exec"',
             )
         return self.settings.role_arn
+
+
+_LOADER: list[Any] = []  # botocore's service-model loader, shared by the process's sessions
+_LOADER_LOCK = threading.Lock()
+
+
+def _botocore_session() -> Any:
+    """A botocore session sharing one model loader with the others of the process: each session would
+    otherwise parse the service models again (most of a client's start-up)."""
+    import botocore.session
+
+    session = botocore.session.Session()
+    with _LOADER_LOCK:
+        if _LOADER:
+            session.register_component("data_loader", _LOADER[0])
+        else:
+            _LOADER.append(session.get_component("data_loader"))
+    return session
 
 
 def _api(event_name: str) -> str:
