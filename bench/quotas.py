@@ -41,33 +41,40 @@ def _project(directory: Path, flows: int, version: str) -> None:
     (directory / "mfproj.toml").write_text("\n".join(lines))
 
 
-def _floor(calls: Counter[str], fill: float, speed: float) -> float:
-    """Seconds the stage's writes need at least: calls beyond each bucket's starting tokens, at its rate."""
+def _floor(calls: Counter[str], tokens: dict[str, float], speed: float) -> float:
+    """Seconds the stage's writes need at least: for each write API, the calls beyond the tokens its bucket
+    held when the stage began, at the bucket's refill rate (the slowest bucket decides)."""
     needed = 0.0
     for api in WRITES:
-        size, refill = AWS_BUCKETS[api]
-        beyond = max(0.0, calls.get(api, 0) - size * fill)
+        _, refill = AWS_BUCKETS[api]
+        beyond = max(0.0, calls.get(api, 0) - tokens.get(api, 0.0))
         needed = max(needed, beyond / (refill * speed))
     return needed
 
 
 def _stage(name: str, args: list[str], directory: Path, env: dict[str, str], proxy: FaultProxy, **rates: float) -> Any:
     proxy.log.clear()
+    throttled_before = dict(proxy.buckets.throttled) if proxy.buckets else {}
+    tokens = {api: proxy.buckets.available(api) for api in WRITES} if proxy.buckets else {}
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "mfproj", *args], cwd=directory, env=env, capture_output=True, text=True, timeout=3600
     )
     took = time.perf_counter() - started
     calls = Counter(entry.rsplit(".", 1)[-1] for entry in proxy.log)
-    floor = _floor(calls, rates["fill"], rates["speed"])
-    throttled = dict(proxy.buckets.throttled) if proxy.buckets else {}
+    after = dict(proxy.buckets.throttled) if proxy.buckets else {}
+    throttled = {
+        api: after[api] - throttled_before.get(api, 0) for api in after if after[api] > throttled_before.get(api, 0)
+    }
+    # The floor counts the writes the stage needs: the calls that went through, not the throttled attempts.
+    floor = _floor(calls - Counter(throttled), tokens, rates["speed"])
     return {
         "stage": name,
         "exit": done.returncode,
         "seconds": round(took, 2),
         "quota_floor_seconds": round(floor, 2),
         "ratio_to_floor": round(took / floor, 2) if floor > 0 else None,
-        "writes": {api: calls[api] for api in WRITES if calls.get(api)},
+        "writes": {api: calls[api] - throttled.get(api, 0) for api in WRITES if calls.get(api)},
         "calls": dict(sorted(calls.items())),
         "throttled": throttled,
         "error": done.stderr.strip().splitlines()[0] if done.returncode else None,

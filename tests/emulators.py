@@ -145,6 +145,13 @@ class TokenBuckets:
         self._at = {op: time.monotonic() for op in buckets}
         self.throttled: dict[str, int] = {}
 
+    def available(self, operation: str) -> float:
+        """The tokens `operation`'s bucket holds now (refilled up to now)."""
+        if operation not in self._sizes:
+            return float("inf")
+        size, refill = self._sizes[operation]
+        return min(size, self._tokens[operation] + (time.monotonic() - self._at[operation]) * refill * self._speed)
+
     def take(self, operation: str) -> bool:
         """Whether a call of `operation` may go through now (False: throttled). Called under the proxy's lock."""
         if operation not in self._sizes:
