@@ -28,7 +28,8 @@ THROTTLE_CODES = frozenset(
 DEFAULT_BUDGET = 600.0
 MIN_INTERVAL = 0.05  # the first spacing after a throttle: 20 calls a second
 MAX_INTERVAL = 8.0  # never slower than one call in 8 seconds: the buckets refill at least that fast
-EASE = 0.9  # each success shortens the spacing by 10%; a throttle doubles it (additive-ish increase)
+EASE = 0.95  # each success shortens the spacing by 5%; a throttle lengthens it by half (SLOW)
+SLOW = 1.5
 LABELS = {"sfn": "Step Functions", "eventbridge": "EventBridge", "sts": "STS", "kubernetes": "Kubernetes"}
 LABELS["resource-groups-tagging-api"] = "the AWS tagging API"
 
@@ -60,7 +61,7 @@ class Pace:
         with self._lock:
             now = self._clock()
             if now - self._slowed_at >= self.interval:
-                self.interval = min(MAX_INTERVAL, max(self.interval * 2, MIN_INTERVAL))
+                self.interval = min(MAX_INTERVAL, max(self.interval * SLOW, MIN_INTERVAL))
                 self._slowed_at = now
             return self.interval
 
@@ -117,7 +118,9 @@ class Throttling:
         if spent >= self.budget:  # a budget of 0: throttles are not retried at all
             return None
         interval = self.pace(api).throttled()
-        wait = interval * (0.5 + random.random()) if server_says is None else server_says
+        # The retry waits for its pace's slot anyway (every attempt does): only a little jitter here, or
+        # the server's own word (Retry-After).
+        wait = interval * 0.1 * random.random() if server_says is None else server_says
         return min(wait, max(self.budget - spent, 0.0) + MIN_INTERVAL)
 
     def said(self) -> str | None:
