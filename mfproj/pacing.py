@@ -1,7 +1,7 @@
 """Keeping to the rate a backend grants. AWS throttles each API per account with token buckets shared by
 every team of the account; the Kubernetes API server answers 429 under priority and fairness. A throttled
 call is not an error of the command: each API is paced (unpaced until it is first throttled, then its
-calls spaced out, the spacing doubled on each throttle and eased on each success, shared by the command's
+calls spaced out, the spacing lengthened by half on each throttle and eased on each success, shared by the command's
 threads), the call is retried, and the command fails for throttling only past a time budget
 (`MFPROJ_THROTTLE_BUDGET`, seconds since its first throttle; default 10 minutes)."""
 
