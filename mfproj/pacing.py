@@ -86,10 +86,6 @@ class Throttling:
         self._first: float | None = None
         self.by_service: dict[str, int] = {}
 
-    def exhausted(self) -> bool:
-        """Whether the budget is spent: from then on calls are not paced (they fail as any other would)."""
-        return self.remaining() <= 0
-
     def remaining(self) -> float:
         with self._lock:
             return self.budget if self._first is None else self.budget - (self._clock() - self._first)

@@ -14,6 +14,12 @@ from tests.conftest import Cli, write_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Every top-level command, as both completers list them.
+COMMANDS = [
+    *("completion", "delete", "deploy", "deployments", "gc", "history", "init", "names", "namespaces"),
+    *("promote", "rollback", "runs", "teardown", "token", "trigger", "unlock", "whoami"),
+]
+
 
 @pytest.mark.parametrize("shell", sorted(FILES))
 def test_committed_scripts_are_up_to_date(shell: str) -> None:
@@ -56,25 +62,7 @@ def fake_path(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completes_commands_and_options_without_python(tmp_path: Path, fake_path: Path) -> None:
-    assert _bash_complete("mfproj ", tmp_path, fake_path) == [
-        "completion",
-        "delete",
-        "deploy",
-        "deployments",
-        "gc",
-        "history",
-        "init",
-        "names",
-        "namespaces",
-        "promote",
-        "rollback",
-        "runs",
-        "teardown",
-        "token",
-        "trigger",
-        "unlock",
-        "whoami",
-    ]
+    assert _bash_complete("mfproj ", tmp_path, fake_path) == COMMANDS
     assert _bash_complete("mfproj token ", tmp_path, fake_path) == ["authorize", "forget", "list", "share", "show"]
     assert "--reveal" in _bash_complete("mfproj token show --", tmp_path, fake_path)
     assert _bash_complete("mfproj na", tmp_path, fake_path) == ["names", "namespaces"]
@@ -121,24 +109,6 @@ def test_fish_completes_commands_and_choices() -> None:
         )
         return [row.split("\t")[0] for row in done.stdout.splitlines()]
 
-    assert complete("mfproj ") == [
-        "completion",
-        "delete",
-        "deploy",
-        "deployments",
-        "gc",
-        "history",
-        "init",
-        "names",
-        "namespaces",
-        "promote",
-        "rollback",
-        "runs",
-        "teardown",
-        "token",
-        "trigger",
-        "unlock",
-        "whoami",
-    ]
+    assert complete("mfproj ") == COMMANDS
     assert complete("mfproj token ") == ["authorize", "forget", "list", "share", "show"]
     assert complete("mfproj names -o ") == ["json", "table", "wide"]

@@ -6,12 +6,11 @@ the manifest's `history` are pruned."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import Cli, StepFunctionsEmulator, as_user
-from tests.testing.fixtures import Flow, make_project, pass_machine, workflow_template, write_templates
+from tests.testing.fixtures import Flow, git_commit, make_project, pass_machine, workflow_template, write_templates
 
 STATE_MACHINE = "myproj.user.alice.{}"
 
@@ -24,21 +23,12 @@ def _flows(version: str) -> list[Flow]:
     ]
 
 
-def _git_commit(root: Path, message: str) -> str:
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "--allow-empty", "-m", message]):
-        if args[0] == "init" and (root / ".git").exists():
-            continue
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=root, check=True)
-    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
 def _three_deploys(cli: Cli, root: Path, env: dict[str, str]) -> list[tuple[str, str]]:
     """v1, v2, v3 deployed from three commits; returns (deploy id, commit) of each, oldest first."""
     done = []
     for version in ("v1", "v2", "v3"):
         write_templates(root, *_flows(version))
-        commit = _git_commit(root, version)
+        commit = git_commit(root, version)
         result = cli("deploy", "-o", "json", env=env)
         assert result.code == 0, result.stderr
         listed = cli("history", "-o", "json", env=env).json()["deploys"]

@@ -6,14 +6,13 @@ the token cannot roll production back; a rollback cut off part-way says the trut
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from mfproj.backends.argo_workflows.record import decode_annotations
 from mfproj.backends.step_functions.record import decode_record
 from tests.conftest import Cli, StepFunctionsEmulator, as_user
-from tests.testing.fixtures import Flow, make_project, pass_machine, workflow_template
+from tests.testing.fixtures import Flow, git_commit, make_project, pass_machine, workflow_template
 
 SCHEDULES = {"v1": "0 3 * * *", "v2": "0 5 * * *", "v3": "0 7 * * *"}
 
@@ -26,23 +25,12 @@ def _flows(version: str) -> list[Flow]:
     ]
 
 
-def _commit(root: Path, message: str) -> str:
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    if not (root / ".git").exists():
-        subprocess.run([*git, "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], cwd=root, check=True)
-    return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def _deploy_three(cli: Cli, root: Path, env: dict[str, str], *args: str) -> dict[str, tuple[str, str]]:
     """v1, v2, v3 deployed from three commits: version -> (deploy id, commit)."""
     done = {}
     for version in ("v1", "v2", "v3"):
         make_project(root, *_flows(version))  # templates and schedules of this version
-        commit = _commit(root, version)
+        commit = git_commit(root, version)
         result = cli("deploy", *args, "-o", "json", env=env)
         assert result.code == 0, result.stderr
         newest = cli("history", *args, "-o", "json", env=env).json()["deploys"][0]
@@ -173,10 +161,10 @@ def test_a_rollback_past_a_new_token_is_refused(
     would change the token. Refused (exit 3), nothing written."""
     env = as_user("alice", tmp_path)
     make_project(tmp_path, *_flows("v1"))
-    _commit(tmp_path, "v1")
+    git_commit(tmp_path, "v1")
     assert cli("deploy", env=env).code == 0
     make_project(tmp_path, *_flows("v2"))
-    _commit(tmp_path, "v2")
+    git_commit(tmp_path, "v2")
     assert cli("deploy", "--generate-new-token", env=env).code == 0
     before = _state(localstack, kube)
     refused = cli("rollback", env=env)

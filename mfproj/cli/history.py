@@ -31,8 +31,8 @@ def history_view(history: "BranchHistory") -> output.View:
                 live,
             ]
         )
-    kept = sorted(set(history.kept.values()))
-    after = [f"each deployment keeps its last {history_keep(history)} deploys"] if kept else []
+    kept = "/".join(str(n) for n in sorted(set(history.kept.values())))
+    after = [f"deploys kept per deployment: {kept}"] if kept else []
     columns = ["deploy", "when", "who", "commit", "flows", "what", "live"]
     return output.View(
         columns,
@@ -42,10 +42,6 @@ def history_view(history: "BranchHistory") -> output.View:
         ids=["deploy"],
         optional=["commit", "what"],
     )
-
-
-def history_keep(history: "BranchHistory") -> str:
-    return "/".join(str(n) for n in sorted(set(history.kept.values()))) or "0"
 
 
 @with_selection()

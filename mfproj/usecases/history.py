@@ -40,12 +40,6 @@ class BranchHistory:
     deployed: list[tuple[Pair, Existing]]  # the branch's deployments now
     kept: dict[tuple[str, str], int]  # (flow, backend) -> how many deploys its history keeps
 
-    def live_deploy(self, pair: Pair) -> str | None:
-        for found, existing in self.deployed:
-            if found == pair:
-                return existing.record.deploy_id if existing.record else None
-        return None
-
     def as_json(self) -> dict[str, Any]:
         return {"branch": self.branch, "deploys": [d.as_json() for d in self.deploys]}
 

@@ -4,6 +4,7 @@ project is (flows, backends, schedules, templates) instead of writing mfproj.tom
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,14 @@ def make_project(
     lines += [f'role_arn = "{role_arn}"'] if role_arn else []
     (root / "mfproj.toml").write_text("\n".join(lines) + "\n" + (extra + "\n" if extra else ""), encoding="utf-8")
     return root
+
+
+def git_commit(root: Path, message: str) -> str:
+    """Commits everything under `root` (a repository made on first use); returns the commit."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    if not (root / ".git").exists():
+        subprocess.run([*git, "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], cwd=root, check=True)
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
