@@ -5,6 +5,7 @@ access to those may have written them)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -95,3 +96,7 @@ class HistoryEntry:
     @property
     def deploy_id(self) -> str:
         return self.lineage.deploy_id
+
+
+# Where reading a history may stop: after the first entry it accepts.
+HistoryStop = Callable[[HistoryEntry], bool]

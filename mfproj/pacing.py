@@ -28,8 +28,8 @@ THROTTLE_CODES = frozenset(
 DEFAULT_BUDGET = 600.0
 MIN_INTERVAL = 0.05  # the first spacing after a throttle: 20 calls a second
 MAX_INTERVAL = 8.0  # never slower than one call in 8 seconds: the buckets refill at least that fast
-EASE = 0.95  # each success shortens the spacing by 5%; a throttle lengthens it by half (SLOW)
-SLOW = 1.5
+EASE = 0.97  # each success shortens the spacing by 3%; a throttle lengthens it by a tenth (SLOW)
+SLOW = 1.1
 LABELS = {"sfn": "Step Functions", "eventbridge": "EventBridge", "sts": "STS", "kubernetes": "Kubernetes"}
 LABELS["resource-groups-tagging-api"] = "the AWS tagging API"
 

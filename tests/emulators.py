@@ -48,6 +48,37 @@ def make_moto_strict() -> None:
 
     create_state_machine.strict = True  # type: ignore[attr-defined]
     models.StepFunctionBackend.create_state_machine = create_state_machine
+    _add_moto_versions()
+
+
+def _add_moto_versions() -> None:
+    """moto publishes versions (`publish=True`) but answers ListStateMachineVersions and
+    DeleteStateMachineVersion with 500: both added, as AWS documents them (newest first, paged)."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def list_state_machine_versions(self: Any) -> Any:
+        machine = self.stepfunction_backend.describe_state_machine(self._get_param("stateMachineArn"))
+        start = int(self._get_param("nextToken") or 0)
+        size = self._get_int_param("maxResults") or 100
+        numbers = sorted(machine.versions, reverse=True)
+        page = [
+            {"stateMachineVersionArn": machine.versions[n].arn, "creationDate": machine.versions[n].creation_date}
+            for n in numbers[start : start + size]
+        ]
+        answer: dict[str, Any] = {"stateMachineVersions": page}
+        if start + size < len(numbers):
+            answer["nextToken"] = str(start + size)
+        return ActionResult(answer)
+
+    def delete_state_machine_version(self: Any) -> Any:
+        source, _, number = str(self._get_param("stateMachineVersionArn")).rpartition(":")
+        with contextlib.suppress(Exception):  # AWS: deleting a version that is gone succeeds
+            self.stepfunction_backend.describe_state_machine(source).versions.pop(int(number), None)
+        return EmptyResult()
+
+    StepFunctionResponse.list_state_machine_versions = list_state_machine_versions  # type: ignore[attr-defined]
+    StepFunctionResponse.delete_state_machine_version = delete_state_machine_version  # type: ignore[attr-defined]
 
 
 class MotoServer:
@@ -95,7 +126,8 @@ class Fault:
     `Action` (STS), or a regular expression that matches "METHOD /path" (Kubernetes).
     kind: "status" answers `status` with `body`; "slow" waits `delay` seconds, then forwards;
     "drop" closes the connection without an answer; "hang" waits `delay` seconds, then drops
-    (the request never reaches the emulator, as when a server stalls).
+    (the request never reaches the emulator, as when a server stalls); "lost" forwards, then drops the
+    answer (the emulator took the request; the client never hears so).
     """
 
     action: str
@@ -214,7 +246,7 @@ class FaultProxy:
                 if fault is not None and fault.kind == "slow":
                     time.sleep(fault.delay)
                     fault = None
-                if fault is not None:
+                if fault is not None and fault.kind != "lost":
                     payload = fault.raw if fault.raw is not None else json.dumps(fault.body).encode()
                     self.send_response(fault.status)
                     self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -227,6 +259,12 @@ class FaultProxy:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 answer = connection.getresponse()
                 data = answer.read()
+                if fault is not None and fault.kind == "lost":
+                    connection.close()
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self.send_response(answer.status)
                 for key, value in answer.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Cli, as_user
-from tests.emulators import FaultProxy
+from tests.emulators import AWS_BUCKETS, FaultProxy
 from tests.testing.fixtures import Flow, make_project, pass_machine, write_templates
 
 FLOWS = [f"Flow{n:02d}" for n in range(12)]
 WRITES = ("CreateStateMachine", "UpdateStateMachine", "DeleteStateMachine", "TagResource", "UntagResource")
+WRITES += ("PublishStateMachineVersion", "DeleteStateMachineVersion")
 
 
 def _flows(version: str) -> list[Flow]:
@@ -53,4 +54,62 @@ def test_the_calls_of_a_first_deploy_an_unchanged_redeploy_and_a_change(
     assert changed.get("UpdateStateMachine") == len(FLOWS)
     assert changed.get("CreateStateMachine") == 1 and changed.get("DeleteStateMachine") == 1  # the one lock
     assert changed.get("TagResource") == len(FLOWS)  # the record (a new digest), once each
-    assert changed.get("ListTagsForResource") == len(FLOWS)  # under the locks: each read on its own
+    assert changed.get("ListTagsForResource", 0) == 0, changed  # under the locks too: the tagging API
+    assert changed.get("GetResources") in (2, 4), changed  # once before the locks and once under them
+
+
+N = len(FLOWS)
+# The calls on AWS's throttled APIs (and STS) of each stage after a deploy and a change of the 12 flows.
+OTHER_STAGES: list[tuple[list[str], dict[str, int]]] = [
+    (
+        ["rollback"],
+        {
+            "CreateStateMachine": 1,  # the branch's one lock
+            "DeleteStateMachine": 1,
+            "UpdateStateMachine": N,
+            "TagResource": N,
+            # each read twice (history, under the lock), the live version and the one before, the lock twice
+            "DescribeStateMachine": 2 * N + 2 * N + 2,
+            "ListStateMachineVersions": N,
+            "GetCallerIdentity": 1,
+        },
+    ),
+    (["deployments"], {"DescribeStateMachine": N}),
+    (["namespaces"], {"DescribeStateMachine": N}),
+    (
+        ["trigger", "Flow00"],
+        {"DescribeStateMachine": 1, "ListTagsForResource": 1, "StartExecution": 1, "GetCallerIdentity": 1},
+    ),
+    (["runs", "-A"], {"DescribeStateMachine": N, "ListExecutions": N, "DescribeExecution": 1}),
+    (["history"], {"DescribeStateMachine": N + 3 * N, "ListStateMachineVersions": N, "GetCallerIdentity": 1}),
+    (
+        ["teardown", "--user", "alice", "--yes"],
+        {
+            "CreateStateMachine": 1,
+            "DeleteStateMachine": N + 1,
+            "DescribeStateMachine": 2 * N + 3,  # each read twice (plan, under the lock); the lock thrice
+            "ListExecutions": N,  # the running runs of each, said before it goes
+            "GetCallerIdentity": 1,
+        },
+    ),
+]
+
+
+def test_the_calls_of_rollback_listing_trigger_history_and_teardown(
+    cli: Cli, tmp_path: Path, aws_proxy: FaultProxy, sfn: Any
+) -> None:
+    make_project(tmp_path, *_flows("v1"))
+    env = as_user("alice", tmp_path, AWS_ENDPOINT_URL=aws_proxy.url)
+    assert cli("deploy", env=env).code == 0
+    write_templates(tmp_path, *_flows("v2"))
+    assert cli("deploy", env=env).code == 0
+    for stage, expected in OTHER_STAGES:
+        aws_proxy.clear()
+        done = cli(*stage, env=env)
+        assert done.code == 0, (stage, done.stdout, done.stderr)
+        counted = {
+            op: n
+            for op, n in _calls(aws_proxy).items()
+            if op in AWS_BUCKETS or op in ("GetCallerIdentity", "ListStateMachineVersions")
+        }
+        assert counted == expected, stage

@@ -146,3 +146,27 @@ def test_a_delete_cut_off_part_way_says_what_is_gone_and_what_is_left(
     assert "warning: Step Functions at" in result.stderr and "releasing the lock" in result.stderr
     aws_proxy.clear()
     assert cli("delete", "BFlow", "--yes", env=env).code == 0
+
+
+@pytest.mark.parametrize("action", ["CreateStateMachine", "UpdateStateMachine"])
+def test_a_write_whose_answer_is_lost_is_put_back_too(
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: FaultProxy, sfn: Any, action: str
+) -> None:
+    """The service took the write, the client never heard: the deploy fails, and what may have landed is
+    put back as if it had (never `nothing was changed` over a definition left behind)."""
+    env = as_user("alice", tmp_path, MFPROJ_AWS_MAX_ATTEMPTS="1", AWS_ENDPOINT_URL=aws_proxy.url)
+    if action == "UpdateStateMachine":
+        assert cli("deploy", env=env).code == 0
+        _write(proj, "v2")
+    target = f"AWSStepFunctions.{action}"
+    if action == "CreateStateMachine":  # the lock's create goes through; a flow's is the one lost
+        aws_proxy.fail(target, kind="slow", delay=0.0, times=1)
+    aws_proxy.fail(target, kind="lost", times=1, after=target if action == "CreateStateMachine" else None)
+    result = cli("deploy", env=env)
+    assert result.code == 5, result.stderr
+    assert "nothing was changed" in result.stderr, result.stderr
+    names = {m["name"] for m in sfn.list_state_machines()["stateMachines"]}
+    if action == "CreateStateMachine":
+        assert not any(name.startswith(("myproj.user.alice.", "mfproj-lock-")) for name in names), names
+    else:
+        assert {flow: _state(sfn, flow)[0] for flow in FLOWS} == dict.fromkeys(FLOWS, "v1")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from mfproj.history import DeployLineage, HistoryEntry
+from mfproj.history import DeployLineage, HistoryEntry, HistoryStop
 from mfproj.holder import Holder
 from mfproj.naming import FlowNames
 from mfproj.render import Context
@@ -257,11 +257,13 @@ class Deployer(abc.ABC, Generic[LockHandle]):
 
     def prefetch(self, names: list[FlowNames]) -> None:
         """Before reading many deployments: what can be read for all at once (the next `read` of each
-        uses it). A read under the locks comes without it: each deployment read on its own."""
+        uses it). Only what it can check against the deployment's own read may be used: the tagging API
+        is eventually consistent."""
 
-    def history(self, existing: Existing) -> list[HistoryEntry]:
+    def history(self, existing: Existing, *, enough: HistoryStop | None = None) -> list[HistoryEntry]:
         """The deploys the deployment keeps (newest first), each with its definition; empty where the
-        backend (or the endpoint) keeps none."""
+        backend (or the endpoint) keeps none. With `enough`, reading may stop after the first entry it
+        accepts (a rollback needs the deploys back to its target, not all of them)."""
         return []
 
     def prune_history(self, names: FlowNames, keep: int) -> int:

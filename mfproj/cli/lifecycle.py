@@ -38,7 +38,10 @@ def teardown_command(
         raise UsageError("--user selects a user branch; it does not go with --branch or --production")
     selection = replace(selection, owner=user, production=False if user else selection.production)
     session = selection.session()
-    items = teardown.plan_teardown(session, token_options=options.token_options(authorize, authorize_file, False))
+    # Counted before a prompt, for the person to read; with --yes, each just before it goes.
+    items = teardown.plan_teardown(
+        session, token_options=options.token_options(authorize, authorize_file, False), count_running=dry_run or not yes
+    )
     if not items:
         _leftover_locks(selection, session, dry_run=dry_run)
         return
@@ -48,7 +51,7 @@ def teardown_command(
         view.before = [f"{session.target.branch}: {len(items)} deployment(s)  (dry run: nothing changed)"]
         output.show(selection.output, plan.as_json(), view)
         return
-    if not selection.json:
+    if not selection.json and not yes:
         output.table(view.columns, view.rows, ids=["name"], wide=selection.output == "wide")
     if not output.confirm(
         f"remove {len(items)} deployment(s) of {session.target.branch}?",
@@ -58,7 +61,7 @@ def teardown_command(
         output.info("nothing removed")
         return
     result = teardown.teardown(session, items, terminate_runs=terminate_runs)
-    running = sum(i.running for i in items)
+    running = sum(i.running or 0 for i in items)
     after = [f"removed {teardown.label(i)} ({i.existing.name})" for i in items]
     after += [
         f"removed the leftover lock on {name}" for name in result.locks if name not in {i.existing.name for i in items}

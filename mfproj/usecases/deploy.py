@@ -4,7 +4,6 @@ when it is live."""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,7 +13,6 @@ from mfproj.backends import registry
 from mfproj.backends.base import Existing
 from mfproj.errors import ConflictError, InterruptedByUser, MfprojError, PartiallyAppliedError
 from mfproj.keyring import KeyringError
-from mfproj.naming import FlowNames
 from mfproj.usecases.apply import apply, remember
 from mfproj.usecases.checks import identity_check
 from mfproj.usecases.desired import context_for
@@ -82,17 +80,9 @@ class _Planner:
             return None
         return existing
 
-    def read_branch(self, *, fresh: bool = False) -> Reads:
-        """The branch's deployments; the first time with what each backend reads for many at once (its
-        tagging API), under the locks (`fresh`) each deployment from its own authoritative read."""
-        if not fresh:
-            by_backend: dict[str, list[FlowNames]] = {}
-            for pair in [*self.pairs, *self.others]:
-                by_backend.setdefault(pair.backend, []).append(pair.names)
-            for backend, names in by_backend.items():
-                # the reads say what is wrong (or, for the branch's other deployments, warn once)
-                with contextlib.suppress(MfprojError):
-                    self.session.backend(backend).prefetch(names)
+    def read_branch(self) -> Reads:
+        """The branch's deployments, with what each backend reads for many at once (its tagging API)."""
+        self.session.prefetch([*self.pairs, *self.others])
         return read_branch(self.pairs, self.others, self.read, self.read_other)
 
     def plan(self, reads: Reads, *, dry_run: bool) -> Plan:
@@ -132,7 +122,7 @@ def deploy(
 class Planner(Protocol):
     """What `execute` needs of a deploy (or a rollback): how to read the branch, and how to plan from it."""
 
-    def read_branch(self, *, fresh: bool = False) -> Reads: ...
+    def read_branch(self) -> Reads: ...
 
     def plan(self, reads: Reads, *, dry_run: bool) -> Plan: ...
 
@@ -159,7 +149,7 @@ def execute(session: Session, planner: Planner, *, dry_run: bool) -> Report:
             phase = "taking the locks"
             with locked(session, members):
                 phase = "reading again under the locks"
-                fresh = planner.read_branch(fresh=True)
+                fresh = planner.read_branch()
                 if fresh != planned.reads:
                     planned = planner.plan(fresh, dry_run=False)
                 if any(item.pair not in members for item in planned.work):

@@ -4,11 +4,12 @@ the branch's history is a list of deploys, each with the flows and backends it w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mfproj.backends.base import Existing
-from mfproj.history import DeployLineage, HistoryEntry
+from mfproj.history import DeployLineage, HistoryEntry, HistoryStop
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.session import Pair, Session, select_pairs
 
@@ -44,12 +45,20 @@ class BranchHistory:
         return {"branch": self.branch, "deploys": [d.as_json() for d in self.deploys]}
 
 
-def branch_history(session: Session, *, flows: list[str] | None, backends: list[str] | None) -> BranchHistory:
-    """Reads the selected deployments and their histories (each a constant number of calls, concurrently)."""
+Enough = Callable[[list[tuple[Pair, Existing]]], HistoryStop | None]
+
+
+def branch_history(
+    session: Session, *, flows: list[str] | None, backends: list[str] | None, enough: Enough | None = None
+) -> BranchHistory:
+    """Reads the selected deployments and their histories, concurrently; `enough`, given what is deployed,
+    says where each history may stop (all of it when it answers None)."""
     pairs = select_pairs(session, flows, backends)
+    session.prefetch(pairs)
     found = parallel(lambda pair: session.backend(pair.backend).read(pair.names), pairs)
     deployed = [(pair, existing) for pair, existing in zip(pairs, found, strict=True) if existing is not None]
-    histories = parallel(lambda item: session.backend(item[0].backend).history(item[1]), deployed)
+    stop = enough(deployed) if enough else None
+    histories = parallel(lambda item: session.backend(item[0].backend).history(item[1], enough=stop), deployed)
     deploys: dict[str, Deploy] = {}
     kept: dict[tuple[str, str], int] = {}
     for (pair, existing), entries in zip(deployed, histories, strict=True):

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from mfproj import lineage, tokens
 from mfproj.authorization import OfferedToken
 from mfproj.backends import registry
+from mfproj.backends.base import Existing
 from mfproj.errors import AuthorizationError, NotFoundError
-from mfproj.history import HistoryEntry
+from mfproj.history import HistoryEntry, HistoryStop
 from mfproj.usecases.deploy import execute
 from mfproj.usecases.desired import Stamp, desired_from
 from mfproj.usecases.history import BranchHistory, branch_history
@@ -42,7 +43,7 @@ def rollback(
     token_options: TokenOptions = TokenOptions(),
     dry_run: bool = False,
 ) -> Rollback:
-    history = branch_history(session, flows=flows, backends=backends)
+    history = branch_history(session, flows=flows, backends=backends, enough=lambda deployed: _enough(deployed, to))
     target = _target(history, to)
     chosen: dict[tuple[str, str], HistoryEntry] = {}
     pairs = []
@@ -58,7 +59,9 @@ def rollback(
         raise NotFoundError(f"no deployment of {session.target.branch} has a deploy at or before {target}")
     for said in left:
         session.notice(f"{said} has no deploy kept at or before {target}: left as it is")
-    planner = _Planner(session, pairs, chosen, target, offer_for(session, token_options))
+    # The history's reads are the plan's first: what is deployed was read a moment ago.
+    read = Reads([(pair, existing) for pair, existing in history.deployed if pair in pairs], [])
+    planner = _Planner(session, pairs, chosen, target, offer_for(session, token_options), read)
     return Rollback(target, execute(session, planner, dry_run=dry_run), left)
 
 
@@ -68,6 +71,21 @@ def _key(pair: Pair) -> tuple[str, str]:
 
 def _entries(history: BranchHistory) -> list[tuple[Pair, HistoryEntry]]:
     return [item for deploy in history.deploys for item in deploy.wrote]
+
+
+def _live(deployed: list[tuple[Pair, Existing]]) -> str | None:
+    """The newest deploy id of what is deployed (deploy ids sort by time)."""
+    return max((e.record.deploy_id for _, e in deployed if e.record and e.record.deploy_id), default=None)
+
+
+def _enough(deployed: list[tuple[Pair, Existing]], to: str | None) -> HistoryStop | None:
+    """Where each history may stop (each kept deploy costs a read): at the first deploy at or before the
+    one named; else at the first older than what is live, which is that deployment's newest candidate.
+    All of it when no record says what is live."""
+    if to is not None:
+        return lambda entry: entry.deploy_id <= to
+    live = _live(deployed)
+    return None if live is None else (lambda entry: entry.deploy_id < live)
 
 
 def _target(history: BranchHistory, to: str | None) -> str:
@@ -80,7 +98,7 @@ def _target(history: BranchHistory, to: str | None) -> str:
                 hint="'mfproj history' lists the deploys kept" + (f" (newest: {ids[0]})" if ids else ""),
             )
         return to
-    live = max((e.record.deploy_id for _, e in history.deployed if e.record and e.record.deploy_id), default=None)
+    live = _live(history.deployed)
     older = [deploy_id for deploy_id in ids if live is None or deploy_id < live]
     if live is None:
         older = older[1:]  # the newest kept is what is deployed
@@ -99,8 +117,13 @@ class _Planner:
     chosen: dict[tuple[str, str], HistoryEntry]
     target: str
     offered: OfferedToken | None
+    first: Reads | None  # used once, then each read goes to the backends
 
-    def read_branch(self, *, fresh: bool = False) -> Reads:
+    def read_branch(self) -> Reads:
+        if self.first is not None:
+            first, self.first = self.first, None
+            return first
+        self.session.prefetch(self.pairs)
         found = parallel(lambda pair: self.session.backend(pair.backend).read(pair.names), self.pairs)
         return Reads(list(zip(self.pairs, found, strict=True)), [])
 

@@ -4,11 +4,12 @@ checked against every rule that needs no request."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from mfproj import authorization, envsettings, identity, lineage, naming, project, render
 from mfproj.backends import registry
 from mfproj.backends.base import Backend
-from mfproj.errors import UsageError, ValidationError
+from mfproj.errors import MfprojError, UsageError, ValidationError
 from mfproj.keyring import Keyring, keyring_home
 from mfproj.manifest import Flow, Manifest
 from mfproj.tags import TagError, validate_tags
@@ -103,6 +104,17 @@ class Session:
         return authorization.Caller(
             name=self.user, principal=lambda: self.backend(backend).principal(), owner_rule=self.manifest.owner
         )
+
+    def prefetch(self, pairs: Iterable[Pair]) -> None:
+        """Has each backend read at once what it can for many deployments (Step Functions: the tags of
+        all, one tagging-API call per 100, not one call each on a 1-a-second bucket); the next read of each
+        uses it. A failure here is none: each read then asks for itself, and says what is wrong."""
+        by_backend: dict[str, list[naming.FlowNames]] = {}
+        for pair in pairs:
+            by_backend.setdefault(pair.backend, []).append(pair.names)
+        for backend, names in by_backend.items():
+            with contextlib.suppress(MfprojError):
+                self.backend(backend).prefetch(names)
 
     def get_keyring(self) -> Keyring:
         if self.keyring is None:

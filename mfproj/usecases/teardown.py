@@ -15,6 +15,7 @@ from mfproj.usecases import delete as deleting
 from mfproj.usecases import unlock as unlocking
 from mfproj.usecases.checks import authorize_change
 from mfproj.usecases.deployments import inventory
+from mfproj.usecases.parallel import parallel
 from mfproj.usecases.report import Outcome
 from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for
 
@@ -23,7 +24,7 @@ from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for
 class Item:
     pair: Pair
     existing: Existing
-    running: int
+    running: int | None  # None: not counted yet (a teardown with --yes counts each just before it goes)
     authorized: bool
     reason: str  # the authorization, or why it is refused
 
@@ -61,15 +62,25 @@ class Teardown:
         }
 
 
-def plan_teardown(session: Session, *, token_options: TokenOptions = TokenOptions()) -> list[Item]:
-    """Every deployment of the session's branch, read and authorized; nothing changes."""
+def plan_teardown(
+    session: Session, *, token_options: TokenOptions = TokenOptions(), count_running: bool = True
+) -> list[Item]:
+    """Every deployment of the session's branch, read and authorized; nothing changes. The running runs
+    are counted here when someone is to read them before confirming (`count_running`)."""
     branch = session.target.branch
     offered = offer_for(session, token_options)
     items = []
-    for backend, existing in inventory(session, None, include_metaflow=False):
+    found = [
+        (backend, existing)
+        for backend, existing in inventory(session, None, include_metaflow=False)
+        if existing.record is not None and existing.record.branch == branch and existing.record.flow
+    ]
+    # Counted concurrently: ListExecutions is on a 2-a-second bucket.
+    counts = parallel(lambda item: session.backend(item[0]).running(item[1]), found) if count_running else None
+    counts = counts or [None] * len(found)
+    for (backend, existing), running in zip(found, counts, strict=True):
         record = existing.record
-        if record is None or record.branch != branch or not record.flow:
-            continue
+        assert record is not None and record.flow
         flow = next((f for f in session.manifest.flows if f.name == record.flow), Flow(name=record.flow))
         names = session.manifest.flow_names(branch, record.flow, session.env)
         try:
@@ -77,7 +88,6 @@ def plan_teardown(session: Session, *, token_options: TokenOptions = TokenOption
             authorized = True
         except AuthorizationError as exc:
             reason, authorized = exc.message, False
-        running = session.backend(backend).running(existing)
         items.append(Item(Pair(flow, backend, names), existing, running, authorized, reason))
     return items
 
@@ -106,19 +116,39 @@ def teardown(
         )
     result = Teardown(branch, items, dry_run=False)
     if terminate_runs:
+        _count(session, items)
         result.terminated = _stop_runs(session, items)
     plans = [
         (item.pair, item.existing, Outcome(item.pair.flow.name, item.pair.backend, item.existing.name, "delete"))
         for item in items
     ]
-    deleting.delete(session, plans)
-    for item in items:  # a lock left behind by someone else's killed deploy goes with the deployment
+    by_pair = {id(item.pair): item for item in items}
+
+    def count(pair: Pair, existing: Existing) -> None:  # counted ahead, while the deletions go on
+        item = by_pair[id(pair)]
+        if item.running is None:
+            item.running = session.backend(pair.backend).running(existing)
+
+    deleting.delete(session, plans, before=count)
+    # A lock left behind by someone else's killed deploy goes with the deployments (once per lock: one
+    # lock may guard the whole branch).
+    scopes = {
+        (item.pair.backend, session.backend(item.pair.backend).lock_scope(item.pair.names)): item for item in items
+    }
+    for item in scopes.values():
         session.backend(item.pair.backend).unlock(item.pair.names)
     for backend, lock in unlocking.branch_locks(session):  # and those of flows no longer deployed
         session.backend(backend).remove_lock(lock)
         result.locks.append(lock.guards)
     result.removed = True
     return result
+
+
+def _count(session: Session, items: list[Item]) -> None:
+    uncounted = [item for item in items if item.running is None]
+    counts = parallel(lambda item: session.backend(item.pair.backend).running(item.existing), uncounted)
+    for item, running in zip(uncounted, counts, strict=True):
+        item.running = running
 
 
 def _stop_runs(session: Session, items: list[Item]) -> list[str]:

@@ -18,7 +18,7 @@ from mfproj.backends.argo_workflows.names import template_name
 from mfproj.backends.argo_workflows.runs import Workflows
 from mfproj.backends.argo_workflows.settings import ArgoWorkflowsSettings
 from mfproj.backends.base import Backend, Desired, Existing, Inventory, Run, RunFilter, RunRequest
-from mfproj.history import HistoryEntry
+from mfproj.history import HistoryEntry, HistoryStop
 from mfproj.naming import FlowNames
 from mfproj.render import Context
 from mfproj.transaction import UndoLog
@@ -60,9 +60,9 @@ class ArgoWorkflowsBackend(Backend):
     def read(self, names: FlowNames) -> Existing | None:
         return self.templates.read(names)
 
-    def history(self, existing: Existing) -> list[HistoryEntry]:
+    def history(self, existing: Existing, *, enough: HistoryStop | None = None) -> list[HistoryEntry]:
         with self.kube.errors(f"reading the history of {existing.name}"):
-            return self.templates.history.entries(existing.name)
+            return self.templates.history.entries(existing.name)  # one ConfigMap holds it all: one call
 
     def changes(self, existing: Existing, desired: Desired) -> list[str]:
         return self.templates.changes(existing, desired)

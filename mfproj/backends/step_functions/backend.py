@@ -21,7 +21,7 @@ from mfproj.backends.step_functions.lock import StateMachineLock
 from mfproj.backends.step_functions.names import state_machine
 from mfproj.backends.step_functions.runs import Executions
 from mfproj.backends.step_functions.settings import StepFunctionsSettings
-from mfproj.history import HistoryEntry
+from mfproj.history import HistoryEntry, HistoryStop
 from mfproj.holder import Holder
 from mfproj.naming import FlowNames
 from mfproj.render import Context
@@ -76,9 +76,9 @@ class StepFunctionsBackend(Backend):
         arns = [self.aws.state_machine_arn(state_machine(n)) for n in names]
         self.machines.prefetched(self.inventory.tags_of(arns))
 
-    def history(self, existing: Existing) -> list[HistoryEntry]:
+    def history(self, existing: Existing, *, enough: HistoryStop | None = None) -> list[HistoryEntry]:
         with self.aws.errors(f"reading the versions of {existing.name}"):
-            return self.machines.versions.entries(existing)
+            return self.machines.versions.entries(existing, enough=enough)
 
     def prune_history(self, names: FlowNames, keep: int) -> int:
         name = state_machine(names)

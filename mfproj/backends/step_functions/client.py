@@ -32,6 +32,7 @@ class AwsClient:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._identity: dict[str, str] | None = None
+        self._identity_lock = threading.Lock()
 
     # clients and errors
 
@@ -151,18 +152,14 @@ class AwsClient:
             ) from None
 
     def caller_identity(self) -> dict[str, str]:
-        """Account, partition and caller ARN: one STS call per process."""
-        with self._lock:
-            cached = self._identity
-        if cached is not None:
-            return cached
-        with self.errors("asking STS who you are"):
-            answer = self.client("sts").get_caller_identity()
-        arn = answer["Arn"]
-        found = {"account": answer["Account"], "arn": arn, "partition": arn.split(":")[1]}
-        with self._lock:
-            self._identity = found
-        return found
+        """Account, partition and caller ARN: one STS call per process, however many threads ask at once."""
+        with self._identity_lock:  # held across the call: concurrent first askers wait for one answer
+            if self._identity is None:
+                with self.errors("asking STS who you are"):
+                    answer = self.client("sts").get_caller_identity()
+                arn = answer["Arn"]
+                self._identity = {"account": answer["Account"], "arn": arn, "partition": arn.split(":")[1]}
+            return self._identity
 
     def whereabouts(self) -> dict[str, str | None]:
         region = self.region()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,19 @@ from mfproj.naming import FlowNames, eventbridge_rule_name
 from mfproj.render import Context, load_json_template, render
 from mfproj.text import printable
 from mfproj.transaction import UndoLog
+
+
+@contextlib.contextmanager
+def _unknown_outcome(log: UndoLog, key: str, said: str, undo: Callable[[], None]) -> Iterator[None]:
+    """A write whose answer never came (the connection dropped or timed out: the service may have taken
+    it) is put back too, as if it had landed. A refusal (a ClientError) changed nothing."""
+    import botocore.exceptions as bx
+
+    try:
+        yield
+    except (bx.ConnectionError, bx.HTTPClientError, bx.ReadTimeoutError):
+        log.push(key, said, undo)
+        raise
 
 
 def _consistent(tags: Mapping[str, str], definition: Any) -> bool:
@@ -190,14 +203,16 @@ class StateMachines:
         with self.aws.errors(f"deploying {name}"):
             if existing is None:
                 log.check()
-                created = sfn.create_state_machine(
-                    name=name,
-                    definition=json.dumps(desired.definition),
-                    roleArn=role,
-                    type="STANDARD",
-                    tags=[{"key": k, "value": v} for k, v in tags.items()],
-                    **self.versions.publishing(desired),
-                )
+                arn = self.aws.state_machine_arn(name)
+                with _unknown_outcome(log, key, f"may have created {name}", lambda: self._undo_if_ours(arn, desired)):
+                    created = sfn.create_state_machine(
+                        name=name,
+                        definition=json.dumps(desired.definition),
+                        roleArn=role,
+                        type="STANDARD",
+                        tags=[{"key": k, "value": v} for k, v in tags.items()],
+                        **self.versions.publishing(desired),
+                    )
                 arn = created["stateMachineArn"]
                 self.versions.note(arn, created)
                 log.push(key, f"created the state machine {name}", lambda: self._undo_create(arn))
@@ -205,12 +220,15 @@ class StateMachines:
                 arn = existing.identifier
                 if existing.definition != desired.definition or existing.details.get("role") != role:
                     log.check()
-                    updated = sfn.update_state_machine(
-                        stateMachineArn=arn,
-                        definition=json.dumps(desired.definition),
-                        roleArn=role,
-                        **self.versions.publishing(desired),
-                    )
+                    with _unknown_outcome(
+                        log, key, f"may have updated {name}", lambda: self._undo_update(existing, None)
+                    ):
+                        updated = sfn.update_state_machine(
+                            stateMachineArn=arn,
+                            definition=json.dumps(desired.definition),
+                            roleArn=role,
+                            **self.versions.publishing(desired),
+                        )
                     self.versions.note(arn, updated)
                     version = updated.get("stateMachineVersionArn")
                     log.push(key, f"updated the definition of {name}", lambda: self._undo_update(existing, version))
@@ -218,6 +236,20 @@ class StateMachines:
                 self._retag(arn, existing.details.get("tags", {}), tags)
                 log.push(key, f"re-tagged {name}", lambda: self._undo_tags(existing))
             self._apply_rule(desired, arn, schedule, existing, log, key)
+
+    def _undo_if_ours(self, arn: str, desired: Desired) -> None:
+        """A create whose answer was lost: the state machine is deleted only if it is the one it sent."""
+        sfn = self.aws.client("stepfunctions")
+        with self.aws.errors("checking a state machine it may have created"):
+            try:
+                described = sfn.describe_state_machine(stateMachineArn=arn)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return
+        definition = described.get("definition")
+        with contextlib.suppress(ValueError, RecursionError, TypeError):
+            definition = json.loads(definition) if isinstance(definition, str) else definition
+        if definition == desired.definition:
+            self._undo_create(arn)
 
     def _undo_create(self, arn: str) -> None:
         with self.aws.errors("deleting a state machine it had created"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from mfproj.backends.base import Desired, Existing
 from mfproj.backends.step_functions.client import AwsClient
-from mfproj.history import DeployLineage, HistoryEntry
+from mfproj.history import DeployLineage, HistoryEntry, HistoryStop
 from mfproj.tokens import fingerprint
 
 MAX_LISTED = 1000  # Step Functions' own limit per state machine: a bound on what is read
@@ -67,7 +67,9 @@ class Versions:
             raise
         return sorted(found, key=lambda v: _number(v.get("stateMachineVersionArn")), reverse=True)[:MAX_LISTED]
 
-    def entries(self, existing: Existing) -> list[HistoryEntry]:
+    def entries(self, existing: Existing, *, enough: HistoryStop | None = None) -> list[HistoryEntry]:
+        """The kept deploys, newest first: one DescribeStateMachine per version (on a 20-a-second bucket),
+        read only back to the first `enough` accepts."""
         listed = self.listed(existing.identifier)
         if not listed:
             return []
@@ -84,6 +86,8 @@ class Versions:
                 with contextlib.suppress(ValueError, RecursionError):
                     definition = json.loads(definition)
             entries.append(HistoryEntry(lineage, definition, arn))
+            if enough is not None and enough(entries[-1]):
+                break
         return entries
 
     def prune(self, arn: str, keep: int) -> int:
