@@ -4,6 +4,7 @@ per deployment as a delete, with --dry-run, confirmation, and running runs repor
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,14 @@ def test_a_branch_is_torn_down_whole(
     refused = cli("teardown", "--user", "alice", "--yes", env=as_user("bob", branch))
     assert refused.code == 3, refused.stderr
     assert _names(sfn) == before
+    listed = cli("runs", "--status", "running", "-o", "json", env=as_user("alice", branch))
+    running_run = next(run["run_id"] for run in listed.json() if run["run_id"].startswith("sfn-"))
     done = cli("teardown", "--user", "alice", "--yes", env=as_user("alice", branch))
     assert done.code == 0, done.stderr
-    assert "1 run(s) still running were left running" in done.stderr
+    # The run left running is named: once its deployment is gone, nothing else lists it.
+    said = re.search(r"1 run\(s\) left running .*:\n  (sfn-\S+) \(HelloFlow on Step Functions\)", done.stderr)
+    assert said, done.stderr
+    assert said.group(1) == running_run
     assert not any(".user.alice." in name or name.startswith("mfproj-lock-") for name in _names(sfn))
     with pytest.raises(events.exceptions.ResourceNotFoundException):
         events.describe_rule(Name="myproj.user.alice.NightlyFlow")

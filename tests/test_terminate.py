@@ -51,6 +51,9 @@ def test_an_argo_run_is_shut_down(cli: Cli, proj: Path, tmp_path: Path, kube: An
     assert done.code == 0, done.stderr
     workflow = kube.objects[("workflows", "default", run_id[len("argo-") :])]
     assert workflow["spec"]["shutdown"] == "Terminate"
+    kube.set_phase("default", run_id[len("argo-") :], "Failed")  # what Argo's controller records then
+    shown = cli("runs", "show", run_id, "-o", "json", env=as_user("alice", tmp_path))
+    assert shown.json()["status"] == "ABORTED"  # stopped on purpose, as on Step Functions (not FAILED)
 
 
 def test_another_branchs_run_is_refused_and_an_unknown_run_is_not_found(cli: Cli, proj: Path, tmp_path: Path) -> None:
@@ -62,3 +65,20 @@ def test_another_branchs_run_is_refused_and_an_unknown_run_is_not_found(cli: Cli
     missing = cli("runs", "terminate", "sfn-nosuchrun", "--yes", env=as_user("alice", tmp_path))
     assert missing.code == 4, missing.stderr
     assert cli("runs", "terminate", "nonsense", "--yes", env=as_user("alice", tmp_path)).code == 2
+
+
+def test_another_users_run_is_reached_with_user_and_stopped_with_the_delete_authorization(
+    cli: Cli, proj: Path, tmp_path: Path
+) -> None:
+    bobs = _start(cli, tmp_path, "step-functions", user="bob")
+    alice = as_user("alice", tmp_path)
+    elsewhere = cli("runs", "terminate", bobs, "--yes", env=alice)
+    assert elsewhere.code == 2, elsewhere.stderr
+    assert f"hint: select its branch: mfproj runs terminate {bobs} --user bob" in elsewhere.stderr
+    assert cli("runs", "show", bobs, "--user", "bob", "-o", "json", env=alice).json()["status"] == "RUNNING"
+    refused = cli("runs", "terminate", bobs, "--user", "bob", "--yes", env=alice)  # not the owner, no token
+    assert refused.code == 3, refused.stderr
+    both = cli("runs", "terminate", bobs, "--user", "bob", "--branch", "x", "--yes", env=alice)
+    assert both.code == 2 and "--user selects a user branch" in both.stderr
+    done = cli("runs", "terminate", bobs, "--user", "bob", "--yes", "-o", "json", env=as_user("bob", tmp_path))
+    assert done.code == 0 and done.json()["status"] == "ABORTED", done.stderr

@@ -372,8 +372,9 @@ class Runner(abc.ABC):
         the few it keeps with `get_run`."""
 
     @abc.abstractmethod
-    def running(self, existing: Existing, *, limit: int = 1000) -> int:
-        """How many runs of this deployment are still running (counted up to `limit`)."""
+    def running(self, existing: Existing, *, limit: int = 1000) -> list[str]:
+        """The run ids of this deployment's runs still running (up to `limit`), in the calls counting
+        them takes."""
 
     @abc.abstractmethod
     def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mfproj.backends import registry
 from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import Selection, with_selection
 from mfproj.errors import NotFoundError, UsageError
@@ -15,10 +16,9 @@ if TYPE_CHECKING:
     from mfproj.usecases.teardown import Item
 
 
-@with_selection()
+@with_selection(user=True)
 def teardown_command(
     selection: Selection,
-    user: str = typer.Option(None, "--user", metavar="U", help="The user branch user.<U>."),
     authorize: options.Authorize = None,
     authorize_file: options.AuthorizeFile = None,
     terminate_runs: bool = typer.Option(False, "--terminate-runs", help="Stop the branch's running runs too."),
@@ -28,15 +28,11 @@ def teardown_command(
     """Remove every deployment of one branch on every backend: flows, orphans, schedules and locks."""
     from mfproj.usecases import teardown
 
-    branch, production = selection.branch, selection.production
-    if sum(x is not None and x is not False for x in (branch, production, user)) == 0:
+    if selection.branch is None and not selection.production and selection.owner is None:
         raise UsageError(
             "name the branch to tear down: --branch B, --production [--branch B], or --user U",
             hint="production branches are torn down only with --production named",
         )
-    if user is not None and (branch is not None or production):
-        raise UsageError("--user selects a user branch; it does not go with --branch or --production")
-    selection = replace(selection, owner=user, production=False if user else selection.production)
     session = selection.session()
     # Counted before a prompt, for the person to read; with --yes, each just before it goes.
     items = teardown.plan_teardown(
@@ -61,13 +57,14 @@ def teardown_command(
         output.info("nothing removed")
         return
     result = teardown.teardown(session, items, terminate_runs=terminate_runs)
-    running = sum(i.running or 0 for i in items)
+    running = [(i, run_id) for i in items for run_id in i.running or []]
     after = [f"removed {teardown.label(i)} ({i.existing.name})" for i in items]
     after += [
         f"removed the leftover lock on {name}" for name in result.locks if name not in {i.existing.name for i in items}
     ]
-    if running and not terminate_runs:
-        after.append(f"{running} run(s) still running were left running (--terminate-runs stops them)")
+    if running and not terminate_runs:  # named: once their deployment is gone, nothing else lists them
+        after.append(f"{len(running)} run(s) left running (--terminate-runs would have stopped them):")
+        after += [f"  {run_id} ({i.pair.flow.name} on {registry.label(i.pair.backend)})" for i, run_id in running]
     output.show(selection.output, result.as_json(), output.View(after=after))
 
 
@@ -89,7 +86,7 @@ def _plan_view(items: "list[Item]") -> output.View:
             options.backend_label(i.pair.backend),
             i.existing.name,
             i.existing.schedule or "-",
-            str(i.running),
+            "?" if i.running is None else str(len(i.running)),
             i.reason if i.authorized else f"REFUSED: {i.reason}",
         ]
         for i in items

@@ -43,6 +43,10 @@ Production = Annotated[
         show_default=False,
     ),
 ]
+User = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--user", metavar="U", help="Another user's branch: user.<U>.", show_default=False),
+]
 Output = Annotated[
     OutputFormat,
     typer.Option(

@@ -142,7 +142,7 @@ def _query(tags: list[str], statuses: list[str], since: str | None, limit: int, 
 # --- the commands (registered by `register`) ---
 
 
-@with_selection()
+@with_selection(user=True)
 def list_command(
     selection: Selection,
     flows: options.FlowArguments = None,
@@ -184,7 +184,7 @@ def list_command(
     )
 
 
-@with_selection()
+@with_selection(user=True)
 def show_command(
     selection: Selection,
     run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),
@@ -195,7 +195,7 @@ def show_command(
     run_show(selection, run_id=run_id, flows=flows, backends=options.backend_names(backend))
 
 
-@with_selection()
+@with_selection(user=True)
 def terminate_command(
     selection: Selection,
     run_id: str = typer.Argument(..., metavar="RUN_ID", help="sfn-<execution> or argo-<workflow>."),

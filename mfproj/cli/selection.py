@@ -113,16 +113,24 @@ def select(ctx: typer.Context, *, output_format: Any = "table", **chosen: Any) -
     for the error handler (-o json errors are JSON)."""
     state = invocation(ctx)
     state.output = str(getattr(output_format, "value", output_format))
+    if chosen.get("owner") is not None:
+        from mfproj.errors import UsageError
+
+        if chosen.get("branch") is not None or chosen.get("production"):
+            raise UsageError("--user selects a user branch; it does not go with --branch or --production")
+        chosen["production"] = False
     return Selection(state.manifest, output=state.output, **chosen)
 
 
-def _common(*, branch: bool, from_git: bool, profile: bool) -> list[inspect.Parameter]:
+def _common(*, branch: bool, from_git: bool, profile: bool, user: bool = False) -> list[inspect.Parameter]:
     """The options every command that selects a branch shares, declared here once."""
     from mfproj.cli import options
 
     wanted: list[tuple[str, Any, Any]] = []
     if branch:
         wanted += [("branch", options.Branch, None), ("production", options.Production, None)]
+    if user:
+        wanted.append(("owner", options.User, None))
     if from_git:
         wanted.append(("branch_from_git", options.BranchFromGit, False))
     if profile:
@@ -133,15 +141,15 @@ def _common(*, branch: bool, from_git: bool, profile: bool) -> list[inspect.Para
 
 
 def with_selection(
-    *, branch: bool = True, from_git: bool = False, profile: bool = True
+    *, branch: bool = True, from_git: bool = False, profile: bool = True, user: bool = False
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Makes `function(selection, ...)` a Typer command: its own parameters, then the common options
-    (--branch/-b and --production unless `branch=False`, --branch-from-git with `from_git`, --profile
-    unless `profile=False`, -o), which become the `Selection` it is called with."""
+    (--branch/-b and --production unless `branch=False`, --user with `user`, --branch-from-git with
+    `from_git`, --profile unless `profile=False`, -o), which become the `Selection` it is called with."""
 
     def wrap(function: Callable[..., None]) -> Callable[..., None]:
         own = list(inspect.signature(function, eval_str=True).parameters.values())[1:]  # after `selection`
-        common = _common(branch=branch, from_git=from_git, profile=profile)
+        common = _common(branch=branch, from_git=from_git, profile=profile, user=user)
         common_names = [parameter.name for parameter in common]
 
         def command(ctx: typer.Context, **given: Any) -> None:

@@ -67,7 +67,7 @@ def plan_delete(
                     action="delete",
                     reason=reason,
                     previous_owner=record.owner,
-                    running=running,
+                    running=len(running),
                 ),
             )
         )

@@ -24,7 +24,7 @@ from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for
 class Item:
     pair: Pair
     existing: Existing
-    running: int | None  # None: not counted yet (a teardown with --yes counts each just before it goes)
+    running: list[str] | None  # its running runs' ids; None: not read yet (with --yes, each just before it goes)
     authorized: bool
     reason: str  # the authorization, or why it is refused
 
@@ -36,7 +36,8 @@ class Item:
             "name": self.existing.name,
             "owner": record.owner if record else None,
             "schedule": self.existing.schedule,
-            "running_executions": self.running,
+            "running_executions": None if self.running is None else len(self.running),
+            "running_runs": self.running,
             "authorized": self.authorized,
             "authorization": self.reason,
         }
@@ -157,7 +158,9 @@ def _stop_runs(session: Session, items: list[Item]) -> list[str]:
         if not item.running:
             continue
         backend = session.backend(item.pair.backend)
-        for run in backend.list_runs(item.existing, RunFilter(statuses=frozenset({"RUNNING"}), limit=item.running)):
+        for run in backend.list_runs(
+            item.existing, RunFilter(statuses=frozenset({"RUNNING"}), limit=len(item.running))
+        ):
             backend.stop_run(item.existing, run, reason=f"branch {item.pair.names.project_flow_name} torn down")
             stopped.append(run.run_id)
     return stopped

@@ -62,7 +62,8 @@ def _refuse_if_elsewhere(session: Session, backend_name: str, run_id: str) -> No
         record = existing.record
         if record is None or record.branch == session.target.branch or backend.get_run(existing, run_id) is None:
             continue
-        options = identity.branch_options(record.branch or "")
+        branch = record.branch or ""
+        options = identity.branch_options(branch) or (f"--user {branch[5:]}" if branch.startswith("user.") else "")
         raise UsageError(
             f"{run_id} is a run of {record.project} {record.branch}, not of {session.target.branch}",
             hint=f"select its branch: mfproj runs terminate {run_id}{' ' + options if options else ''}",

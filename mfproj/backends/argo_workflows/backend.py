@@ -99,7 +99,7 @@ class ArgoWorkflowsBackend(Backend):
     def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[Run]:
         return self.workflows.list_runs(existing, query)
 
-    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+    def running(self, existing: Existing, *, limit: int = 1000) -> list[str]:
         return self.workflows.running(existing, limit=limit)
 
     def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:

@@ -13,8 +13,10 @@ from mfproj.backends.argo_workflows.client import GROUP, VERSION, WORKFLOWS, Kub
 from mfproj.backends.argo_workflows.labels import LABEL_TEMPLATE, MANAGED_BY, label_value, tag_label_key, tag_labels
 from mfproj.backends.argo_workflows.record import ANNOTATION_RUN_TAGS
 from mfproj.backends.base import Existing, Run, RunFilter, RunRequest, newest_first
+from mfproj.text import Unreadable, bounded_json, printable
 
 RUN_ID_PREFIX = "argo-"
+MAX_TAGS_TEXT = 64 * 1024  # an annotation is at most 256 KiB in all; the run tags get a quarter
 _PHASES = {"Pending": "PENDING", "Running": "RUNNING", "Succeeded": "SUCCEEDED", "Failed": "FAILED", "Error": "FAILED"}
 
 
@@ -24,16 +26,16 @@ class Workflows:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
 
-    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+    def running(self, existing: Existing, *, limit: int = 1000) -> list[str]:
         selector = f"{LABEL_TEMPLATE}={label_value(existing.name)},workflows.argoproj.io/completed!=true"
-        count = 0
+        found: list[str] = []
         with self.kube.errors(f"counting the running workflows of {existing.name}"):
             for item in self._workflows(selector, page_size=100, max_pages=limit // 100 + 1):
                 if (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Error"):
-                    count += 1
-                    if count >= limit:
+                    found.append(RUN_ID_PREFIX + printable((item.get("metadata") or {}).get("name", ""), limit=253))
+                    if len(found) >= limit:
                         break
-        return min(count, limit)
+        return found
 
     def start(self, existing: Existing, request: RunRequest) -> Run:
         """A Workflow from the template: `--param`s and the keys of `--input-file` as its arguments, the
@@ -132,10 +134,14 @@ def _timestamp(text: str | None) -> datetime | None:
 def run_of(workflow: Mapping[str, Any], deployment: str) -> Run:
     metadata = workflow.get("metadata") or {}
     state = workflow.get("status") or {}
-    try:
-        tags = json.loads((metadata.get("annotations") or {}).get(ANNOTATION_RUN_TAGS) or "[]")
-    except ValueError:
+    try:  # written by whoever could label the workflow: decoded with limits, shown as text
+        text = str((metadata.get("annotations") or {}).get(ANNOTATION_RUN_TAGS) or "[]")[:MAX_TAGS_TEXT]
+        tags = bounded_json(text, where=f"the run tags of {metadata.get('name')}", depth=2)
+    except Unreadable:
         tags = []
+    status = _PHASES.get(state.get("phase") or "Pending", "RUNNING")
+    if status == "FAILED" and (workflow.get("spec") or {}).get("shutdown"):
+        status = "ABORTED"  # stopped on purpose (`runs terminate`, teardown): as Step Functions says it
     parameters: dict[str, Any] = {
         str(p.get("name")): p.get("value")
         for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []
@@ -143,10 +149,10 @@ def run_of(workflow: Mapping[str, Any], deployment: str) -> Run:
     }
     return Run(
         run_id=f"{RUN_ID_PREFIX}{metadata.get('name')}",
-        status=_PHASES.get(state.get("phase") or "Pending", "RUNNING"),
+        status=status,
         started_at=_timestamp(state.get("startedAt")) or _timestamp(metadata.get("creationTimestamp")),
         finished_at=_timestamp(state.get("finishedAt")),
-        tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        tags=tuple(printable(t, limit=256) for t in tags[:100]) if isinstance(tags, list) else (),
         parameters=parameters,
         deployment=deployment,
         error=state.get("message"),

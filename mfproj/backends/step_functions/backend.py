@@ -137,7 +137,7 @@ class StepFunctionsBackend(Backend):
     def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[Run]:
         return self.executions.list_runs(existing, query)
 
-    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+    def running(self, existing: Existing, *, limit: int = 1000) -> list[str]:
         return self.executions.running(existing, limit=limit)
 
     def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:

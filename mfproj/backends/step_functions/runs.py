@@ -20,6 +20,7 @@ from typing import Any
 from mfproj.backends.base import Existing, Run, RunFilter, RunRequest
 from mfproj.backends.step_functions.client import AwsClient
 from mfproj.errors import ValidationError
+from mfproj.text import printable
 
 RUN_ID_PREFIX = "sfn-"  # the reference's form: sfn-<execution name>
 MAX_INPUT_BYTES = 256 * 1024
@@ -63,9 +64,9 @@ class Executions:
     def __init__(self, aws: AwsClient) -> None:
         self.aws = aws
 
-    def running(self, existing: Existing, *, limit: int = 1000) -> int:
+    def running(self, existing: Existing, *, limit: int = 1000) -> list[str]:
         sfn = self.aws.client("stepfunctions")
-        count = 0
+        found: list[str] = []
         with self.aws.errors(f"counting the running executions of {existing.name}"):
             paginator = sfn.get_paginator("list_executions")
             pages = paginator.paginate(
@@ -74,8 +75,8 @@ class Executions:
                 PaginationConfig={"MaxItems": limit, "PageSize": 100},
             )
             for page in pages:
-                count += len(page.get("executions", []))
-        return count
+                found += [RUN_ID_PREFIX + printable(e.get("name", ""), limit=80) for e in page.get("executions", [])]
+        return found[:limit]
 
     def start(self, existing: Existing, request: RunRequest) -> Run:
         sfn = self.aws.client("stepfunctions")
