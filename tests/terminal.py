@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import re
 import select
+import struct
 import subprocess
+import sys
+import termios
 import time
+from pathlib import Path
 
 
 def drain(leader: int, process: subprocess.Popen[bytes], *, seconds: float = 60.0) -> bytes:
@@ -26,3 +33,23 @@ def drain(leader: int, process: subprocess.Popen[bytes], *, seconds: float = 60.
         elif process.poll() is not None:
             break
     return b"".join(chunks)
+
+
+def in_terminal(args: list[str], cwd: Path, env: dict[str, str], columns: int) -> str:
+    """Runs mfproj with stdout on a real pseudo-terminal `columns` wide; returns what it showed."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mfproj", *args],
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **env, "NO_COLOR": "1", "COLUMNS": str(columns), "TERM": "xterm"},
+    )
+    os.close(follower)
+    raw = drain(leader, process)
+    process.wait(timeout=30)
+    os.close(leader)
+    shown = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+    return re.sub(r"\x1b\[[0-9;]*m", "", shown)  # styles (bold) are not width

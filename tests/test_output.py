@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli, write_manifest
-from tests.terminal import drain
+from tests.terminal import in_terminal
 
 ARGO_FLOW = '[project]\nname = "p"\n[[flows]]\nname = "F"\nargo_workflows = "f.yaml"\n'
 WORKFLOW_TEMPLATE = """\
@@ -284,32 +283,6 @@ def test_names_json_has_no_rule_for_an_unscheduled_flow(cli: Cli, tmp_path: Path
 # --- tables that fit the terminal ---
 
 
-def _in_terminal(args: list[str], cwd: Path, env: dict[str, str], columns: int) -> str:
-    """Runs mfproj with stdout on a real pseudo-terminal `columns` wide; returns what it showed."""
-    import pty
-
-    leader, follower = pty.openpty()
-    import fcntl
-    import struct
-    import termios
-
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mfproj", *args],
-        stdout=follower,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-        env={**os.environ, **env, "NO_COLOR": "1", "COLUMNS": str(columns), "TERM": "xterm"},
-    )
-    os.close(follower)
-    raw = drain(leader, process)
-    process.wait(timeout=30)
-    os.close(leader)
-    shown = raw.decode("utf-8", "replace").replace("\r\n", "\n")
-    return re.sub(r"\x1b\[[0-9;]*m", "", shown)  # styles (bold) are not width
-
-
 def _local_runs(root: Path, count: int) -> list[str]:
     ids = []
     for index in range(count):
@@ -329,12 +302,12 @@ def _local_runs(root: Path, count: int) -> list[str]:
 @pytest.mark.parametrize("columns", [80, 160])
 def test_run_ids_never_wrap_and_the_table_fits(tmp_path: Path, columns: int) -> None:
     ids = _local_runs(tmp_path / ".metaflow", 3)
-    shown = _in_terminal(["runs", "--metaflow-local", "-A"], tmp_path, {"METAFLOW_USER": "alice"}, columns)
+    shown = in_terminal(["runs", "--metaflow-local", "-A"], tmp_path, {"METAFLOW_USER": "alice"}, columns)
     lines = shown.splitlines()
     for run_id in ids:
         assert any(run_id in line for line in lines), f"{run_id} is not whole on one line:\n{shown}"
     assert max(len(line.rstrip()) for line in lines) <= columns, shown
-    wide = _in_terminal(["runs", "--metaflow-local", "-A", "-o", "wide"], tmp_path, {"METAFLOW_USER": "alice"}, 80)
+    wide = in_terminal(["runs", "--metaflow-local", "-A", "-o", "wide"], tmp_path, {"METAFLOW_USER": "alice"}, 80)
     assert "experiment:a-rather-long-tag-value-2, team:ml-platform" in wide, wide  # every column in full
 
 

@@ -87,6 +87,17 @@ def label(name: str) -> str:
     return spec(name).label
 
 
+# Backend labels as a narrow table shows them: sfn, argo (the run ids' prefixes).
+SHORT_LABELS: Mapping[str, str] = {spec.label: spec.run_id_prefix.rstrip("-") for spec in SPECS}
+
+
+def short_run_id(run_id: str) -> str:
+    """A run id in the shorter form its backend accepts back (the id itself where it has none)."""
+    found = for_run_id(run_id)
+    shorten = getattr(found.names_module(), "short_run_id", None) if found else None
+    return str(shorten(run_id)) if shorten else run_id
+
+
 def for_run_id(run_id: str) -> BackendSpec | None:
     """The backend whose run ids look like `run_id` (sfn-…, argo-…), if any."""
     return next((s for s in SPECS if run_id.startswith(s.run_id_prefix)), None)

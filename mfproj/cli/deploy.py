@@ -47,7 +47,9 @@ def deploy_view(report: "Report") -> output.View:
         ]
         for o in report.outcomes
     ]
-    return output.View(["flow", "backend", "deployed as", "action", "authorization"], rows, before, after)
+    # The deployed name holds the flow: a narrow terminal leaves the flow column out first.
+    columns = ["flow", "backend", "deployed as", "action", "authorization"]
+    return output.View(columns, rows, before, after, optional=["flow"])
 
 
 def run_deploy(

@@ -91,7 +91,9 @@ def _plan_view(items: "list[Item]") -> output.View:
         ]
         for i in items
     ]
-    return output.View(["flow", "backend", "name", "schedule", "running", "authorization"], rows)
+    # The name holds the flow: a narrow terminal leaves the flow column out first, then the schedule.
+    columns = ["flow", "backend", "name", "schedule", "running", "authorization"]
+    return output.View(columns, rows, optional=["flow", "schedule"])
 
 
 @with_selection(branch=False)

@@ -9,8 +9,8 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from mfproj.errors import EXIT_UNEXPECTED, MfprojError
@@ -175,12 +175,22 @@ class View:
     empty: str | None = None  # said instead of an empty table
     ids: Sequence[str] = ()  # columns people copy (ids, names): never wrapped or cut; default ID_COLUMNS
     optional: Sequence[str] = ()  # left out, in this order, where the terminal is too narrow (-o wide: never)
+    short: Mapping[str, Callable[[str], str]] = field(default_factory=dict)  # column -> its narrow form
 
 
 # Columns whose values are copied into other commands: a terminal table never wraps or cuts them.
 ID_COLUMNS = frozenset(
     {"run id", "name", "deployed as", "token prefix", "state machine", "eventbridge rule", "argo workflow template"}
 )
+# Columns that say what a row is or what happened to it: never cut either (`SUCCE…` says nothing).
+WHOLE_COLUMNS = frozenset({"status", "action", "running"})
+
+
+def _narrow_forms() -> dict[str, Callable[[str], str]]:
+    """The forms every narrow table uses: backends as sfn/argo, run ids in their short form."""
+    from mfproj.backends import registry
+
+    return {"backend": lambda label: registry.SHORT_LABELS.get(label, label), "run id": registry.short_run_id}
 
 
 def show(fmt: str, document: Any, view: View) -> None:
@@ -192,7 +202,7 @@ def show(fmt: str, document: Any, view: View) -> None:
         info(line)
     if view.columns and view.rows:
         ids = view.ids or [c for c in view.columns if c in ID_COLUMNS]
-        table(view.columns, view.rows, ids=ids, optional=view.optional, wide=fmt == "wide")
+        table(view.columns, view.rows, ids=ids, optional=view.optional, wide=fmt == "wide", short=view.short)
     elif view.empty:
         info(view.empty)
     for line in view.after:
@@ -206,15 +216,17 @@ def table(
     ids: Sequence[str] = (),
     optional: Sequence[str] = (),
     wide: bool = False,
+    short: Mapping[str, Callable[[str], str]] | None = None,
 ) -> None:
     """A table for people on stdout; plain aligned text (nothing cut) when stdout is not a terminal.
 
-    On a terminal the table fits its width: `ids` columns keep their whole values on one line (they are
-    copied into other commands), `optional` columns are left out while it would not fit, and the other
-    columns are cut with "…". `wide` shows every column and value in full, however wide.
+    On a terminal the table fits its width: values take their narrow forms (`short`, and sfn/argo for
+    backends, short run ids), `optional` columns are left out while it would not fit, `ids` and
+    WHOLE_COLUMNS keep their whole values, and the other columns are cut with "…", not below their
+    header while the header can fit. `wide` shows every column and value in full, however wide.
     """
     rows = [[printable(cell) for cell in row] for row in rows]  # backend text: shown literally, on one line
-    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    widths = _widths(columns, rows)
     if not sys.stdout.isatty():
         for line in [columns, *rows]:
             sys.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() + "\n")
@@ -222,6 +234,12 @@ def table(
     import shutil
 
     terminal = shutil.get_terminal_size().columns
+    narrowed = not wide and sum(widths) + 2 * (len(widths) - 1) > terminal
+    if narrowed:
+        forms = {**_narrow_forms(), **(short or {})}
+        shorten = [forms.get(column) for column in columns]
+        rows = [[f(cell) if f else cell for f, cell in zip(shorten, row, strict=True)] for row in rows]
+        widths = _widths(columns, rows)
     keep = list(range(len(columns)))
     if not wide:  # the optional columns go first, so that the others can be shown whole
         for name in optional:
@@ -229,20 +247,34 @@ def table(
                 break
             keep = [i for i in keep if columns[i] != name]
     kept_widths = [widths[i] for i in keep]
-    fixed = [columns[i] in ids for i in keep]
-    sizes = kept_widths if wide else fit(kept_widths, fixed, terminal - 2 * (len(keep) - 1))
+    fixed = [columns[i] in ids or columns[i] in WHOLE_COLUMNS for i in keep]
+    available = terminal - 2 * (len(keep) - 1)
+    headers = [len(columns[i]) for i in keep]
+    sizes = kept_widths if wide else fit(kept_widths, fixed, available, floors=headers)
     _draw([columns[i] for i in keep], [[r[i] for i in keep] for r in rows], sizes)
-    if len(keep) < len(columns) or sizes != kept_widths:
+    if narrowed or len(keep) < len(columns) or sizes != kept_widths:
         info("(cut to fit the terminal: -o wide shows every column in full)")
 
 
 _NARROWEST = 6  # a column cut below this says nothing
 
 
-def fit(widths: Sequence[int], fixed: Sequence[bool], available: int) -> list[int]:
-    """Column widths that fit `available`: fixed columns whole, the others from _NARROWEST up, the room
-    left shared out evenly (a column never gets more than it needs)."""
-    sizes = [w if keep else min(w, _NARROWEST) for w, keep in zip(widths, fixed, strict=True)]
+def _widths(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    return [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+
+
+def fit(
+    widths: Sequence[int], fixed: Sequence[bool], available: int, *, floors: Sequence[int] | None = None
+) -> list[int]:
+    """Column widths that fit `available`: fixed columns whole, the others from their floor (the header's
+    width, when every floor fits; else _NARROWEST) up, the room left shared out evenly (a column never
+    gets more than it needs)."""
+    least = [max(_NARROWEST, floor) for floor in floors or [0] * len(widths)]
+    headed = [w if keep else min(w, low) for w, keep, low in zip(widths, fixed, least, strict=True)]
+    if sum(headed) <= available:
+        sizes = headed
+    else:
+        sizes = [w if keep else min(w, _NARROWEST) for w, keep in zip(widths, fixed, strict=True)]
     room = available - sum(sizes)
     waiting = sorted((i for i, keep in enumerate(fixed) if not keep), key=lambda i: widths[i] - sizes[i])
     for position, index in enumerate(waiting):

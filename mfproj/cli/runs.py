@@ -40,16 +40,25 @@ def runs_view(rows: "list[RunRow]") -> output.View:
             row.run.run_id,
             row.flow,
             row.branch or "-",
-            label.get(row.backend, row.backend),
             row.run.status,
             _when(row.run.started_at),
             _when(row.run.finished_at),
+            label.get(row.backend, row.backend),
             ", ".join(runs.user_tags(row.run.tags)),
         ]
         for row in rows
     ]
-    columns = ["run id", "flow", "branch", "backend", "status", "started (UTC)", "finished (UTC)", "tags"]
-    return output.View(columns, table, empty="no runs match", optional=["finished (UTC)", "backend", "branch"])
+    # What says whose run it is comes first; a narrow terminal drops what decorates it (the backend is
+    # in the run id's prefix) and shows times to the minute.
+    columns = ["run id", "flow", "branch", "status", "started (UTC)", "finished (UTC)", "backend", "tags"]
+    minutes = {"started (UTC)": _to_the_minute, "finished (UTC)": _to_the_minute}
+    optional = ["finished (UTC)", "backend", "tags", "started (UTC)"]
+    ids = ["run id", "branch"]  # whose run it is: never cut
+    return output.View(columns, table, empty="no runs match", ids=ids, optional=optional, short=minutes)
+
+
+def _to_the_minute(shown: str) -> str:
+    return shown[:16]
 
 
 def _check_namespace(namespace: str | None, all_namespaces: bool, limit: int) -> None:

@@ -15,6 +15,16 @@ DEPLOYED = "state_machine"  # the kind `deployed_name` returns
 SCHEDULED = frozenset({"eventbridge_rule"})  # kinds that exist only with a schedule
 
 
+SHORT_RUN_ID = 12  # characters of an execution name's random part a narrow table shows (60 bits, as git's short ids)
+
+
+def short_run_id(run_id: str) -> str:
+    """`sfn-<26 random>.<Bloom filter of the tags>` (72 characters) as a narrow table shows it:
+    `sfn-<12 random>`, which `runs show` and `runs terminate` take. Others (the reference's) stay whole."""
+    head, dot, _ = run_id.removeprefix("sfn-").partition(".")
+    return f"sfn-{head[:SHORT_RUN_ID]}" if run_id.startswith("sfn-") and dot and len(head) > SHORT_RUN_ID else run_id
+
+
 def deployed_names(
     project: str, branch: str, flow: str, settings: Any, env: Mapping[str, str] | None
 ) -> dict[str, str]:

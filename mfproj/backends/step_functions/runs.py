@@ -19,6 +19,7 @@ from typing import Any
 
 from mfproj.backends.base import Existing, Run, RunFilter, RunRequest
 from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.names import SHORT_RUN_ID
 from mfproj.errors import ValidationError
 from mfproj.text import printable
 
@@ -56,6 +57,13 @@ def input_document(request: RunRequest) -> dict[str, Any]:
     """The execution input: the --input-file object, `Parameters` (JSON text, as the reference passes
     them) and `mfproj`, the run metadata."""
     return {**request.extra_input, "Parameters": json.dumps(request.parameters), "mfproj": request.metadata()}
+
+
+MAX_EXPANDED = 10_000  # executions a short run id is looked for among, newest first
+
+
+def _is_short(name: str) -> bool:
+    return len(name) == SHORT_RUN_ID and all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in name)
 
 
 class Executions:
@@ -102,8 +110,14 @@ class Executions:
             self.aws.client("stepfunctions").stop_execution(executionArn=arn, error="mfproj.Terminated", cause=reason)
 
     def get_run(self, existing: Existing, run_id: str) -> Run | None:
+        """The run by its id, or by the short form a narrow table shows (`sfn-<12 random>`)."""
         if not run_id.startswith(RUN_ID_PREFIX):
             return None
+        if _is_short(run_id[len(RUN_ID_PREFIX) :]):
+            whole = self._expand(existing, run_id[len(RUN_ID_PREFIX) :])
+            if whole is None:
+                return None
+            run_id = RUN_ID_PREFIX + whole
         arn = existing.identifier.replace(":stateMachine:", ":execution:", 1) + f":{run_id[len(RUN_ID_PREFIX) :]}"
         sfn = self.aws.client("stepfunctions")
         with self.aws.errors(f"reading the run {run_id}"):
@@ -112,6 +126,22 @@ class Executions:
             except sfn.exceptions.ExecutionDoesNotExist:
                 return None
         return run_of(described, run_id, existing.name)
+
+    def _expand(self, existing: Existing, short: str) -> str | None:
+        """The execution name a short id stands for, among the newest MAX_EXPANDED executions."""
+        sfn = self.aws.client("stepfunctions")
+        found: set[str] = set()
+        with self.aws.errors(f"finding the run {RUN_ID_PREFIX}{short}"):
+            pages = sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=existing.identifier, PaginationConfig={"MaxItems": MAX_EXPANDED, "PageSize": 1000}
+            )
+            for page in pages:
+                found |= {
+                    str(e["name"]) for e in page.get("executions", []) if str(e.get("name", "")).startswith(short)
+                }
+        if len(found) > 1:
+            raise ValidationError(f"{RUN_ID_PREFIX}{short} stands for {len(found)} runs: give the whole run id")
+        return next(iter(found), None)
 
     def list_runs(self, existing: Existing, query: RunFilter) -> Iterator[Run]:
         """Newest first (as AWS lists them). Only candidates are read: executions that pass the status and
