@@ -4,9 +4,10 @@
 
 _mfproj_commands() {
     case "$1" in
-        '') echo 'completion delete deploy deployments gc history init names namespaces promote rollback runs teardown token trigger unlock whoami' ;;
+        '') echo 'completion delete deploy deployments gc history init names namespaces promote rollback runs schedules teardown token trigger unlock whoami' ;;
         deployments) echo 'list show' ;;
         runs) echo 'list show terminate' ;;
+        schedules) echo 'pause resume' ;;
         token) echo 'authorize forget list share show' ;;
     esac
 }
@@ -31,6 +32,9 @@ _mfproj_options() {
         'runs list') echo '--backend --namespace --all-namespaces -A --tag --status --since --limit --latest --metaflow-local --metaflow-root --branch -b --production --no-production --user --profile --output -o --help -h' ;;
         'runs show') echo '--backend --branch -b --production --no-production --user --profile --output -o --help -h' ;;
         'runs terminate') echo '--authorize --authorize-file --yes -y --branch -b --production --no-production --user --profile --output -o --help -h' ;;
+        schedules) echo '--help -h' ;;
+        'schedules pause') echo '--backend --authorize --authorize-file --branch -b --production --no-production --user --profile --output -o --help -h' ;;
+        'schedules resume') echo '--backend --authorize --authorize-file --branch -b --production --no-production --user --profile --output -o --help -h' ;;
         teardown) echo '--authorize --authorize-file --terminate-runs --dry-run --yes -y --branch -b --production --no-production --user --profile --output -o --help -h' ;;
         token) echo '--help -h' ;;
         'token authorize') echo '--from-env --from-file --branch -b --production --no-production --output -o --help -h' ;;
@@ -134,6 +138,20 @@ _mfproj_takes_value() {
         'runs terminate:--user') return 0 ;;
         'runs terminate:--profile') return 0 ;;
         'runs terminate:--output'|'runs terminate:-o') return 0 ;;
+        'schedules pause:--backend') return 0 ;;
+        'schedules pause:--authorize') return 0 ;;
+        'schedules pause:--authorize-file') return 0 ;;
+        'schedules pause:--branch'|'schedules pause:-b') return 0 ;;
+        'schedules pause:--user') return 0 ;;
+        'schedules pause:--profile') return 0 ;;
+        'schedules pause:--output'|'schedules pause:-o') return 0 ;;
+        'schedules resume:--backend') return 0 ;;
+        'schedules resume:--authorize') return 0 ;;
+        'schedules resume:--authorize-file') return 0 ;;
+        'schedules resume:--branch'|'schedules resume:-b') return 0 ;;
+        'schedules resume:--user') return 0 ;;
+        'schedules resume:--profile') return 0 ;;
+        'schedules resume:--output'|'schedules resume:-o') return 0 ;;
         teardown:--authorize) return 0 ;;
         teardown:--authorize-file) return 0 ;;
         teardown:--branch|teardown:-b) return 0 ;;
@@ -209,6 +227,12 @@ _mfproj_values() {
         'runs show:--output'|'runs show:-o') echo 'table wide json' ;;
         'runs terminate:--authorize-file') echo __files__ ;;
         'runs terminate:--output'|'runs terminate:-o') echo 'table wide json' ;;
+        'schedules pause:--backend') echo 'step-functions argo-workflows' ;;
+        'schedules pause:--authorize-file') echo __files__ ;;
+        'schedules pause:--output'|'schedules pause:-o') echo 'table wide json' ;;
+        'schedules resume:--backend') echo 'step-functions argo-workflows' ;;
+        'schedules resume:--authorize-file') echo __files__ ;;
+        'schedules resume:--output'|'schedules resume:-o') echo 'table wide json' ;;
         teardown:--authorize-file) echo __files__ ;;
         teardown:--output|teardown:-o) echo 'table wide json' ;;
         'token authorize:--from-file') echo __files__ ;;
@@ -240,6 +264,8 @@ _mfproj_arguments() {
         rollback) command mfproj __complete flows 2>/dev/null ;;
         runs) command mfproj __complete flows 2>/dev/null ;;
         'runs list') command mfproj __complete flows 2>/dev/null ;;
+        'schedules pause') command mfproj __complete flows 2>/dev/null ;;
+        'schedules resume') command mfproj __complete flows 2>/dev/null ;;
         trigger) command mfproj __complete flows 2>/dev/null ;;
         unlock) command mfproj __complete flows 2>/dev/null ;;
         completion) echo 'bash zsh fish' ;;

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every top-level command, as both completers list them.
 COMMANDS = [
     *("completion", "delete", "deploy", "deployments", "gc", "history", "init", "names", "namespaces"),
-    *("promote", "rollback", "runs", "teardown", "token", "trigger", "unlock", "whoami"),
+    *("promote", "rollback", "runs", "schedules", "teardown", "token", "trigger", "unlock", "whoami"),
 ]
 
 

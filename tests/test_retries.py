@@ -80,9 +80,10 @@ def test_throttling_is_retried_until_the_budget_then_fails_in_one_line(
 
     aws_proxy.clear()
     aws_proxy.fail("AWSStepFunctions.DescribeStateMachine", status=400, body=THROTTLED)
-    result = cli("deploy", "--backend", "step-functions", env=env)
+    # 3 s: room for more attempts than the fixed ones even on a loaded machine
+    result = cli("deploy", "--backend", "step-functions", env={**env, "MFPROJ_THROTTLE_BUDGET": "3"})
     _assert_one_line_failure(result, aws_proxy.url)
-    assert "throttled past the budget (1 s, MFPROJ_THROTTLE_BUDGET)" in result.stderr
+    assert "throttled past the budget (3 s, MFPROJ_THROTTLE_BUDGET)" in result.stderr
     # More than the fixed attempts (paced retries within the budget), and then the deploy stopped: bounded.
     assert 3 < aws_proxy.count("AWSStepFunctions.DescribeStateMachine") < 100, aws_proxy.log
 

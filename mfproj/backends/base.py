@@ -87,6 +87,7 @@ class Existing:
     record: DeploymentRecord | None  # None: the object carries no owner or token (not ours)
     schedule: str | None = None  # backend form, as deployed
     details: dict[str, Any] = field(default_factory=dict)  # the backend's own, for updates and rollback
+    schedule_paused: bool = False  # the schedule is there but starts nothing (`mfproj schedules pause`)
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,11 @@ class Deployer(abc.ABC, Generic[LockHandle]):
         backend (or the endpoint) keeps none. With `enough`, reading may stop after the first entry it
         accepts (a rollback needs the deploys back to its target, not all of them)."""
         return []
+
+    def pause_schedule(self, existing: Existing, *, paused: bool) -> bool:
+        """Stops (or lets again) the deployment's schedule start runs, keeping the schedule itself; whether
+        it changed anything. A deploy keeps the schedule as paused as it found it."""
+        raise NotImplementedError(f"{self.name} has no schedules to pause")
 
     def prune_history(self, names: FlowNames, keep: int) -> int:
         """After a deploy that landed: forgets all but the newest `keep` deploys; how many it forgot."""

@@ -22,6 +22,7 @@ from mfproj.cli import (
     names,
     output,
     runs,
+    schedules,
     selection,
     token,
     whoami,
@@ -69,7 +70,7 @@ def root(
     state.manifest, state.debug = (str(manifest) if manifest else None), debug
 
 
-for module in (names, init, deploy, history, deployments, lifecycle, runs, token, whoami, completion):
+for module in (names, init, deploy, history, deployments, lifecycle, runs, schedules, token, whoami, completion):
     module.register(app)
 
 

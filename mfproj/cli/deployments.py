@@ -36,7 +36,7 @@ def _row(deployment: "Deployment") -> list[str]:
         (record.deployed_at or "-").replace("+00:00", "Z"),
         record.managed_by,
         commit,
-        deployment.existing.schedule or "-",
+        (deployment.existing.schedule or "-") + (" (paused)" if deployment.existing.schedule_paused else ""),
         state,
     ]
 

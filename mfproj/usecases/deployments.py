@@ -56,6 +56,7 @@ class Deployment:
             "deploy_id": record.deploy_id,
             "rolled_back_to": record.rolled_back_to,
             "schedule": self.existing.schedule,
+            "schedule_paused": self.existing.schedule_paused,
             "state": self.state,
             "drift": self.drift,
         }

@@ -67,6 +67,9 @@ class ArgoWorkflowsBackend(Backend):
     def changes(self, existing: Existing, desired: Desired) -> list[str]:
         return self.templates.changes(existing, desired)
 
+    def pause_schedule(self, existing: Existing, *, paused: bool) -> bool:
+        return self.templates.pause_schedule(existing, paused=paused)
+
     def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
         self.templates.apply(desired, existing, log, key)
 

@@ -114,7 +114,7 @@ class Templates:
             "spec": spec,
         }
 
-    def _cron_document(self, desired: Desired) -> dict[str, Any]:
+    def _cron_document(self, desired: Desired, *, suspend: bool = False) -> dict[str, Any]:
         metadata = self._run_metadata(desired, None)
         metadata["annotations"]["metaflow/triggered_by"] = json.dumps({"type": "schedule"})
         return {
@@ -131,6 +131,7 @@ class Templates:
                 "concurrencyPolicy": "Allow",
                 "workflowMetadata": metadata,
                 "workflowSpec": {"workflowTemplateRef": {"name": template_name(desired.names)}},
+                **({"suspend": True} if suspend else {}),
             },
         }
 
@@ -181,7 +182,17 @@ class Templates:
             record=record,
             schedule=(cron.get("spec") or {}).get("schedule") if cron else None,
             details={"template": template, "cron": cron},
+            schedule_paused=bool(cron and (cron.get("spec") or {}).get("suspend") is True),
         )
+
+    def pause_schedule(self, existing: Existing, *, paused: bool) -> bool:
+        cron = existing.details.get("cron")
+        if cron is None or bool((cron.get("spec") or {}).get("suspend")) == paused:
+            return False
+        with self.kube.errors(f"{'suspending' if paused else 'resuming'} the CronWorkflow {existing.name}"):
+            body = {**cron, "spec": {**(cron.get("spec") or {}), "suspend": paused}}
+            self.kube.replace(CRONS, existing.name, body)  # with the resourceVersion read: compare-and-swap
+        return True
 
     def changes(self, existing: Existing, desired: Desired) -> list[str]:
         found = []
@@ -199,7 +210,7 @@ class Templates:
                 found.append("schedule")
         else:
             current = self._comparable(cron)
-            target = self._comparable(self._cron_document(desired))
+            target = self._comparable(self._cron_document(desired, suspend=existing.schedule_paused))
             if (
                 current is None
                 or current.get("spec") != target.get("spec")
@@ -231,7 +242,7 @@ class Templates:
         with self.kube.errors(f"deploying the CronWorkflow {cron_name}"):
             cron = existing.details.get("cron") if existing else None
             if desired.schedule is not None:
-                body = self._cron_document(desired)
+                body = self._cron_document(desired, suspend=bool(existing and existing.schedule_paused))
                 log.check()
                 if cron is None:
                     self.kube.create(CRONS, body)

@@ -91,6 +91,9 @@ class StepFunctionsBackend(Backend):
     def changes(self, existing: Existing, desired: Desired) -> list[str]:
         return self.machines.changes(existing, desired)
 
+    def pause_schedule(self, existing: Existing, *, paused: bool) -> bool:
+        return self.machines.pause_schedule(existing, paused=paused)
+
     def apply(self, desired: Desired, existing: Existing | None, log: UndoLog, key: str) -> None:
         self.machines.apply(desired, existing, log, key)
 

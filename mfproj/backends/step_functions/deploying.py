@@ -114,7 +114,20 @@ class StateMachines:
             record=record,
             schedule=rule["schedule"] if rule else None,
             details={"role": described.get("roleArn"), "tags": dict(tags), "rule": rule},
+            schedule_paused=bool(rule and rule.get("state") == "DISABLED"),
         )
+
+    def pause_schedule(self, existing: Existing, *, paused: bool) -> bool:
+        rule = existing.details.get("rule")
+        if rule is None or (rule.get("state") == "DISABLED") == paused:
+            return False
+        events = self.aws.client("events")
+        with self.aws.errors(f"{'pausing' if paused else 'resuming'} the schedule {rule['name']}"):
+            if paused:
+                events.disable_rule(Name=rule["name"])
+            else:
+                events.enable_rule(Name=rule["name"])
+        return True
 
     def _read_rule(self, rule_name: str) -> dict[str, Any] | None:
         events = self.aws.client("events")
@@ -187,7 +200,7 @@ class StateMachines:
             if (
                 not current
                 or any(current[0].get(k) != v for k, v in wanted_target.items())
-                or rule.get("state") != "ENABLED"
+                or rule.get("state") not in ("ENABLED", "DISABLED")  # DISABLED: paused, a choice kept
             ):
                 found.append("schedule")
         return found
@@ -298,10 +311,11 @@ class StateMachines:
         log.check()
         # Pushed first: a put_rule that lands and a put_targets that fails must both be undone.
         log.push(key, f"put the schedule {rule_name}", lambda: self._undo_rule(rule_name, previous))
+        paused = bool(previous and previous.get("state") == "DISABLED")  # a paused schedule stays paused
         events.put_rule(
             Name=rule_name,
             ScheduleExpression=schedule,
-            State="ENABLED",
+            State="DISABLED" if paused else "ENABLED",
             Description=f"mfproj: runs {desired.names.project_flow_name} on {desired.schedule} (UTC)",
         )
         events.put_targets(Rule=rule_name, Targets=[target])
