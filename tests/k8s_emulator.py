@@ -10,6 +10,7 @@ with label selectors and limit/continue pagination, 422 Invalid for bad names an
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime as _dt
 import http.server
@@ -181,7 +182,7 @@ def parse_selector(text: str) -> list[Requirement]:
 
 
 class KubernetesEmulator:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, namespace, name)
         self.requests: list[tuple[str, str, str]] = []  # (method, path, query)
         self._revision = 1000
@@ -231,7 +232,7 @@ class KubernetesEmulator:
             daemon_threads = True
             request_queue_size = 128  # a burst of concurrent clients, as a real API takes (the default is 5)
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -568,3 +569,83 @@ class KubernetesEmulator:
 
 def _kind(plural: str) -> str:
     return {**RESOURCES, **CORE_RESOURCES}[plural][0]
+
+
+class WorkflowController:
+    """What Argo's controller does, for trying mfproj locally (never for the tests of mfproj's own
+    logic, which set phases themselves): each Workflow goes Pending, then Running after `start` seconds,
+    then Succeeded after `run` more, or Failed once `spec.shutdown` asks it to stop (as Argo records a
+    terminated workflow). Polls every 0.1 s in a daemon thread until `stop`."""
+
+    def __init__(self, emulator: KubernetesEmulator, *, start: float = 0.3, run: float = 1.5) -> None:
+        self.emulator, self.start_after, self.run_for = emulator, start, run
+        self._seen: dict[tuple[str, str], float] = {}  # (namespace, name) -> when first seen
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> WorkflowController:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        import time
+
+        while not self._stopped.wait(0.1):
+            with self.emulator._lock:
+                workflows = [
+                    (key[1], key[2], obj) for key, obj in self.emulator.objects.items() if key[0] == "workflows"
+                ]
+            for namespace, name, workflow in workflows:
+                first = self._seen.setdefault((namespace, name), time.monotonic())
+                self._advance(namespace, name, workflow, time.monotonic() - first)
+
+    def _advance(self, namespace: str, name: str, workflow: dict[str, Any], age: float) -> None:
+        phase = (workflow.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed", "Error"):
+            return
+        with contextlib.suppress(KeyError):  # deleted meanwhile
+            if (workflow.get("spec") or {}).get("shutdown"):
+                self.emulator.set_phase(namespace, name, "Failed")
+                workflow["status"]["message"] = f"Stopped with strategy '{workflow['spec']['shutdown']}'"
+            elif age >= self.start_after + self.run_for:
+                self.emulator.set_phase(namespace, name, "Succeeded")
+            elif age >= self.start_after and phase != "Running":
+                self.emulator.set_phase(namespace, name, "Running")
+            elif phase is None:
+                self.emulator.set_phase(namespace, name, "Pending")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.k8s_emulator [--port N] [--kubeconfig PATH]`: the emulator with its controller, as a
+    dev server for trying Argo Workflows locally (a real cluster is what mfproj deploys to)."""
+    import argparse
+    import os
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--kubeconfig", help="where to write the kubeconfig (default: a temporary file)")
+    options = parser.parse_args(argv)
+    emulator = KubernetesEmulator(options.port)
+    controller = WorkflowController(emulator).start()
+    path = options.kubeconfig or os.path.join(tempfile.mkdtemp(prefix="mfproj-k8s-"), "kubeconfig")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(emulator.kubeconfig())
+    print(f"Kubernetes API emulator (Argo Workflows resources) on {emulator.url}", flush=True)
+    print(f"export KUBECONFIG={path}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

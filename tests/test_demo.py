@@ -16,6 +16,9 @@ def test_demo_runs_end_to_end() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "demo finished" in out
-    assert '"status": "SUCCEEDED"' in out
+    assert out.count('"status": "SUCCEEDED"') >= 2  # a production run on each backend, followed to the end
+    assert '"run_id": "argo-exampleproject.prod.projectflow-' in out  # Argo, through the local controller
+    assert "paused 1 schedule(s)" in done.stderr + out and "resumed 1 schedule(s)" in done.stderr + out
+    assert "Traceback" not in out + done.stderr
     assert "was deployed by alice, and you offered no production token" in out
     assert "127.0.0.1 - -" not in out + done.stderr  # no request log noise

@@ -121,3 +121,34 @@ def test_list_with_selectors_and_pagination(api: Any) -> None:
     with pytest.raises(ApiException) as caught:
         names("bad key!=x")
     assert caught.value.status == 400
+
+
+def test_the_controller_moves_a_workflow_to_the_end_and_a_stopped_one_to_failed() -> None:
+    """The dev server's controller (for `make demo` and trying Argo by hand): Pending, Running, Succeeded,
+    or Failed once `spec.shutdown` asks; bounded waits."""
+    import time
+
+    from tests.k8s_emulator import KubernetesEmulator, WorkflowController
+
+    emulator = KubernetesEmulator()
+    controller = WorkflowController(emulator, start=0.1, run=0.3).start()
+    try:
+        for name in ("done", "stopped"):
+            emulator.objects[("workflows", "default", name)] = {
+                "metadata": {"name": name, "creationTimestamp": "2026-12-01T00:00:00Z", "resourceVersion": "1"},
+                "spec": {"shutdown": "Terminate"} if name == "stopped" else {},
+            }
+        deadline = time.monotonic() + 10
+        phases: dict[str, str | None] = {}
+        while time.monotonic() < deadline:
+            phases = {
+                n: (emulator.objects[("workflows", "default", n)].get("status") or {}).get("phase")
+                for n in ("done", "stopped")
+            }
+            if phases == {"done": "Succeeded", "stopped": "Failed"}:
+                break
+            time.sleep(0.05)
+        assert phases == {"done": "Succeeded", "stopped": "Failed"}
+    finally:
+        controller.stop()
+        emulator.stop()
