@@ -119,7 +119,13 @@ def test_reference_deployments_appear_with_include_metaflow(cli: Cli, team: Path
         "States": {
             "start": {
                 "Type": "Pass",
-                "Parameters": {"Parameters": {"metaflow.owner": "carol", "metaflow.production_token": token}},
+                "Parameters": {
+                    "Parameters": {
+                        "metaflow.owner": "carol",
+                        "metaflow.production_token": token,
+                        "metaflow.flow_name": "RefFlow",  # as the reference writes it
+                    }
+                },
                 "End": True,
             }
         },
@@ -152,6 +158,15 @@ def test_reference_deployments_appear_with_include_metaflow(cli: Cli, team: Path
     }
     argo = next(r for r in rows if r["backend"] == "argo_workflows")
     assert (argo["flow"], argo["branch"]) == ("RefFlow", "prod")  # from the record, not the name
+    # Step Functions: the flow from the definition, the branch from the name between project and flow.
+    ref = next(r for r in rows if r["backend"] == "step_functions")
+    assert (ref["flow"], ref["branch"]) == ("RefFlow", "prod"), ref
+    shown = cli("deployments", "show", "RefFlow", "--production", "--include-metaflow", env=as_user("bob", team))
+    assert shown.code == 0, shown.stderr
+    assert "myproj.prod.RefFlow" in shown.stdout and "carol" in shown.stdout
+    fields = shown.stdout.split("diff against the manifest:")[0].splitlines()
+    starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in fields if "  " in line}
+    assert len(starts) == 1, fields  # every value in one column (promoted_from, rolled_back_to … aligned)
 
 
 def test_runs_of_every_branch_newest_first(cli: Cli, team: Path) -> None:

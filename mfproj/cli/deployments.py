@@ -86,20 +86,30 @@ def show_command(
     selection: Selection,
     flow: str = typer.Argument(..., metavar="FLOW", help="The flow whose deployment to show."),
     backend: options.Backends = None,
+    include_metaflow: bool = typer.Option(
+        False, "--include-metaflow", help="Also look for deployments made by Metaflow itself (by name)."
+    ),
 ) -> None:
     """One deployment in detail: record, lineage, schedule, its last 5 runs, and the diff against the manifest."""
     from mfproj.usecases import deployments
 
     session = selection.session()
     found = deployments.show_deployment(
-        session, flow=flow, branch=session.target.branch, backends=options.backend_names(backend)
+        session,
+        flow=flow,
+        branch=session.target.branch,
+        backends=options.backend_names(backend),
+        include_metaflow=include_metaflow,
     )
     documents = [d.as_json() for d in found]
     lines: list[str] = []
     for document in documents:
-        lines += [f"{k:<12} {v if v is not None else '-'}" for k, v in document.items() if k not in ("diff", "runs")]
-        lines.append("last runs    " + (", ".join(f"{r['run_id']} {r['status']}" for r in document["runs"]) or "-"))
-        lines += ["diff against the manifest:", document["diff"] or "  (none)", ""]
+        width = max(len(key) for key in [*document, "last runs"])  # every value in one column
+        fields = [(k, v) for k, v in document.items() if k not in ("diff", "runs")]
+        lines += [f"{k:<{width}}  {v if v is not None else '-'}" for k, v in fields]
+        runs = ", ".join(f"{r['run_id']} {r['status']}" for r in document.get("runs") or []) or "-"
+        lines.append(f"{'last runs':<{width}}  {runs}")
+        lines += ["diff against the manifest:", document.get("diff") or "  (none)", ""]
     if selection.json:
         output.emit_json(documents)
     else:

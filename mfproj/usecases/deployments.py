@@ -183,10 +183,18 @@ def judge(session: Session, backend: str, existing: Existing, *, detail: bool) -
     return result
 
 
-def show_deployment(session: Session, *, flow: str, branch: str, backends: list[str] | None) -> list[Deployment]:
-    listing = list_deployments(session, flows=[flow], backends=backends, branch=branch, detail=True)
+def show_deployment(
+    session: Session, *, flow: str, branch: str, backends: list[str] | None, include_metaflow: bool = False
+) -> list[Deployment]:
+    listing = list_deployments(
+        session, flows=[flow], backends=backends, branch=branch, detail=True, include_metaflow=include_metaflow
+    )
     if not listing.deployments:
-        raise NotFoundError(f"{flow} is not deployed in {branch}", hint="'mfproj deployments' lists what is deployed")
+        hint = "'mfproj deployments' lists what is deployed"
+        raise NotFoundError(
+            f"{flow} is not deployed in {branch}",
+            hint=hint + ("" if include_metaflow else "; --include-metaflow also looks for Metaflow's own deployments"),
+        )
     kept = parallel(lambda d: len(session.backend(d.backend).history(d.existing)), listing.deployments)
     for deployment, count in zip(listing.deployments, kept, strict=True):
         deployment.kept = count

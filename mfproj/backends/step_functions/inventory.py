@@ -4,16 +4,19 @@ reference's, which carry no tags, by name prefix in one paged listing, only when
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from mfproj.backends.base import Existing, Inventory
 from mfproj.backends.step_functions.client import AwsClient
 from mfproj.backends.step_functions.deploying import StateMachines
-from mfproj.backends.step_functions.record import TAG_PREFIX, decode_record
+from mfproj.backends.step_functions.record import TAG_PREFIX, decode_record, reference_flow
 from mfproj.naming import attach_state_machine_prefix
 
 READS_AT_ONCE = 8
+_BRANCH = re.compile(r"prod|(prod|test|user)\.[!-~]{1,200}")  # as the reference names branches
 
 
 class ProjectInventory:
@@ -46,7 +49,8 @@ class ProjectInventory:
 
         with ThreadPoolExecutor(max_workers=READS_AT_ONCE) as pool:
             read_back = list(pool.map(read, candidates))
-        deployments = [e for e in read_back if e is not None and e.record is not None]
+        start = attach_state_machine_prefix(f"{project}.", self.aws.settings.name_prefix(self.aws.env))
+        deployments = [_named(e, project, start) for e in read_back if e is not None and e.record is not None]
         return Inventory(deployments, looked_for_metaflow=include_metaflow)
 
     def tags_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
@@ -91,3 +95,23 @@ class ProjectInventory:
                     if m["name"].startswith(start) and m["stateMachineArn"] not in known
                 ]
         return arns
+
+
+def _named(existing: Existing, project: str, start: str) -> Existing:
+    """A reference-made deployment names its flow in its definition (`metaflow.flow_name`) and nothing
+    else: its project and branch are read from its name, `<prefix><project>.<branch>.<flow>`, only when
+    the name ends with that flow (a name the reference shortened with a hash says nothing more)."""
+    record = existing.record
+    if record is None or record.managed_by != "metaflow" or (record.flow and record.branch):
+        return existing
+    flow = record.flow or reference_flow(existing.definition)
+    branch = None
+    if flow and existing.name.startswith(start) and existing.name.endswith("." + flow):
+        middle = existing.name[len(start) : -len(flow) - 1]
+        branch = middle if _BRANCH.fullmatch(middle) else None
+    if not flow:
+        return existing
+    found = replace(
+        record, flow=flow, branch=record.branch or branch, project=record.project or (project if branch else None)
+    )
+    return replace(existing, record=found)

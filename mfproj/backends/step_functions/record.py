@@ -192,6 +192,26 @@ def guard_for_reference(definition: Any, *, owner: str, token: str) -> Any:
     return definition
 
 
+def reference_flow(definition: Any) -> str | None:
+    """The flow a reference-made definition runs: `metaflow.flow_name` of its start step's parameters, or
+    the `METAFLOW_FLOW_NAME` of its container environment; None when it says neither (or not as a name)."""
+    inner = _start_parameters(definition) or {}
+    flow = inner.get("metaflow.flow_name")
+    if flow is None and isinstance(definition, dict):
+        state = (definition.get("States") or {}).get("start")
+        overrides = (
+            ((state or {}).get("Parameters") or {}).get("ContainerOverrides") if isinstance(state, dict) else None
+        )
+        environment = overrides.get("Environment") if isinstance(overrides, dict) else None
+        if isinstance(environment, list):
+            flow = next(
+                (e.get("Value") for e in environment if isinstance(e, dict) and e.get("Name") == "METAFLOW_FLOW_NAME"),
+                None,
+            )
+    text = str(flow) if flow is not None else ""
+    return text if text.isidentifier() and len(text) <= 255 else None  # someone else's text: a name, or nothing
+
+
 def reference_record(definition: Any) -> DeploymentRecord | None:
     """Owner and token as the reference reads them: from `States.start.Parameters.Parameters`, or (for
     its older definitions) from the start task's container environment."""
