@@ -100,3 +100,54 @@ def check_production_source(
             "production deploys come from a clean tree; this one has uncommitted changes",
             hint="commit or stash them, or pass --allow-dirty to deploy anyway",
         )
+
+
+def default_git_branch(directory: Path) -> str | None:
+    """The repository's default branch: origin's HEAD, else a local main or master; None without one."""
+    remote = lineage.git(directory, "symbolic-ref", "--short", "refs/remotes/origin/HEAD")
+    for candidate in (remote.removeprefix("origin/") if remote else None, "main", "master"):
+        if candidate and lineage.git(directory, "rev-parse", "--verify", "--quiet", f"refs/heads/{candidate}"):
+            return candidate
+    return None
+
+
+def committed_production_branch(manifest_path: Path, working: str | None) -> str | None:
+    """`production_branch` as the production git branch's own committed manifest says it, not the working
+    tree's: a feature branch made before the rule was committed (or one that drops it) is still held to
+    it. The candidates are the working tree's value and the repository's default branch; the first whose
+    committed manifest (at the same path) names that very branch wins. Else the working tree's value."""
+    directory = manifest_path.parent
+    top = lineage.git(directory, "rev-parse", "--show-toplevel")
+    if top is None:
+        return working
+    try:
+        relative = manifest_path.resolve().relative_to(Path(top).resolve()).as_posix()
+    except ValueError:  # the manifest is outside the repository (a symlink): nothing committed to read
+        return working
+    for candidate in dict.fromkeys(c for c in (working, default_git_branch(directory)) if c):
+        for ref in (f"refs/heads/{candidate}", f"refs/remotes/origin/{candidate}"):
+            text = lineage.git(directory, "show", f"{ref}:{relative}")
+            if text is not None:
+                if _production_branch_of(text, relative) == candidate:
+                    return candidate
+                break
+    return working
+
+
+def _production_branch_of(text: str, path: str) -> str | None:
+    """[project] production_branch of a manifest's text (mfproj.toml, or pyproject.toml's [tool.mfproj])."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        document = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeError):
+        return None
+    if path.endswith("pyproject.toml"):
+        document = (document.get("tool") or {}).get("mfproj") or {}
+    table = document.get("project") if isinstance(document, dict) else None
+    value = table.get("production_branch") if isinstance(table, dict) else None
+    return value if isinstance(value, str) and value else None

@@ -108,3 +108,24 @@ def test_the_branch_from_git(cli: Cli, tmp_path: Path, aws: Any) -> None:
     assert detached.code == 2 and "detached" in detached.stderr and "hint:" in detached.stderr
     in_ci = cli("names", "--branch-from-git", "-o", "json", env={**env, "GITHUB_REF_NAME": "release/1.2"}, cwd=repo)
     assert in_ci.json()["branch"] == "test.release_1_2"
+
+
+@needs_git
+def test_the_guard_follows_the_production_branchs_committed_manifest_not_the_checkout(
+    cli: Cli, tmp_path: Path, aws: Any
+) -> None:
+    """A feature branch made before `production_branch` was committed on main (its manifest has no such
+    key), or one that drops the key, is still held to main's rule."""
+    repo = _repo(tmp_path / "repo", "")
+    _git(repo, "checkout", "-q", "-b", "feature/old")  # made before the rule
+    _git(repo, "checkout", "-q", "main")
+    _project(repo, 'production_branch = "main"')
+    _git(repo, "commit", "-q", "-am", "production deploys come from main")
+    _git(repo, "checkout", "-q", "feature/old")
+    env = as_user("ci", tmp_path)
+    refused = cli("deploy", "--production", "--dry-run", env=env, cwd=repo)
+    assert refused.code == 2, refused.stderr
+    assert "production deploys come from git branch 'main'" in refused.stderr and "'feature/old'" in refused.stderr
+    assert cli("deploy", "--production", "--dry-run", "--allow-branch", env=env, cwd=repo).code == 0
+    _git(repo, "checkout", "-q", "main")
+    assert cli("deploy", "--production", "--dry-run", env=env, cwd=repo).code == 0

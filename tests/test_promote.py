@@ -161,3 +161,22 @@ def test_promote_takes_code_from_the_tested_commit_and_configuration_from_the_ca
     assert not promoter_mark.exists()  # nothing of the tested commit ran on the promoter's machine
     described = sfn.describe_state_machine(stateMachineArn=ARN.format("myproj.prod.HelloFlow"))
     assert described["roleArn"] == ROLE
+
+
+def test_promote_ignores_untracked_files_and_says_how_to_promote_what_is_there(
+    cli: Cli, repo: Path, tmp_path: Path, sfn: Any
+) -> None:
+    """Promote reads the code from git: an untracked file is not an uncommitted change to it. A source
+    branch missing some deployments gets the command that promotes the rest."""
+    manifest = repo / "mfproj.toml"
+    manifest.write_text(manifest.read_text().replace('name = "myproj"', 'name = "myproj"\nproduction_branch = "main"'))
+    _git(repo.parent, "commit", "-q", "-am", "production from main")
+    alice = as_user("alice", tmp_path)
+    assert cli("deploy", "--branch", "exp", "--backend", "step-functions", env=alice, cwd=repo).code == 0
+    (repo / "notes.txt").write_text("untracked")
+    missing = cli("promote", "--branch", "exp", "--dry-run", env=alice, cwd=repo)
+    assert missing.code == 4, missing.stderr
+    assert "hint: deploy and test it there first, or promote what is there: " in missing.stderr
+    assert "mfproj promote --branch exp --backend step-functions" in missing.stderr
+    done = cli("promote", "--branch", "exp", "--backend", "step-functions", "--dry-run", env=alice, cwd=repo)
+    assert done.code == 0, done.stderr  # the untracked file is no reason to refuse

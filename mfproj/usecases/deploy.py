@@ -37,7 +37,7 @@ def _guard_production(session: Session, *, allow_branch: bool, allow_dirty: bool
         gitbranch.check_production_source(
             session.origin(),
             session.env,
-            session.manifest.production_branch,
+            gitbranch.committed_production_branch(session.manifest.path, session.manifest.production_branch),
             allow_branch=allow_branch,
             allow_dirty=allow_dirty,
         )

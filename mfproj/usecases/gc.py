@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mfproj import naming
+from mfproj import gitbranch, naming
 from mfproj.backends.base import Existing, RunFilter, iso
 from mfproj.lineage import git
 from mfproj.usecases.deployments import inventory
@@ -51,13 +51,8 @@ def _when(text: str | None) -> _dt.datetime | None:
 
 def merged_or_gone(directory: Path, git_branch: str) -> str | None:
     """Why a recorded git branch is finished: merged into the default branch, or gone; None otherwise."""
-    default = git(directory, "symbolic-ref", "--short", "refs/remotes/origin/HEAD")
-    default = default.removeprefix("origin/") if default else None
-    for candidate in (default, "main", "master"):
-        if candidate and git(directory, "rev-parse", "--verify", "--quiet", f"refs/heads/{candidate}") is not None:
-            default = candidate
-            break
-    else:
+    default = gitbranch.default_git_branch(directory)
+    if default is None:
         return None  # no repository, or no default branch to compare with
     if git(directory, "rev-parse", "--verify", "--quiet", f"refs/heads/{git_branch}") is None:
         return f"git branch {git_branch} is gone"

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from mfproj import gitbranch, manifest
+from mfproj import gitbranch, identity, lineage, manifest
 from mfproj.backends import registry
 from mfproj.backends.base import Existing
 from mfproj.errors import NotFoundError, UsageError
@@ -24,7 +24,7 @@ from mfproj.usecases import deploy
 from mfproj.usecases.deployments import DRIFT, judge
 from mfproj.usecases.parallel import parallel
 from mfproj.usecases.report import Report
-from mfproj.usecases.session import Session, TokenOptions, open_session, select_pairs
+from mfproj.usecases.session import Pair, Session, TokenOptions, open_session, select_pairs
 
 
 def _git(directory: Path, *args: str) -> bytes:
@@ -34,9 +34,25 @@ def _git(directory: Path, *args: str) -> bytes:
     return done.stdout
 
 
+def _promotable(branch: str, found: list[tuple[Pair, Existing | None]]) -> str:
+    """How to promote what is there: the flows deployed on every backend they have, or else the backends
+    every selected flow is deployed on ('' when neither)."""
+    gone = {(pair.flow.name, pair.backend) for pair, existing in found if existing is None}
+    flows = [f for f in dict.fromkeys(p.flow.name for p, _ in found) if not any(g[0] == f for g in gone)]
+    backends = [b for b in dict.fromkeys(p.backend for p, _ in found) if not any(g[1] == b for g in gone)]
+    start = f"mfproj promote {identity.branch_options(branch)}"
+    if flows:
+        return f", or promote the flows that are: {start} {' '.join(flows)}"
+    if backends:
+        chosen = " ".join(f"--backend {registry.spec(b).cli_name}" for b in backends)
+        return f", or promote what is there: {start} {chosen}"
+    return ""
+
+
 def source_commit(source: Session, flows: list[str] | None, backends: list[str] | None) -> tuple[str, list[Existing]]:
     """The one clean commit test.B's selected deployments were made from; refuses anything else."""
     pairs = select_pairs(source, flows, backends)
+    source.prefetch(pairs)
     found = parallel(lambda pair: source.backend(pair.backend).read(pair.names), pairs)
     missing = [
         f"{p.flow.name} ({registry.label(p.backend)}: {source.backend(p.backend).deployed_name(p.names)})"
@@ -45,7 +61,10 @@ def source_commit(source: Session, flows: list[str] | None, backends: list[str] 
     ]
     branch = source.target.branch
     if missing:
-        raise NotFoundError(f"not deployed on {branch}: {', '.join(missing)}", hint="deploy and test it there first")
+        raise NotFoundError(
+            f"not deployed on {branch}: {', '.join(missing)}",
+            hint="deploy and test it there first" + _promotable(branch, list(zip(pairs, found, strict=True))),
+        )
     records = [e.record for e in found if e is not None and e.record is not None]
     if any(r.commit is None for r in records):
         raise UsageError(
@@ -121,8 +140,12 @@ def promote(
     """Returns the promoted commit and the production deploy's report. `session` is the caller's."""
     loaded, env = session.manifest, session.env
     origin = session.origin()  # the caller's working tree, read from git once
+    # Promote takes the code from git: only tracked changes count (the caller's manifest is configuration).
+    tracked = lineage.git(loaded.root, "status", "--porcelain", "--untracked-files=no")
+    origin = replace(origin, dirty=bool(tracked)) if tracked is not None else origin
+    production_branch = gitbranch.committed_production_branch(loaded.path, loaded.production_branch)
     gitbranch.check_production_source(
-        origin, env, loaded.production_branch, allow_branch=allow_branch, allow_dirty=allow_dirty
+        origin, env, production_branch, allow_branch=allow_branch, allow_dirty=allow_dirty
     )
     source = open_session(loaded, branch=source_branch, production=False, profile=session.profile, env=env)
     commit, deployed = source_commit(source, flows, backends)
