@@ -20,7 +20,7 @@ _mfproj_options() {
         deploy) echo '--backend --authorize --authorize-file --generate-new-token --tag --dry-run --adopt --allow-branch --allow-dirty --branch -b --production --no-production --branch-from-git --profile --output -o --help -h' ;;
         deployments) echo '--backend --all-branches --include-metaflow --branch -b --production --no-production --profile --output -o --help -h' ;;
         'deployments list') echo '--backend --all-branches --include-metaflow --branch -b --production --no-production --profile --output -o --help -h' ;;
-        'deployments show') echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
+        'deployments show') echo '--backend --include-metaflow --branch -b --production --no-production --profile --output -o --help -h' ;;
         gc) echo '--older-than --merged --branches --dry-run --yes -y --profile --output -o --help -h' ;;
         history) echo '--backend --branch -b --production --no-production --profile --output -o --help -h' ;;
         init) echo '--project --flow --dir --force --help -h' ;;
@@ -38,7 +38,7 @@ _mfproj_options() {
         teardown) echo '--authorize --authorize-file --terminate-runs --dry-run --yes -y --branch -b --production --no-production --user --profile --output -o --help -h' ;;
         token) echo '--help -h' ;;
         'token authorize') echo '--from-env --from-file --branch -b --production --no-production --output -o --help -h' ;;
-        'token forget') echo '--all --yes -y --branch -b --production --no-production --output -o --help -h' ;;
+        'token forget') echo '--all --yes -y --branch -b --production --no-production --user --output -o --help -h' ;;
         'token list') echo '--output -o --help -h' ;;
         'token share') echo '--branch -b --production --no-production --output -o --help -h' ;;
         'token show') echo '--reveal --branch -b --production --no-production --output -o --help -h' ;;
@@ -163,6 +163,7 @@ _mfproj_takes_value() {
         'token authorize:--branch'|'token authorize:-b') return 0 ;;
         'token authorize:--output'|'token authorize:-o') return 0 ;;
         'token forget:--branch'|'token forget:-b') return 0 ;;
+        'token forget:--user') return 0 ;;
         'token forget:--output'|'token forget:-o') return 0 ;;
         'token list:--output'|'token list:-o') return 0 ;;
         'token share:--branch'|'token share:-b') return 0 ;;

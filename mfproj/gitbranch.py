@@ -9,11 +9,17 @@ unless `--allow-branch` / `--allow-dirty`.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mfproj import lineage, naming
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 from mfproj.errors import UsageError, ValidationError
 
 # Where CI systems say which branch a detached checkout is for.
@@ -114,34 +120,28 @@ def default_git_branch(directory: Path) -> str | None:
 def committed_production_branch(manifest_path: Path, working: str | None) -> str | None:
     """`production_branch` as the production git branch's own committed manifest says it, not the working
     tree's: a feature branch made before the rule was committed (or one that drops it) is still held to
-    it. The candidates are the working tree's value and the repository's default branch; the first whose
-    committed manifest (at the same path) names that very branch wins. Else the working tree's value."""
-    directory = manifest_path.parent
-    top = lineage.git(directory, "rev-parse", "--show-toplevel")
-    if top is None:
-        return working
-    try:
-        relative = manifest_path.resolve().relative_to(Path(top).resolve()).as_posix()
-    except ValueError:  # the manifest is outside the repository (a symlink): nothing committed to read
-        return working
-    for candidate in dict.fromkeys(c for c in (working, default_git_branch(directory)) if c):
+    it. The candidates are the working tree's value, then the repository's default branch; the first whose
+    committed manifest (at the same path) names that very branch wins. Else the working tree's value.
+    One `git show` when the working tree's value is confirmed (the common case)."""
+    directory, name = manifest_path.parent, manifest_path.name
+
+    def confirms(candidate: str) -> bool:
         for ref in (f"refs/heads/{candidate}", f"refs/remotes/origin/{candidate}"):
-            text = lineage.git(directory, "show", f"{ref}:{relative}")
+            text = lineage.git(directory, "show", f"{ref}:./{name}")  # ./: relative to the manifest's directory
             if text is not None:
-                if _production_branch_of(text, relative) == candidate:
-                    return candidate
-                break
+                return _production_branch_of(text, name) == candidate
+        return False
+
+    if working and confirms(working):
+        return working
+    default = default_git_branch(directory)
+    if default and default != working and confirms(default):
+        return default
     return working
 
 
 def _production_branch_of(text: str, path: str) -> str | None:
     """[project] production_branch of a manifest's text (mfproj.toml, or pyproject.toml's [tool.mfproj])."""
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     try:
         document = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeError):

@@ -54,6 +54,18 @@ class Flow:
         return self.templates[backend]
 
 
+def _closest_flow(name: str, known: list[str]) -> str | None:
+    """The flow `name` was probably meant to be: alike once case and the `Flow` every name ends with are
+    set aside (else NoSuchFlow would suggest HelloFlow)."""
+
+    def core(text: str) -> str:
+        return text.lower().removesuffix("flow")
+
+    cores = {core(flow): flow for flow in known}
+    close = difflib.get_close_matches(core(name), list(cores), n=1, cutoff=0.6)
+    return cores[close[0]] if close else None
+
+
 @dataclass(frozen=True)
 class Manifest:
     path: Path
@@ -84,8 +96,9 @@ class Manifest:
             if flow.name == name:
                 return flow
         known = [f.name for f in self.flows]
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"flows in {self.path.name}: {', '.join(known) or 'none'}"
+        close = _closest_flow(name, known)
+        listed = f"flows in {self.path.name}: {', '.join(known) or 'none'}"
+        hint = f"did you mean {close!r}? ({listed})" if close else listed
         raise ValidationError(f"no flow named {name!r} in {self.path}", hint=hint)
 
     def flows_named(self, names: list[str] | None) -> list[Flow]:

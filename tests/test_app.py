@@ -229,6 +229,14 @@ def test_init_writes_a_loadable_manifest_and_refuses_to_overwrite(cli: Cli, tmp_
     assert cli("init", "--force", "--project", "other", cwd=workdir).code == 0
     assert "other" in (workdir / "mfproj.toml").read_text()
     assert cli("init", "--project", "Bad-Name", "--force", cwd=workdir).code == 2
+    # A new manifest beside someone's template: the template is kept, and that is said.
+    (workdir / "mfproj.toml").unlink()
+    template = workdir / "flows" / "train_flow.asl.json"
+    template.write_text('{"StartAt": "mine", "States": {"mine": {"Type": "Succeed"}}}')
+    third = cli("init", "--flow", "TrainFlow", cwd=workdir)
+    assert third.code == 0, third.stderr
+    assert "train_flow.asl.json (it exists; --force overwrites it" in third.stderr
+    assert '"mine"' in template.read_text()
 
 
 def test_no_color_and_noninteractive_output(cli: Cli, project: Path) -> None:

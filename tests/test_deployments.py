@@ -145,6 +145,7 @@ def test_reference_deployments_appear_with_include_metaflow(cli: Cli, team: Path
                 "metaflow/project_name": "myproj",
                 "metaflow/branch_name": "prod",
                 "metaflow/flow_name": "RefFlow",
+                "metaflow/deployment_timestamp": "2026-12-01T10:00:00.123456",  # as the reference writes it
             },
         },
         "spec": {"entrypoint": "a", "templates": []},
@@ -161,6 +162,8 @@ def test_reference_deployments_appear_with_include_metaflow(cli: Cli, team: Path
     # Step Functions: the flow from the definition, the branch from the name between project and flow.
     ref = next(r for r in rows if r["backend"] == "step_functions")
     assert (ref["flow"], ref["branch"]) == ("RefFlow", "prod"), ref
+    table = cli("deployments", "--include-metaflow", "-o", "wide", env=as_user("bob", team)).stdout
+    assert "2026-12-01T10:00:00Z" in table and ".123456" not in table  # to the second, in UTC
     shown = cli("deployments", "show", "RefFlow", "--production", "--include-metaflow", env=as_user("bob", team))
     assert shown.code == 0, shown.stderr
     assert "myproj.prod.RefFlow" in shown.stdout and "carol" in shown.stdout

@@ -3,6 +3,7 @@ the caller's own are torn down and the others skipped for lack of a token."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mfproj.usecases import gc
 from tests.conftest import Cli, as_user
 from tests.testing.fixtures import Flow, make_project, succeed_machine, workflow_template
 
@@ -43,6 +45,8 @@ def test_stale_by_age_never_production_and_skipped_without_a_token(
     plan = cli("gc", "--older-than", "0s", "-o", "json", env=as_user("bob", tmp_path)).json()
     assert [p["branch"] for p in plan] == ["test.exp", "user.alice", "user.bob"]  # never prod
     assert all(p["outcome"] == "proposed" and p["why"] for p in plan)
+    # Deployed moments ago: said in the unit that says it (never "not deployed for 0 days").
+    assert all(p["why"] == ["not deployed for less than a minute"] for p in plan), plan
     only = cli("gc", "--older-than", "0s", "--branches", "test.*", "-o", "json", env=as_user("bob", tmp_path)).json()
     assert [p["branch"] for p in only] == ["test.exp"]
     rehearsal = cli("gc", "--older-than", "0s", "--yes", "--dry-run", "-o", "json", env=as_user("bob", tmp_path))
@@ -86,3 +90,17 @@ def test_stale_when_its_git_branch_is_merged(cli: Cli, tmp_path: Path, aws: Any)
     run("branch", "-q", "-D", "feature/open")
     gone = cli("gc", "--merged", "-o", "json", env=env, cwd=repo).json()
     assert {p["branch"] for p in gone} == {"test.done", "test.open"}
+
+
+@pytest.mark.parametrize(
+    ("delta", "said"),
+    [
+        (_dt.timedelta(days=3, hours=2), "3 days"),
+        (_dt.timedelta(days=1), "1 day"),
+        (_dt.timedelta(hours=5), "5 hours"),
+        (_dt.timedelta(minutes=1, seconds=5), "1 minute"),
+        (_dt.timedelta(seconds=20), "less than a minute"),
+    ],
+)
+def test_a_branchs_age_is_said_in_its_largest_whole_unit(delta: _dt.timedelta, said: str) -> None:
+    assert gc.age(delta) == said

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mfproj import manifest
-from mfproj.errors import ManifestError
+from mfproj.errors import ManifestError, ValidationError
 from tests.conftest import write_manifest
 
 MINIMAL = """
@@ -160,3 +160,15 @@ def test_unknown_flow_suggests_the_closest(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no flow named 'HeloFlow'") as caught:
         loaded.flows_named(["HeloFlow"])
     assert "HelloFlow" in str(caught.value.hint)  # type: ignore[attr-defined]
+
+
+def test_an_unknown_flow_suggests_only_a_flow_alike_beyond_the_flow_suffix(tmp_path: Path) -> None:
+    """`Flow` ends every name: NoSuchFlow is not LunchFlow (0.74 alike with it), TrainFlw is TrainFlow."""
+    body = MINIMAL + '\n[[flows]]\nname = "LunchFlow"\nstep_functions = "l.asl.json"\n'
+    loaded = manifest.load_manifest(write_manifest(tmp_path, body))
+    with pytest.raises(ValidationError) as unknown:
+        loaded.flow("NoSuchFlow")
+    assert "did you mean" not in str(getattr(unknown.value, "hint", "")), unknown.value
+    with pytest.raises(ValidationError) as typo:
+        loaded.flow("LunchFlw")
+    assert "did you mean 'LunchFlow'?" in str(getattr(typo.value, "hint", ""))

@@ -66,7 +66,9 @@ def test_a_production_deploy_from_git_reads_git_once_and_says_the_branch_once(
     reads = _count_calls(monkeypatch, lineage, "git")
     result = cli("deploy", "--branch-from-git", env=as_user("alice", tmp_path))
     assert result.code == 0, result.stderr
-    assert len(reads) == 3, reads  # rev-parse HEAD, status, the branch: once for the guard, the choice and the record
+    # rev-parse HEAD, status, the branch: once for the guard, the choice and the record; and one `git show`
+    # of the production branch's committed manifest (its production_branch rules, not the working tree's)
+    assert len(reads) == 4, reads
     assert result.stderr.count("is the production branch") == 1
     tags = sfn.list_tags_for_resource(
         resourceArn="arn:aws:states:us-east-1:123456789012:stateMachine:myproj.prod.TrainFlow"

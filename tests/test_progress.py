@@ -3,6 +3,7 @@ and the live view telling a rollback is under way."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,23 @@ def test_a_failed_deploy_reports_its_rollback_to_the_live_view(
     states = [state for _, state in seen]
     assert "rolling back" in states and "put back" in states
     assert states.index("rolling back") < len(states) - 1
+
+
+def test_the_live_view_says_locked_only_for_backends_that_take_locks(tmp_path: Path, aws: Any, kube: Any) -> None:
+    """Argo changes by compare-and-swap: its rows never say `locking`/`locked`."""
+    from mfproj import manifest
+    from mfproj.usecases import deploy, session
+    from tests.testing.fixtures import Flow, make_project, pass_machine, workflow_template
+
+    make_project(tmp_path, Flow("BothFlow", step_functions=pass_machine("v1"), argo_workflows=workflow_template()))
+    seen: list[tuple[str, str]] = []
+    opened = session.open_session(
+        manifest.load(tmp_path),
+        branch=None,
+        production=None,
+        env={**os.environ, **as_user("alice", tmp_path)},
+        progress=lambda flow, backend, state: seen.append((backend, state)),
+    )
+    deploy.deploy(opened)
+    assert ("step_functions", "locked") in seen
+    assert not [state for backend, state in seen if backend == "argo_workflows" and "lock" in state], seen

@@ -93,3 +93,16 @@ def test_production_teardown_can_stop_its_runs(cli: Cli, branch: Path, sfn: Any)
     assert done.json()["terminated_runs"] == [run_id]  # stopped (checked in test_terminate) before removal
     assert not any(".prod." in name for name in _names(sfn))
     assert any(".user.alice." in name for name in _names(sfn))  # other branches untouched
+
+
+def test_a_torn_down_branchs_token_left_in_the_keyring_is_said(cli: Cli, branch: Path) -> None:
+    ci = as_user("ci", branch)
+    assert cli("deploy", "--production", "--backend", "step-functions", env=ci).code == 0
+    done = cli("teardown", "--production", "--yes", env=ci)
+    assert done.code == 0, done.stderr
+    assert "your keyring still holds prod's production token: 'mfproj token forget --production'" in done.stderr
+    forgot = cli("token", "forget", "--production", "--yes", env=ci)
+    assert forgot.code == 0, forgot.stderr
+    assert cli("deploy", "--production", "--backend", "step-functions", env=ci).code == 0
+    again = cli("teardown", "--production", "--yes", "-o", "json", env=ci)
+    assert again.json()["token_in_keyring"] is True  # deployed again: a new token, kept, said again

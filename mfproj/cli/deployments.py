@@ -1,6 +1,7 @@
 """`mfproj deployments [list]`, `mfproj deployments show FLOW` and `mfproj namespaces`: the whole project,
 every branch, every backend."""
 
+import datetime as _dt
 from typing import TYPE_CHECKING
 
 import typer
@@ -19,6 +20,19 @@ def _branch(selection: Selection, all_branches: bool) -> str | None:
     return selection.target().branch
 
 
+def _moment(text: str | None) -> str:
+    """A recorded time to the second, in UTC (`2026-12-01T10:00:00Z`): Metaflow records microseconds,
+    and sometimes no zone (its UTC)."""
+    if not text:
+        return "-"
+    try:
+        moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text  # someone else's text: shown as it is (printable, by the table)
+    moment = moment.replace(tzinfo=moment.tzinfo or _dt.timezone.utc).astimezone(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _row(deployment: "Deployment") -> list[str]:
     from mfproj import tokens
     from mfproj.backends import registry
@@ -33,7 +47,7 @@ def _row(deployment: "Deployment") -> list[str]:
         deployment.existing.name,
         record.owner or "-",
         f"production:{tokens.mask(record.production_token)}",
-        (record.deployed_at or "-").replace("+00:00", "Z"),
+        _moment(record.deployed_at),
         record.managed_by,
         commit,
         (deployment.existing.schedule or "-") + (" (paused)" if deployment.existing.schedule_paused else ""),

@@ -107,7 +107,7 @@ def run(*, directory: Path, project: str | None, flow: str, force: bool) -> None
         },
         "argo_workflows": {"namespace": "default", "context": ""},
     }
-    written = []
+    written, kept = [], []
     for path, text in (
         (asl, json.dumps(STARTER_ASL, indent=2) + "\n"),
         (argo, STARTER_ARGO),
@@ -115,6 +115,8 @@ def run(*, directory: Path, project: str | None, flow: str, force: bool) -> None
         if force or not path.exists():
             _write_atomically(path, text)
             written.append(path)
+        else:
+            kept.append(path)
     _write_atomically(target, _HEADER + tomli_w.dumps(document))
     written.append(target)
     # Prove what was written loads; a bug here must not leave the user with a broken manifest.
@@ -125,6 +127,8 @@ def run(*, directory: Path, project: str | None, flow: str, force: bool) -> None
         raise
     for path in written:
         output.info(f"wrote {path}")
+    for path in kept:  # someone's template: never overwritten without --force, and said
+        output.info(f"kept {path} (it exists; --force overwrites it with the starter)")
     output.info("next: edit the role ARN and templates, then run 'mfproj names'")
 
 

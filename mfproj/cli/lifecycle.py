@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mfproj import identity
 from mfproj.backends import registry
 from mfproj.cli import helptext, options, output
 from mfproj.cli.selection import Selection, with_selection
@@ -62,6 +63,14 @@ def teardown_command(
     after += [
         f"removed the leftover lock on {name}" for name in result.locks if name not in {i.existing.name for i in items}
     ]
+    if result.token_in_keyring:
+        branch = session.target.branch
+        selecting = identity.branch_options(branch) or (f"--user {branch[5:]}" if branch.startswith("user.") else "")
+        command = " ".join(["mfproj token forget", *([selecting] if selecting else [])])
+        after.append(
+            f"your keyring still holds {branch}'s production token: '{command}' removes it "
+            "(kept: it is the branch's token again if the branch is deployed again)"
+        )
     if running and not terminate_runs:  # named: once their deployment is gone, nothing else lists them
         after.append(f"{len(running)} run(s) left running (--terminate-runs would have stopped them):")
         after += [f"  {run_id} ({i.pair.flow.name} on {registry.label(i.pair.backend)})" for i, run_id in running]

@@ -214,7 +214,7 @@ def authorize_command(
     run_authorize(target, value=value, from_env=from_env, from_file=from_file, output_format=selection.output)
 
 
-@with_selection(profile=False)
+@with_selection(profile=False, user=True)
 def forget_command(
     selection: Selection,
     everything: bool = typer.Option(False, "--all", help="Forget every token in the keyring."),

@@ -85,13 +85,23 @@ def find_stale(
         last = max(moments) if moments else None
         why = []
         if older_than is not None and (last is None or now - last > older_than):
-            why.append(f"not deployed for {(now - last).days if last else '?'} days")
+            why.append(f"not deployed for {age(now - last)}" if last else "no deploy time recorded")
         if merged:
             git_branches = {e.record.git_branch for _, e in found if e.record and e.record.git_branch}
             why += [w for w in (merged_or_gone(session.manifest.root, g) for g in sorted(git_branches)) if w]
         if why:
             stale.append(StaleBranch(branch, found, why, last, _last_run(session, found)))
     return stale
+
+
+def age(delta: _dt.timedelta) -> str:
+    """`3 days`, `5 hours`, `1 minute`: the largest whole unit (never `0 days`)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "less than a minute"
 
 
 def _last_run(session: Session, found: list[tuple[str, Existing]]) -> _dt.datetime | None:

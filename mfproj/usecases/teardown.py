@@ -4,6 +4,7 @@ stopped only when asked. `plan_teardown` reads and authorizes without changing a
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class Teardown:
     removed: bool = False
     terminated: list[str] = field(default_factory=list)
     locks: list[str] = field(default_factory=list)  # leftover locks removed (of deployments gone too)
+    token_in_keyring: bool = False  # the branch's token is still in the caller's keyring (said, kept)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class Teardown:
             "deployments": [item.as_json() for item in self.items],
             "terminated_runs": self.terminated,
             "locks_removed": self.locks,
+            "token_in_keyring": self.token_in_keyring,
         }
 
 
@@ -142,6 +145,9 @@ def teardown(
         session.backend(backend).remove_lock(lock)
         result.locks.append(lock.guards)
     result.removed = True
+    # Kept (a branch deployed again gets its token back from it), but said: nothing else would.
+    with contextlib.suppress(Exception):
+        result.token_in_keyring = session.get_keyring().load_token(session.target.token_prefix) is not None
     return result
 
 
