@@ -122,6 +122,15 @@ def run(flows: int, fill: float, speed: float, *, throttled: bool, stages: int =
         moto.kill()
 
 
+def judge(stage: dict[str, Any]) -> None:
+    """The limit of a stage: its unthrottled time (the slower of two runs) plus 1.25x the floor of its
+    writes; within it when it exits 0 and takes no longer, give or take this machine's own noise (the
+    spread of the two unthrottled runs: a stage that meets no throttle cannot be judged closer)."""
+    limit = stage["unthrottled_seconds"] + 1.25 * stage["quota_floor_seconds"]
+    stage["limit_seconds"] = round(limit, 2)
+    stage["within_limit"] = stage["exit"] == 0 and stage["seconds"] <= limit + stage["unthrottled_spread"]
+
+
 def measured(flows: int, fill: float, speed: float, stages: int = len(STAGES)) -> list[Any]:
     """Each stage throttled, beside its unthrottled time and the limit: the unthrottled time plus 1.25x
     the quota-bound floor of its writes. The unthrottled time is the slower of two runs (their spread is
@@ -133,11 +142,8 @@ def measured(flows: int, fill: float, speed: float, stages: int = len(STAGES)) -
     done = run(flows, fill, speed, throttled=True, stages=stages)
     for stage in done:
         runs = [times[stage["stage"]] for times in free]
-        unthrottled = max(runs)
-        limit = unthrottled + 1.25 * stage["quota_floor_seconds"]
-        stage.update(unthrottled_seconds=unthrottled, unthrottled_spread=round(max(runs) - min(runs), 2))
-        stage["limit_seconds"] = round(limit, 2)
-        stage["within_limit"] = stage["exit"] == 0 and stage["seconds"] <= limit
+        stage.update(unthrottled_seconds=max(runs), unthrottled_spread=round(max(runs) - min(runs), 2))
+        judge(stage)
         stage["unchanged_writes_nothing"] = None
         if stage["stage"] == "unchanged redeploy":
             calls = stage["calls"]

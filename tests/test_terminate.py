@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, as_user
+from tests.conftest import Cli, StepFunctionsEmulator, as_user
 from tests.testing.fixtures import Flow, make_project, wait_machine, workflow_template
 
 
@@ -82,3 +82,38 @@ def test_another_users_run_is_reached_with_user_and_stopped_with_the_delete_auth
     assert both.code == 2 and "--user selects a user branch" in both.stderr
     done = cli("runs", "terminate", bobs, "--user", "bob", "--yes", "-o", "json", env=as_user("bob", tmp_path))
     assert done.code == 0 and done.json()["status"] == "ABORTED", done.stderr
+
+
+def test_a_run_of_a_torn_down_argo_deployment_is_still_shown_and_stopped(
+    cli: Cli, proj: Path, tmp_path: Path, kube: Any
+) -> None:
+    """Teardown leaves runs running: `runs show` and `runs terminate` still reach them by id (the service
+    keeps them), authorized by the run's own namespace (its deployment's token)."""
+    run_id = _start(cli, tmp_path, "argo-workflows")
+    alice = as_user("alice", tmp_path)
+    assert cli("teardown", "--user", "alice", "--yes", env=alice).code == 0
+    shown = cli("runs", "show", run_id, "-o", "json", env=alice)
+    assert shown.code == 0, shown.stderr
+    assert shown.json()["deployment_gone"] is True and shown.json()["status"] in ("PENDING", "RUNNING")
+    refused = cli("runs", "terminate", run_id, "--user", "alice", "--yes", env=as_user("bob", tmp_path))
+    assert refused.code == 3, refused.stderr  # Bob has not the token of the run's namespace
+    done = cli("runs", "terminate", run_id, "--yes", "-o", "json", env=alice)  # Alice's keyring has it
+    assert done.code == 0, done.stderr
+    assert kube.objects[("workflows", "default", run_id[len("argo-") :])]["spec"]["shutdown"] == "Terminate"
+
+
+def test_a_run_of_a_deleted_state_machine_is_still_shown_and_stopped(
+    cli: Cli, tmp_path: Path, localstack: StepFunctionsEmulator
+) -> None:
+    """LocalStack keeps an execution whose state machine is deleted, as AWS does (moto drops them)."""
+    make_project(tmp_path, Flow("WaitFlow", step_functions=wait_machine(), file="wait"))
+    alice = as_user("alice", tmp_path)
+    assert cli("deploy", env=alice).code == 0
+    run_id = cli("trigger", "WaitFlow", env=alice).stdout.strip()
+    assert cli("delete", "WaitFlow", "--yes", env=alice).code == 0
+    shown = cli("runs", "show", run_id, "-o", "json", env=alice)
+    assert shown.code == 0, shown.stderr
+    assert shown.json()["deployment_gone"] is True and shown.json()["status"] == "RUNNING"
+    done = cli("runs", "terminate", run_id, "--yes", "-o", "json", env=alice)
+    assert done.code == 0, done.stderr
+    assert done.json()["stopped"] is True and done.json()["status"] == "ABORTED"

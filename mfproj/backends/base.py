@@ -247,6 +247,12 @@ class Deployer(abc.ABC, Generic[LockHandle]):
     @abc.abstractmethod
     def deployed_name(self, names: FlowNames) -> str: ...
 
+    def gone(self, names: FlowNames) -> Existing:
+        """A stand-in for a deployment that is not there (torn down while its runs went on): its name and
+        identifier only, enough to find and stop its runs, which the service keeps."""
+        name = self.deployed_name(names)
+        return Existing(self.name, name, name, None, None)
+
     @abc.abstractmethod
     def render(self, template: Path, context: Context) -> Any:
         """The backend's document for one flow, placeholders filled in."""

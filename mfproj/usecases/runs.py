@@ -48,6 +48,7 @@ class RunRow:
     backend: str  # a registry name, or metaflow_local
     run: Run
     source: Existing | None = None  # the deployment, to complete a partial run
+    gone: bool = False  # its deployment is gone (torn down while it ran)
 
     def as_json(self, *, parameters: bool = False) -> dict[str, Any]:
         run = self.run
@@ -62,6 +63,8 @@ class RunRow:
             "tags": tokens.mask_tags(run.tags),
             "deployment": run.deployment or None,
         }
+        if self.gone:
+            document["deployment_gone"] = True
         if parameters:
             document["parameters"] = run.parameters
         return document
@@ -220,21 +223,42 @@ def _inventory_rows(backend: str, existing: Any, runs: Iterator[Run]) -> Iterato
         yield RunRow(existing.record.flow or "?", existing.record.branch, backend, run, existing)
 
 
-def find_deployment_run(
-    session: Session, run_id: str, *, flows: list[str] | None, backends: list[str] | None
-) -> RunRow:
+@dataclass(frozen=True)
+class Located:
+    """A run found by its id among the branch's deployments, or among those that are gone."""
+
+    pair: Pair
+    existing: Existing  # the deployment, or a stand-in for it when it is gone (`Backend.gone`)
+    run: Run
+    gone: bool
+
+
+def locate_run(session: Session, run_id: str, *, flows: list[str] | None, backends: list[str] | None) -> Located:
+    """The run among the selected branch's deployments; else among the manifest's flows of the branch
+    that are not deployed (torn down while it ran: the service keeps its runs); NotFoundError if neither."""
     spec = registry.for_run_id(run_id)
     if spec is None:
         forms = " or ".join(f"{s.run_id_prefix}…" for s in registry.SPECS)
         raise ValidationError(f"{run_id!r} is not a run id of a deployment ({forms})")
-    for pair in select_pairs(session, flows, backends or [spec.name]):
-        if pair.backend != spec.name:
-            continue
-        backend = session.backend(pair.backend)
-        existing = backend.read(pair.names)
+    pairs = [pair for pair in select_pairs(session, flows, backends or [spec.name]) if pair.backend == spec.name]
+    session.prefetch(pairs)
+    found = parallel(lambda pair: session.backend(pair.backend).read(pair.names), pairs)
+    for pair, existing in zip(pairs, found, strict=True):
+        run = session.backend(pair.backend).get_run(existing, run_id) if existing is not None else None
+        if existing is not None and run is not None:
+            return Located(pair, existing, run, gone=False)
+    for pair, existing in zip(pairs, found, strict=True):
         if existing is None:
-            continue
-        run = backend.get_run(existing, run_id)
-        if run is not None:
-            return RunRow(pair.flow.name, session.target.branch, pair.backend, run)
+            standin = session.backend(pair.backend).gone(pair.names)
+            run = session.backend(pair.backend).get_run(standin, run_id)
+            if run is not None:
+                return Located(pair, standin, run, gone=True)
     raise NotFoundError(f"no run {run_id} among the deployments of {session.target.branch}", hint="check --branch")
+
+
+def find_deployment_run(
+    session: Session, run_id: str, *, flows: list[str] | None, backends: list[str] | None
+) -> RunRow:
+    located = locate_run(session, run_id, flows=flows, backends=backends)
+    pair = located.pair
+    return RunRow(pair.flow.name, session.target.branch, pair.backend, located.run, gone=located.gone)

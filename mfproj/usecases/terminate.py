@@ -4,15 +4,16 @@ deployment's owner, or its token); a run of another branch or project is refused
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mfproj import identity
 from mfproj.backends import registry
-from mfproj.backends.base import Existing, Run
-from mfproj.errors import NotFoundError, UsageError, ValidationError
+from mfproj.backends.base import DeploymentRecord, Run
+from mfproj.errors import AuthorizationError, NotFoundError, UsageError
 from mfproj.usecases.checks import authorize_change, identity_check
-from mfproj.usecases.session import Pair, Session, TokenOptions, offer_for, select_pairs
+from mfproj.usecases.runs import Located, locate_run
+from mfproj.usecases.session import Session, TokenOptions, offer_for
 
 
 @dataclass
@@ -38,20 +39,28 @@ class Terminated:
         }
 
 
-def find(session: Session, run_id: str, flows: list[str] | None) -> tuple[Pair, Existing, Run]:
-    """The run among the selected branch's deployments; refused when it is another branch's; 4 if unknown."""
-    spec = registry.for_run_id(run_id)
-    if spec is None:
-        forms = " or ".join(f"{s.run_id_prefix}…" for s in registry.SPECS)
-        raise ValidationError(f"{run_id!r} is not a run id of a deployment ({forms})")
-    for pair in select_pairs(session, flows, [spec.name]):
-        backend = session.backend(pair.backend)
-        existing = backend.read(pair.names)
-        run = backend.get_run(existing, run_id) if existing is not None else None
-        if existing is not None and run is not None:
-            return pair, existing, run
-    _refuse_if_elsewhere(session, spec.name, run_id)
-    raise NotFoundError(f"no run {run_id} among the deployments of {session.target.branch}")
+def find(session: Session, run_id: str, flows: list[str] | None) -> Located:
+    """The run among the selected branch's deployments (or those gone); refused when it is another
+    branch's; 4 if unknown."""
+    try:
+        return locate_run(session, run_id, flows=flows, backends=None)
+    except NotFoundError:
+        spec = registry.for_run_id(run_id)
+        if spec is not None:
+            _refuse_if_elsewhere(session, spec.name, run_id)
+        raise
+
+
+def _record_of_run(run: Run, flow: str, branch: str) -> DeploymentRecord:
+    """Whose a run of a deployment that is gone is: the production namespace its tags name (the
+    deployment's token then). Without one nobody can be authorized, and the run is not stopped."""
+    token = next((tag.split(":", 1)[1] for tag in run.tags if tag.startswith("production:")), None)
+    if not token:
+        raise AuthorizationError(
+            f"{run.run_id}: its deployment is gone and the run names no production namespace",
+            hint="stop it with the backend's own tools",
+        )
+    return DeploymentRecord(owner=None, production_token=token, branch=branch, flow=flow)
 
 
 def _refuse_if_elsewhere(session: Session, backend_name: str, run_id: str) -> None:
@@ -80,8 +89,12 @@ def terminate(
 ) -> Terminated | None:
     """Stops the run once authorized and confirmed (`confirm` sees the run; False: nothing is done)."""
     offered = offer_for(session, token_options)
-    pair, existing, run = find(session, run_id, flows)
-    identity_check(existing, pair, session, adopt=False)
+    located = find(session, run_id, flows)
+    pair, existing, run = located.pair, located.existing, located.run
+    if located.gone:  # authorized by the run's own namespace: its deployment's token
+        existing = replace(existing, record=_record_of_run(run, pair.flow.name, session.target.branch))
+    else:
+        identity_check(existing, pair, session, adopt=False)
     reason = authorize_change(session, offered, pair.flow.name, existing)
     backend = session.backend(pair.backend)
     stopped = not run.finished

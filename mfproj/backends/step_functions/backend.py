@@ -63,6 +63,10 @@ class StepFunctionsBackend(Backend):
     def deployed_name(self, names: FlowNames) -> str:
         return state_machine(names)
 
+    def gone(self, names: FlowNames) -> Existing:
+        name = state_machine(names)
+        return Existing(self.aws.name, name, self.aws.state_machine_arn(name), None, None)
+
     def render(self, template: Path, context: Context) -> Any:
         return self.machines.render(template, context)
 

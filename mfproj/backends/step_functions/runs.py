@@ -135,7 +135,11 @@ class Executions:
             pages = sfn.get_paginator("list_executions").paginate(
                 stateMachineArn=existing.identifier, PaginationConfig={"MaxItems": MAX_EXPANDED, "PageSize": 1000}
             )
-            for page in pages:
+            try:
+                listed = list(pages)
+            except sfn.exceptions.StateMachineDoesNotExist:
+                return None  # deleted: its runs are found by their whole id only
+            for page in listed:
                 found |= {
                     str(e["name"]) for e in page.get("executions", []) if str(e.get("name", "")).startswith(short)
                 }
