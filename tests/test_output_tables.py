@@ -38,23 +38,26 @@ def _lines(shown: str) -> list[str]:
     return [line for line in shown.splitlines() if line.strip()]
 
 
-COMMANDS: list[tuple[list[str], int]] = [  # (arguments, rows under the header)
-    (["runs", "-A"], 3),
-    (["deployments"], 18),  # 3 flows x 2 backends x 3 branches
-    (["deploy", "--dry-run"], 6),
-    (["teardown", "--user", "alice", "--dry-run"], 6),
-    (["namespaces"], 3),
-    (["history"], 1),
-    (["token", "list"], 1),
+COMMANDS: list[tuple[list[str], dict[int, int]]] = [  # (arguments, rows under the header at 80 and 120 columns)
+    (["runs", "-A"], {80: 3, 120: 3}),
+    (["deployments"], {80: 18, 120: 18}),  # 3 flows x 2 backends x 3 branches
+    (["deploy", "--dry-run"], {80: 6, 120: 6}),
+    (["teardown", "--user", "alice", "--dry-run"], {80: 6, 120: 6}),
+    (["namespaces"], {80: 3, 120: 3}),
+    (["history"], {80: 1, 120: 1}),
+    (["token", "list"], {80: 1, 120: 1}),
+    (["names"], {80: 6, 120: 3}),  # at 80 one name per line (3 whole names do not fit side by side)
 ]
 
 
 @pytest.mark.parametrize("columns", [80, 120])
 @pytest.mark.parametrize(("args", "rows"), COMMANDS, ids=[" ".join(a) for a, _ in COMMANDS])
-def test_a_table_fits_the_terminal_one_line_per_row(team: Path, columns: int, args: list[str], rows: int) -> None:
+def test_a_table_fits_the_terminal_one_line_per_row(
+    team: Path, columns: int, args: list[str], rows: dict[int, int]
+) -> None:
     shown = in_terminal(args, team, as_user("alice", team), columns)
     lines = _lines(shown)
-    assert len(lines) == rows + 1, shown  # the header and one line per row
+    assert len(lines) == rows[columns] + 1, shown  # the header and one line per row
     assert max(len(line.rstrip()) for line in lines) <= columns, shown
     assert "…" not in shown.split("\n", 1)[0], shown  # headers whole
 

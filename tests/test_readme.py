@@ -12,6 +12,7 @@ import pytest
 from mfproj.cli.app import command
 from mfproj.cli.completion import command_tree
 from tests.conftest import Cli
+from tests.terminal import in_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -25,31 +26,45 @@ def _block_after(first_line: str) -> list[str]:
     return lines[start:end]
 
 
-def test_the_names_picture_is_what_names_prints(cli: Cli) -> None:
+def test_the_names_picture_is_what_names_prints_at_80_columns(cli: Cli) -> None:
     block = _block_after("$ METAFLOW_USER=alice mfproj names")
-    result = cli("names", env={"METAFLOW_USER": "alice"}, cwd=ROOT / "examples" / "example_project")
+    example = ROOT / "examples" / "example_project"
+    result = cli("names", env={"METAFLOW_USER": "alice"}, cwd=example)
     assert result.code == 0, result.stderr
-    assert block[1:] == (result.stderr + result.stdout).splitlines()
+    assert block[1] == result.stderr.splitlines()[0]  # the header line (on stderr)
+    shown = in_terminal(["names"], example, {"METAFLOW_USER": "alice"}, 80)
+    assert block[2:] == [line.rstrip() for line in shown.splitlines() if line.strip()]
 
 
 def _columns(header: str) -> list[str]:
     return re.split(r"\s{2,}", header.strip())
 
 
-def test_the_deploy_summary_picture_has_the_tables_columns_and_words() -> None:
-    block = _block_after("flow         backend         deployed as")
-    assert _columns(block[0]) == ["flow", "backend", "deployed as", "action", "authorization"]
-    for row in block[1:]:
-        assert row.split()[-1] in ("owner", "new") or "authorized by" in row, row
+def test_the_deploy_summary_pictures_have_the_tables_columns_at_80_and_its_words() -> None:
+    """Drawn from deployments that need a service: their columns are the summary's at 80 columns (the
+    flow left out first), their actions and authorizations the summary's words."""
+    from mfproj.cli.deploy import deploy_view
+    from mfproj.usecases.report import Report
+
+    view = deploy_view(Report(project="p", branch="b", token_prefix="t", namespace="n", dry_run=False, outcomes=[]))
+    narrow = [c for c in view.columns if c not in view.optional]
+    pictures = [i for i, line in enumerate(README.splitlines()) if line.startswith("backend  deployed as")]
+    assert len(pictures) >= 2
+    for index in pictures:
+        block = _block_after(README.splitlines()[index])
+        assert _columns(block[0]) == narrow
+        for row in block[1:]:
+            if row.startswith(("sfn ", "argo ")):
+                assert row.split()[-1] in ("owner", "new") or "token from" in row or "authorized by" in row, row
 
 
-def test_the_deployments_picture_has_the_tables_columns() -> None:
+def test_the_deployments_picture_has_the_tables_columns_at_80() -> None:
     from mfproj.cli.deployments import listing_view
     from mfproj.usecases.deployments import Listing
 
     block = _block_after("$ mfproj deployments")
-    expected = list(listing_view(Listing([], looked_for_metaflow=False)).columns)
-    assert _columns(block[1]) == expected
+    view = listing_view(Listing([], looked_for_metaflow=False))
+    assert _columns(block[1]) == [c for c in view.columns if c not in view.optional]
 
 
 def test_the_whoami_picture_has_the_lines_whoami_prints(cli: Cli, tmp_path: Path) -> None:

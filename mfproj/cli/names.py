@@ -30,6 +30,9 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
     )
     # Each backend's names are its own columns (its `names.KINDS`), "-" where the flow has none there.
     kinds = [(spec.name, kind, column) for spec in registry.SPECS for kind, column in spec.names_module().KINDS.items()]
+    short = {
+        kind: said for spec in registry.SPECS for kind, said in getattr(spec.names_module(), "SHORT_KINDS", {}).items()
+    }
     document = project.names_document(loaded, target, namings, metaflow_tokens=sequence)
     rows = []
     for naming, listed in zip(namings, document["flows"], strict=True):
@@ -39,7 +42,16 @@ def run(selection: Selection, *, flows: list[str] | None, strict: bool = False) 
         ]
         rows.append([naming.flow.name, *shown])
     columns = ["flow", *(column for _, _, column in kinds)]
-    output.show(output_format, document, output.View(columns, rows, before=[header]))
+    # At 80 columns three whole names do not fit side by side: then one name per line.
+    each = [
+        [row[0], short.get(kind, column), name]
+        for row in rows
+        for (_, kind, column), name in zip(kinds, row[1:], strict=True)
+    ]
+    narrow = (["flow", "kind", "name"], [line for line in each if line[2] != "-"])
+    whole = [*columns[1:], "kind", "name"]  # names are copied into other commands; the flow is in them
+    view = output.View(columns, rows, before=[header], ids=whole, narrow=narrow)
+    output.show(output_format, document, view)
     for flow_name, problem in problems:
         output.warn(f"{flow_name}: {problem.message()}" + (f" ({problem.hint})" if problem.hint else ""))
     if strict and problems:

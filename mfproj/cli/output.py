@@ -176,6 +176,9 @@ class View:
     ids: Sequence[str] = ()  # columns people copy (ids, names): never wrapped or cut; default ID_COLUMNS
     optional: Sequence[str] = ()  # left out, in this order, where the terminal is too narrow (-o wide: never)
     short: Mapping[str, Callable[[str], str]] = field(default_factory=dict)  # column -> its narrow form
+    # The same rows one value per line (columns, rows), shown instead where the table would not fit and
+    # its columns are all ids that cannot be cut (`names`: a flow's names on every backend).
+    narrow: tuple[Sequence[str], Sequence[Sequence[str]]] | None = None
 
 
 # Columns whose values are copied into other commands: a terminal table never wraps or cuts them.
@@ -201,8 +204,11 @@ def show(fmt: str, document: Any, view: View) -> None:
     for line in view.before:
         info(line)
     if view.columns and view.rows:
-        ids = view.ids or [c for c in view.columns if c in ID_COLUMNS]
-        table(view.columns, view.rows, ids=ids, optional=view.optional, wide=fmt == "wide", short=view.short)
+        columns, rows = view.columns, view.rows
+        if view.narrow and fmt != "wide" and sys.stdout.isatty() and not _fits(columns, rows):
+            columns, rows = view.narrow
+        ids = view.ids or [c for c in columns if c in ID_COLUMNS]
+        table(columns, rows, ids=ids, optional=view.optional, wide=fmt == "wide", short=view.short)
     elif view.empty:
         info(view.empty)
     for line in view.after:
@@ -257,6 +263,13 @@ def table(
 
 
 _NARROWEST = 6  # a column cut below this says nothing
+
+
+def _fits(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
+    import shutil
+
+    widths = _widths(columns, [[printable(cell) for cell in row] for row in rows])
+    return sum(widths) + 2 * (len(widths) - 1) <= shutil.get_terminal_size().columns
 
 
 def _widths(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:

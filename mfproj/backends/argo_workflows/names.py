@@ -11,6 +11,7 @@ from mfproj import naming
 
 BACKEND = "argo_workflows"
 KINDS = {"workflow_template": "argo workflow template"}  # kind -> column of `names`
+SHORT_KINDS = {"workflow_template": "argo template"}  # as `names` says them one per line, at 80 columns
 DEPLOYED = "workflow_template"
 SCHEDULED: frozenset[str] = frozenset()
 

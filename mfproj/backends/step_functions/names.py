@@ -11,6 +11,7 @@ from mfproj import naming
 
 BACKEND = "step_functions"
 KINDS = {"state_machine": "state machine", "eventbridge_rule": "eventbridge rule"}  # kind -> column of `names`
+SHORT_KINDS = {"state_machine": "state machine", "eventbridge_rule": "rule"}  # one per line, at 80 columns
 DEPLOYED = "state_machine"  # the kind `deployed_name` returns
 SCHEDULED = frozenset({"eventbridge_rule"})  # kinds that exist only with a schedule
 
