@@ -16,8 +16,8 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +289,19 @@ def _stored(token_prefix: str, path: Path, data: Mapping[str, Any]) -> StoredTok
         stored_at=text("stored_at"),
         source=text("source"),
     )
+
+
+def attribute(entries: list[StoredToken], branches: Iterable[tuple[str, str]]) -> list[StoredToken]:
+    """Entries whose file says no project and branch (Metaflow's own token files hold the token alone)
+    named after the (project, branch) whose token prefix they are, among `branches`; the others as they
+    are. A prefix is a hash of the project and branch: only a branch one can name is recognised."""
+    from mfproj.naming import token_prefix
+
+    known = {token_prefix(project, branch): (project, branch) for project, branch in branches}
+    named = []
+    for entry in entries:
+        if entry.project is None and entry.branch is None and entry.token_prefix in known:
+            project, branch = known[entry.token_prefix]
+            entry = replace(entry, project=project, branch=branch, source=entry.source or "metaflow")
+        named.append(entry)
+    return named

@@ -174,3 +174,17 @@ def test_the_live_view_says_locked_only_for_backends_that_take_locks(tmp_path: P
     deploy.deploy(opened)
     assert ("step_functions", "locked") in seen
     assert not [state for backend, state in seen if backend == "argo_workflows" and "lock" in state], seen
+
+
+@pytest.mark.parametrize("width", [40, 80, 120])
+def test_the_wait_line_never_wraps_at_the_terminals_width(width: int) -> None:
+    """A live line wider than the terminal wraps, and its first half stays above the final line."""
+    from mfproj.cli.progress import RunWatch
+
+    run_id = "sfn-" + "a" * 26 + "." + "b" * 41  # 72 characters, as mfproj names executions
+    watch = RunWatch(run_id, clock=lambda: 0.0)
+    watch.status = "SUCCEEDED"
+    line = watch.line(width)
+    assert len(line) < width, line
+    assert "SUCCEEDED" in line and line.startswith("sfn-aaaaaaaaaaaa"), line
+    assert run_id in RunWatch(run_id, clock=lambda: 0.0).line(200)  # whole where it fits

@@ -439,3 +439,21 @@ def test_a_trailing_newline_is_not_part_of_a_valid_token(value: str) -> None:
     # `$` in a pattern also matches before a final newline; the rules use an exact end (found by hypothesis).
     with pytest.raises(ValidationError):
         tokens.validate_token(value)
+
+
+def test_metaflows_own_token_files_are_listed_with_what_they_belong_to(cli: Cli, myproj: Path, tmp_path: Path) -> None:
+    """Metaflow's token file holds the token alone; its name is a hash of project and branch, so the
+    branches one can name from here (prod, your user branch, each git branch's) say whose it is."""
+    home = tmp_path / "keyring"
+    home.mkdir(exist_ok=True)
+    prod, mine = naming.token_prefix("myproj", "prod"), naming.token_prefix("myproj", "user.alice")
+    unknown = naming.token_prefix("another", "prod")
+    for prefix in (prod, mine, unknown):
+        (home / prefix).write_text(json.dumps({"production_token": f"{prefix}-0-abcd"}))  # as Metaflow writes it
+    listed = cli("token", "list", "-o", "json", env={"METAFLOW_USER": "alice"}).json()
+    found = {e["token_prefix"]: (e["project"], e["branch"], e["source"]) for e in listed}
+    assert found == {
+        prod: ("myproj", "prod", "metaflow"),
+        mine: ("myproj", "user.alice", "metaflow"),
+        unknown: (None, None, None),  # another project's: nothing here can name it
+    }

@@ -164,10 +164,22 @@ class RunWatch:
         self.live = watching()
         self._view: Any = None
 
-    def line(self) -> str:
-        return (
-            f"{self.run_id} {self.status} · {elapsed(self.clock() - self.started)} (Ctrl-C stops waiting, not the run)"
-        )
+    def line(self, width: int = 10_000) -> str:
+        """The status line, never wider than `width` (a wrapped live line leaves its first half behind):
+        the run id's short form and a shorter note where the whole does not fit."""
+        from mfproj.backends import registry
+
+        took = elapsed(self.clock() - self.started)
+        for run_id, note in (
+            (self.run_id, " (Ctrl-C stops waiting, not the run)"),
+            (registry.short_run_id(self.run_id), " (Ctrl-C stops waiting, not the run)"),
+            (registry.short_run_id(self.run_id), " (Ctrl-C: stop waiting)"),
+            (registry.short_run_id(self.run_id), ""),
+        ):
+            text = f"{run_id} {self.status} · {took}{note}"
+            if len(text) < width:
+                return text
+        return text[: max(width - 2, 1)] + "…"
 
     def __enter__(self) -> RunWatch:
         if self.live:
@@ -176,7 +188,11 @@ class RunWatch:
             from rich.text import Text
 
             console = Console(stderr=True, no_color=not use_color(sys.stderr))
-            self._view = Live(get_renderable=lambda: Text(self.line()), console=console, transient=True)
+            self._view = Live(
+                get_renderable=lambda: Text(self.line(console.width), no_wrap=True, overflow="ellipsis"),
+                console=console,
+                transient=True,
+            )
             self._view.__enter__()
         return self
 

@@ -29,8 +29,35 @@ def _describe(stored: StoredToken, *, reveal: bool = False) -> dict[str, Any]:
     }
 
 
-def run_list(output_format: str) -> None:
+def _branches_here(manifest_path: str | None) -> list[tuple[str, str]]:
+    """The (project, branch) pairs one can name from here, to recognise Metaflow's own token files (they
+    hold the token alone): the manifest's project with prod, your user branch, and the test and prod
+    branch of each local git branch. None without a manifest."""
+    from mfproj import gitbranch, lineage, manifest
+    from mfproj.errors import MfprojError
+
+    try:
+        loaded = manifest.load(manifest_path)
+    except MfprojError:
+        return []
+    user = identity.resolve_user()
+    branches = ["prod", *([f"user.{user}"] if user else [])]
+    listed = lineage.git(loaded.root, "for-each-ref", "--format=%(refname:short)", "refs/heads") or ""
+    for git_branch in listed.splitlines()[:1000]:
+        try:
+            branch = gitbranch.normalize(git_branch)
+        except ValidationError:
+            continue
+        branches += [f"test.{branch}", f"prod.{branch}"]
+    return [(loaded.project, branch) for branch in dict.fromkeys(branches)]
+
+
+def run_list(output_format: str, manifest_path: str | None = None) -> None:
     entries, problems = Keyring().scan()
+    if any(e.project is None and e.branch is None for e in entries):
+        from mfproj.keyring import attribute
+
+        entries = attribute(entries, _branches_here(manifest_path))
     rows = [
         [e.token_prefix, e.project or "?", e.branch or "?", tokens.mask(e.token), e.stored_at or "?", e.source or "?"]
         for e in entries
@@ -182,7 +209,7 @@ def run_forget(target: identity.Target, *, everything: bool, yes: bool, output_f
 @with_selection(branch=False, profile=False)
 def list_command(selection: Selection) -> None:
     """Every stored token prefix, with project and branch where known; tokens masked."""
-    run_list(selection.output)
+    run_list(selection.output, selection.manifest_path)
 
 
 @with_selection(profile=False)
