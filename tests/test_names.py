@@ -70,3 +70,16 @@ def test_a_name_a_backend_would_refuse_is_found_by_dry_run_before_any_request(
     assert result.code == 2, result.stderr
     assert "must not contain white space" in result.stderr and "METAFLOW_USER" in result.stderr
     assert aws_proxy.log == []
+
+
+def test_branch_takes_a_whole_branch_name_of_any_kind(cli: Cli, cli_process: Cli, tmp_path: Path) -> None:
+    """`--branch user.bob`, `test.x`, `prod.x`: as the tool prints branches (the reference's branch names
+    have no dot, so none is ambiguous), in-process and on the fast path of a real process."""
+    make_project(tmp_path, Flow("HelloFlow", step_functions=succeed_machine()))
+    alice = as_user("alice", tmp_path)
+    for run in (cli, cli_process):
+        for given, branch in (("user.bob", "user.bob"), ("test.x", "test.x"), ("prod.x", "prod.x"), ("x", "test.x")):
+            shown = run("names", "--branch", given, "-o", "json", env=alice)
+            assert shown.code == 0 and shown.json()["branch"] == branch, (given, shown.stderr)
+        both = run("names", "--branch", "test.x", "--production", env=alice)
+        assert both.code == 2 and "names a whole branch" in both.stderr

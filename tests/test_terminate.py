@@ -76,6 +76,8 @@ def test_another_users_run_is_reached_with_user_and_stopped_with_the_delete_auth
     assert elsewhere.code == 2, elsewhere.stderr
     assert f"hint: select its branch: mfproj runs terminate {bobs} --user bob" in elsewhere.stderr
     assert cli("runs", "show", bobs, "--user", "bob", "-o", "json", env=alice).json()["status"] == "RUNNING"
+    # --branch takes the whole branch name too, as the error printed it
+    assert cli("runs", "show", bobs, "--branch", "user.bob", "-o", "json", env=alice).json()["status"] == "RUNNING"
     refused = cli("runs", "terminate", bobs, "--user", "bob", "--yes", env=alice)  # not the owner, no token
     assert refused.code == 3, refused.stderr
     both = cli("runs", "terminate", bobs, "--user", "bob", "--branch", "x", "--yes", env=alice)

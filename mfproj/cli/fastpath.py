@@ -64,12 +64,15 @@ def try_run(args: list[str]) -> int | None:
         return None
 
     from mfproj.cli import names, output
-    from mfproj.cli.selection import Selection
+    from mfproj.cli.selection import Selection, whole_branch
     from mfproj.errors import MfprojError
 
     output.set_no_color(no_color)
-    selection = Selection(manifest_path, parsed.branch, parsed.production, None, parsed.output_format)
     try:
+        chosen = whole_branch(parsed.branch, parsed.production, None)
+        selection = Selection(
+            manifest_path, chosen["branch"], chosen["production"], None, parsed.output_format, owner=chosen["owner"]
+        )
         names.run(selection, flows=parsed.flows or None, strict=parsed.strict)
         return 0
     except MfprojError as exc:

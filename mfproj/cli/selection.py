@@ -113,13 +113,28 @@ def select(ctx: typer.Context, *, output_format: Any = "table", **chosen: Any) -
     for the error handler (-o json errors are JSON)."""
     state = invocation(ctx)
     state.output = str(getattr(output_format, "value", output_format))
-    if chosen.get("owner") is not None:
-        from mfproj.errors import UsageError
-
-        if chosen.get("branch") is not None or chosen.get("production"):
-            raise UsageError("--user selects a user branch; it does not go with --branch or --production")
-        chosen["production"] = False
+    chosen.update(whole_branch(chosen.get("branch"), chosen.get("production"), chosen.get("owner")))
     return Selection(state.manifest, output=state.output, **chosen)
+
+
+def whole_branch(branch: str | None, production: bool | None, owner: str | None) -> dict[str, Any]:
+    """--branch, --production and --user as one branch. `--branch` also takes a whole branch name of any
+    kind, as other commands print them: `user.bob` (as --user bob), `test.x` (as --branch x), `prod.x`
+    (as --production --branch x); a branch name of the reference has no dot, so nothing is ambiguous."""
+    from mfproj.errors import UsageError
+
+    kind, dot, rest = (branch or "").partition(".")
+    if dot and kind in ("user", "test", "prod") and rest:
+        if owner is not None or (production and kind != "prod"):
+            raise UsageError(f"--branch {branch} names a whole branch: it does not go with --user or --production")
+        if kind == "user":
+            return {"branch": None, "production": False, "owner": rest}
+        return {"branch": rest, "production": kind == "prod", "owner": None}
+    if owner is not None:
+        if branch is not None or production:
+            raise UsageError("--user selects a user branch; it does not go with --branch or --production")
+        return {"branch": None, "production": False, "owner": owner}
+    return {"branch": branch, "production": production, "owner": None}
 
 
 def _common(*, branch: bool, from_git: bool, profile: bool, user: bool = False) -> list[inspect.Parameter]:
