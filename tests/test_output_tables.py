@@ -19,11 +19,19 @@ FLOWS = ("IngestFlow", "TrainingFlow", "EvaluateModelFlow")
 
 @pytest.fixture
 def team(cli: Cli, tmp_path: Path, aws: Any, kube: Any) -> Path:
-    """A three-flow project on both backends, deployed by alice, bob (a test branch) and ci (production),
-    with a run of each of alice's flows on Step Functions."""
+    """A three-flow project on both backends (one scheduled), deployed by alice, bob (a test branch) and
+    ci (production, where the schedule is), with a run of each of alice's flows on Step Functions."""
     root = make_project(
         tmp_path,
-        *(Flow(name, step_functions=succeed_machine(), argo_workflows=workflow_template()) for name in FLOWS),
+        *(
+            Flow(
+                name,
+                step_functions=succeed_machine(),
+                argo_workflows=workflow_template(),
+                schedule="0 3 * * *" if name == "IngestFlow" else None,
+            )
+            for name in FLOWS
+        ),
         project="recommender",
     )
     for user, branch in (("alice", ()), ("bob", ("--branch", "feature_ranking")), ("ci", ("--production",))):
@@ -46,7 +54,9 @@ COMMANDS: list[tuple[list[str], dict[int, int]]] = [  # (arguments, rows under t
     (["namespaces"], {80: 3, 120: 3}),
     (["history"], {80: 1, 120: 1}),
     (["token", "list"], {80: 1, 120: 1}),
-    (["names"], {80: 6, 120: 3}),  # at 80 one name per line (3 whole names do not fit side by side)
+    (["names"], {80: 7, 120: 7}),  # one name per line: a flow's 3 whole names do not fit side by side
+    (["gc", "--older-than", "0s"], {80: 2, 120: 2}),  # test.feature_ranking and user.alice (never prod)
+    (["schedules", "pause"], {80: 2, 120: 2}),  # IngestFlow's, on both backends
 ]
 
 
