@@ -1,9 +1,8 @@
 """The protocol every backend implements, and the records that cross it.
 
 Two concerns, two small interfaces: `Deployer` (read, plan, apply under an undo log, delete, lock) and
-`Runner` (start, get and list runs). A backend turns what the use-cases decided into API calls; it never
-decides *whether* a change is allowed (the use-cases do, with the authorization rules) and never
-imports the CLI or the use-cases.
+`Runner` (start, get and list runs). A backend turns what the use-cases decided into API calls; whether a
+change is allowed is the use-cases' (the authorization rules). It never imports the CLI or the use-cases.
 """
 
 from __future__ import annotations
@@ -248,8 +247,7 @@ class Deployer(abc.ABC, Generic[LockHandle]):
     def deployed_name(self, names: FlowNames) -> str: ...
 
     def gone(self, names: FlowNames) -> Existing:
-        """A stand-in for a deployment that is not there (torn down while its runs went on): its name and
-        identifier only, enough to find and stop its runs, which the service keeps."""
+        """A stand-in for a deployment that is gone: name and identifier, enough to reach its runs."""
         name = self.deployed_name(names)
         return Existing(self.name, name, name, None, None)
 
@@ -263,19 +261,16 @@ class Deployer(abc.ABC, Generic[LockHandle]):
         return []
 
     def prefetch(self, names: list[FlowNames]) -> None:
-        """Before reading many deployments: what can be read for all at once (the next `read` of each
-        uses it). Only what it can check against the deployment's own read may be used: the tagging API
-        is eventually consistent."""
+        """Reads for many deployments at once what the next `read` of each may use, when it checks it
+        against the deployment's own read (the tagging API is eventually consistent)."""
 
     def history(self, existing: Existing, *, enough: HistoryStop | None = None) -> list[HistoryEntry]:
-        """The deploys the deployment keeps (newest first), each with its definition; empty where the
-        backend (or the endpoint) keeps none. With `enough`, reading may stop after the first entry it
-        accepts (a rollback needs the deploys back to its target, not all of them)."""
+        """The deploys kept (newest first), each with its definition; empty where the backend keeps none.
+        With `enough`, reading may stop after the first entry it accepts (a rollback's target)."""
         return []
 
     def pause_schedule(self, existing: Existing, *, paused: bool) -> bool:
-        """Stops (or lets again) the deployment's schedule start runs, keeping the schedule itself; whether
-        it changed anything. A deploy keeps the schedule as paused as it found it."""
+        """Pauses or resumes the schedule (kept as deployed; a deploy keeps it paused); whether it changed."""
         raise NotImplementedError(f"{self.name} has no schedules to pause")
 
     def prune_history(self, names: FlowNames, keep: int) -> int:
@@ -385,8 +380,7 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def running(self, existing: Existing, *, limit: int = 1000) -> list[str]:
-        """The run ids of this deployment's runs still running (up to `limit`), in the calls counting
-        them takes."""
+        """The ids of this deployment's runs still running (up to `limit`)."""
 
     @abc.abstractmethod
     def stop_run(self, existing: Existing, run: Run, *, reason: str) -> None:
