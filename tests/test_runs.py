@@ -13,6 +13,7 @@ import pytest
 
 from mfproj import naming, tokens
 from mfproj.backends.argo_workflows.labels import tag_label_key
+from mfproj.backends.argo_workflows.record import ANNOTATION_RUN_TAGS
 from mfproj.keyring import Keyring
 from mfproj.usecases import runs
 from tests.conftest import Cli
@@ -260,3 +261,33 @@ def test_parse_since() -> None:
     assert runs.parse_since("90s", now=now) == now - _dt.timedelta(seconds=90)
     assert runs.parse_since("2026-11-01", now=now) == _dt.datetime(2026, 11, 1, tzinfo=_dt.timezone.utc)
     assert runs.parse_since(None) is None
+
+
+def test_a_short_run_id_stands_for_one_run_or_is_refused_as_ambiguous(
+    cli: Cli, proj: Path, tmp_path: Path, sfn: Any
+) -> None:
+    alice = _as("alice", tmp_path)
+    assert cli("deploy", "--backend", "step-functions", env=alice).code == 0
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:myproj.user.alice.HelloFlow"
+    for name in ("abcdefghijkl" + "a" * 14 + ".x", "abcdefghijkl" + "b" * 14 + ".x", "mnopqrstuvwx" + "c" * 14 + ".x"):
+        sfn.start_execution(stateMachineArn=arn, name=name, input="{}")
+    one = cli("runs", "show", "sfn-mnopqrstuvwx", "-o", "json", env=alice)
+    assert one.code == 0 and one.json()["run_id"] == "sfn-mnopqrstuvwx" + "c" * 14 + ".x", one.stderr
+    both = cli("runs", "show", "sfn-abcdefghijkl", env=alice)
+    assert both.code == 2 and "stands for 2 runs: give the whole run id" in both.stderr, both.stderr
+    assert cli("runs", "show", "sfn-zzzzzzzzzzzz", env=alice).code == 4
+
+
+def test_an_argo_runs_tags_written_by_someone_else_are_decoded_with_limits(
+    cli: Cli, proj: Path, tmp_path: Path, kube: Any
+) -> None:
+    """The run-tags annotation is anyone's to write: nested past any reason, it is no crash and no tags."""
+    alice = _as("alice", tmp_path)
+    assert cli("deploy", "--backend", "argo-workflows", env=alice).code == 0
+    run_id = cli("trigger", "HelloFlow", "--backend", "argo-workflows", env=alice).stdout.strip()
+    workflow = kube.objects[("workflows", "default", run_id[len("argo-") :])]
+    annotations = workflow["metadata"]["annotations"]
+    annotations[ANNOTATION_RUN_TAGS] = "[" * 50_000 + "]" * 50_000
+    shown = cli("runs", "show", run_id, "-o", "json", env=alice)
+    assert shown.code == 0, shown.stderr
+    assert shown.json()["tags"] == []
