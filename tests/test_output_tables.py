@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Cli, as_user
 from tests.terminal import in_terminal
-from tests.testing.fixtures import Flow, make_project, succeed_machine, workflow_template
+from tests.testing.fixtures import Flow, make_project, pass_machine, succeed_machine, workflow_template, write_templates
 
 FLOWS = ("IngestFlow", "TrainingFlow", "EvaluateModelFlow")
 
@@ -87,3 +87,17 @@ def test_runs_of_every_branch_say_whose_they_are_with_whole_statuses_and_ids_run
         show = cli("runs", "show", run_id, "-o", "json", env=as_user("alice", team))
         assert show.code == 0, show.stderr
         assert show.json()["run_id"].startswith(run_id)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_a_deploy_that_changes_every_flow_fits_with_its_actions_whole(team: Path, columns: int) -> None:
+    """`update (definition, record)` is the longest action: it stays whole, and the row stays one line."""
+    write_templates(
+        team,
+        *(Flow(name, step_functions=pass_machine("v2"), argo_workflows=workflow_template()) for name in FLOWS),
+    )
+    shown = in_terminal(["deploy", "--dry-run"], team, as_user("alice", team), columns)
+    header, *rows = _lines(shown)
+    assert len(rows) == 6, shown
+    assert max(len(line.rstrip()) for line in [header, *rows]) <= columns, shown
+    assert sum("update (definition" in row for row in rows) == 3, shown  # never `update (defi…`
