@@ -75,8 +75,10 @@ def test_an_interrupted_deploy_puts_back_what_landed_and_leaves_no_lock(
 ) -> None:
     assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
     _write(proj, "v2")
-    # The definition updates are slow (as against a distant region): the signal comes while they fly.
-    aws_proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="slow", delay=1.0, times=len(FLOWS))
+    # The definition updates are slow (as against a distant region): the signal comes while they fly. 3 s:
+    # on a loaded machine this process may be late to send it, and once every write has landed an
+    # interrupt rightly keeps them (the AllLanded path) instead of rolling back.
+    aws_proxy.fail("AWSStepFunctions.UpdateStateMachine", kind="slow", delay=3.0, times=len(FLOWS))
     process = _start_deploy(tmp_path, aws_proxy)
     try:
         _wait_for(aws_proxy, "AWSStepFunctions.UpdateStateMachine")
