@@ -78,8 +78,11 @@ def test_branch_takes_a_whole_branch_name_of_any_kind(cli: Cli, cli_process: Cli
     make_project(tmp_path, Flow("HelloFlow", step_functions=succeed_machine()))
     alice = as_user("alice", tmp_path)
     for run in (cli, cli_process):
-        for given, branch in (("user.bob", "user.bob"), ("test.x", "test.x"), ("prod.x", "prod.x"), ("x", "test.x")):
-            shown = run("names", "--branch", given, "-o", "json", env=alice)
+        given_as = (("user.bob",), ("test.x",), ("prod.x", "--production"), ("x",))
+        for given, branch in zip(given_as, ("user.bob", "test.x", "prod.x", "test.x"), strict=True):
+            shown = run("names", "--branch", *given, "-o", "json", env=alice)
             assert shown.code == 0 and shown.json()["branch"] == branch, (given, shown.stderr)
         both = run("names", "--branch", "test.x", "--production", env=alice)
         assert both.code == 2 and "names a whole branch" in both.stderr
+        unnamed = run("names", "--branch", "prod.x", env=alice)  # production only with --production named
+        assert unnamed.code == 2 and "hint: --production --branch x" in unnamed.stderr, unnamed.stderr

@@ -120,13 +120,19 @@ def select(ctx: typer.Context, *, output_format: Any = "table", **chosen: Any) -
 def whole_branch(branch: str | None, production: bool | None, owner: str | None) -> dict[str, Any]:
     """--branch, --production and --user as one branch. `--branch` also takes a whole branch name of any
     kind, as other commands print them: `user.bob` (as --user bob), `test.x` (as --branch x), `prod.x`
-    (as --production --branch x); a branch name of the reference has no dot, so nothing is ambiguous."""
+    with --production (production is never chosen without it being named); a branch name of the
+    reference has no dot, so nothing is ambiguous."""
     from mfproj.errors import UsageError
 
     kind, dot, rest = (branch or "").partition(".")
     if dot and kind in ("user", "test", "prod") and rest:
         if owner is not None or (production and kind != "prod"):
             raise UsageError(f"--branch {branch} names a whole branch: it does not go with --user or --production")
+        if kind == "prod" and not production:
+            raise UsageError(
+                f"--branch {branch} is a production branch: production is chosen only with --production named",
+                hint=f"--production --branch {rest}",
+            )
         if kind == "user":
             return {"branch": None, "production": False, "owner": rest}
         return {"branch": rest, "production": kind == "prod", "owner": None}
