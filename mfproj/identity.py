@@ -140,6 +140,12 @@ def target_for(
     )
 
 
+def selecting_options(branch: str) -> str:
+    """The options that select `branch` from any caller: `branch_options`, or `--user U` for a user
+    branch (for commands that take --user)."""
+    return branch_options(branch) or (f"--user {branch[len('user.') :]}" if branch.startswith("user.") else "")
+
+
 def branch_options(branch: str) -> str:
     """The options that select `branch` again, for hints: `--production --branch x`, or '' (user branch)."""
     if branch == "prod":

@@ -65,7 +65,7 @@ def teardown_command(
     ]
     if result.token_in_keyring:
         branch = session.target.branch
-        selecting = identity.branch_options(branch) or (f"--user {branch[5:]}" if branch.startswith("user.") else "")
+        selecting = identity.selecting_options(branch)
         command = " ".join(["mfproj token forget", *([selecting] if selecting else [])])
         after.append(
             f"your keyring still holds {branch}'s production token: '{command}' removes it "

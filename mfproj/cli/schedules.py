@@ -44,28 +44,30 @@ def _row(state: "ScheduleState") -> list[str]:
     return [state.pair.flow.name, options.backend_label(state.pair.backend), state.name, state.schedule, shown]
 
 
-@with_selection(user=True)
-def pause_command(
-    selection: Selection,
-    flows: options.FlowArguments = None,
-    backend: options.Backends = None,
-    authorize: options.Authorize = None,
-    authorize_file: options.AuthorizeFile = None,
-) -> None:
-    """Stop the branch's schedules from starting runs (each kept as deployed; a deploy keeps it paused)."""
-    _change(selection, paused=True, flows=flows, backend=backend, authorize=authorize, authorize_file=authorize_file)
+def _command(*, paused: bool, doc: str) -> Any:
+    """`schedules pause` or `schedules resume`: the same options, the one `_change`."""
+
+    @with_selection(user=True)
+    def command(
+        selection: Selection,
+        flows: options.FlowArguments = None,
+        backend: options.Backends = None,
+        authorize: options.Authorize = None,
+        authorize_file: options.AuthorizeFile = None,
+    ) -> None:
+        _change(
+            selection, paused=paused, flows=flows, backend=backend, authorize=authorize, authorize_file=authorize_file
+        )
+
+    command.__doc__ = doc
+    return command
 
 
-@with_selection(user=True)
-def resume_command(
-    selection: Selection,
-    flows: options.FlowArguments = None,
-    backend: options.Backends = None,
-    authorize: options.Authorize = None,
-    authorize_file: options.AuthorizeFile = None,
-) -> None:
-    """Let the branch's paused schedules start runs again."""
-    _change(selection, paused=False, flows=flows, backend=backend, authorize=authorize, authorize_file=authorize_file)
+pause_command = _command(
+    paused=True,
+    doc="Stop the branch's schedules from starting runs (each kept as deployed; a deploy keeps it paused).",
+)
+resume_command = _command(paused=False, doc="Let the branch's paused schedules start runs again.")
 
 
 def register(app: "typer.Typer") -> None:

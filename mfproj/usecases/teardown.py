@@ -79,10 +79,7 @@ def plan_teardown(
         for backend, existing in inventory(session, None, include_metaflow=False)
         if existing.record is not None and existing.record.branch == branch and existing.record.flow
     ]
-    # Counted concurrently: ListExecutions is on a 2-a-second bucket.
-    counts = parallel(lambda item: session.backend(item[0]).running(item[1]), found) if count_running else None
-    counts = counts or [None] * len(found)
-    for (backend, existing), running in zip(found, counts, strict=True):
+    for backend, existing in found:
         record = existing.record
         assert record is not None and record.flow
         flow = next((f for f in session.manifest.flows if f.name == record.flow), Flow(name=record.flow))
@@ -92,7 +89,9 @@ def plan_teardown(
             authorized = True
         except AuthorizationError as exc:
             reason, authorized = exc.message, False
-        items.append(Item(Pair(flow, backend, names), existing, running, authorized, reason))
+        items.append(Item(Pair(flow, backend, names), existing, None, authorized, reason))
+    if count_running:
+        _count(session, items)
     return items
 
 
@@ -152,6 +151,7 @@ def teardown(
 
 
 def _count(session: Session, items: list[Item]) -> None:
+    """Counted concurrently: ListExecutions is on a 2-a-second bucket."""
     uncounted = [item for item in items if item.running is None]
     counts = parallel(lambda item: session.backend(item.pair.backend).running(item.existing), uncounted)
     for item, running in zip(uncounted, counts, strict=True):

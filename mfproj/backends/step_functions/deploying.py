@@ -17,6 +17,7 @@ from mfproj.backends.step_functions.record import (
     TAG_PREFIX,
     decode_record,
     definition_digest,
+    definition_of,
     encode_record,
     guard_for_reference,
     merge_records,
@@ -96,10 +97,7 @@ class StateMachines:
                 described = sfn.describe_state_machine(stateMachineArn=arn)
             except sfn.exceptions.StateMachineDoesNotExist:
                 return None
-            definition = described["definition"]
-            if isinstance(definition, str):  # AWS returns text; moto sometimes an object
-                with contextlib.suppress(ValueError, RecursionError):  # someone else's text: kept as text
-                    definition = json.loads(definition)
+            definition = definition_of(described["definition"])  # no definition: not a state machine answer
             if tags is not None and tags_may_lag and not _consistent(tags, definition):
                 tags = None
             if tags is None:
@@ -258,10 +256,7 @@ class StateMachines:
                 described = sfn.describe_state_machine(stateMachineArn=arn)
             except sfn.exceptions.StateMachineDoesNotExist:
                 return
-        definition = described.get("definition")
-        with contextlib.suppress(ValueError, RecursionError, TypeError):
-            definition = json.loads(definition) if isinstance(definition, str) else definition
-        if definition == desired.definition:
+        if definition_of(described.get("definition")) == desired.definition:
             self._undo_create(arn)
 
     def _undo_create(self, arn: str) -> None:

@@ -4,6 +4,7 @@ reference's, in its definition (`States.start.Parameters.Parameters`), which win
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -169,6 +170,15 @@ def decode_record(tags: Mapping[str, str]) -> DeploymentRecord | None:
         deploy_id=values["deploy_id"],
         rolled_back_to=values["rolled_back_to"],
     )
+
+
+def definition_of(definition: Any) -> Any:
+    """A described state machine's definition decoded: AWS returns text (moto sometimes an object);
+    someone else's text that is not JSON is kept as text."""
+    if isinstance(definition, str):
+        with contextlib.suppress(ValueError, RecursionError):
+            definition = json.loads(definition)
+    return definition
 
 
 def _start_parameters(definition: Any) -> dict[str, Any] | None:

@@ -5,11 +5,11 @@ Step Functions keeps up to 1,000 versions per state machine; mfproj keeps the ma
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from mfproj.backends.base import Desired, Existing
 from mfproj.backends.step_functions.client import AwsClient
+from mfproj.backends.step_functions.record import definition_of
 from mfproj.history import DeployLineage, HistoryEntry, HistoryStop
 from mfproj.tokens import fingerprint
 
@@ -81,11 +81,7 @@ class Versions:
             lineage = DeployLineage.parse_compact(described.get("description"))
             if lineage is None:
                 continue  # published by someone else: not a deploy of mfproj's
-            definition = described.get("definition")
-            if isinstance(definition, str):
-                with contextlib.suppress(ValueError, RecursionError):
-                    definition = json.loads(definition)
-            entries.append(HistoryEntry(lineage, definition, arn))
+            entries.append(HistoryEntry(lineage, definition_of(described.get("definition")), arn))
             if enough is not None and enough(entries[-1]):
                 break
         return entries
