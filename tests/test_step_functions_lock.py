@@ -8,6 +8,7 @@ refused; only its holder releases it; `mfproj unlock` removes it with the author
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mfproj.errors import ConflictError
+from mfproj.errors import BackendError, ConflictError
 from mfproj.holder import Holder
 from tests.conftest import Cli, as_user
 from tests.testing.fixtures import ROLE, Flow, make_project, pass_machine
@@ -165,6 +166,54 @@ def test_a_live_lock_elsewhere_is_waited_for_visibly_then_refused(sfn: Any) -> N
     assert "bob (pid 4242 on build-agent-7), since" in str(caught.value)
     assert "mfproj unlock" in (caught.value.hint or "")
     assert len(_locks(sfn)) == 1  # the holder's lock is untouched
+
+
+def _acquire_within(seconds: float, timeout: float) -> BaseException | None:
+    """Takes the lock in a thread, joined within `seconds`: a lock loop that spins fails the test, not
+    the suite."""
+    outcome: list[BaseException | None] = []
+
+    def take() -> None:
+        try:
+            handle = lock_backend().acquire(NAMES, holder=Holder.current("alice"), timeout=timeout, waiting=print)
+            outcome.append(None)
+            lock_backend().release(handle)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    assert outcome, f"acquire did not return within {seconds} s"
+    return outcome[0]
+
+
+def test_a_lock_described_without_its_definition_is_an_error_not_a_loop(
+    aws: Any, aws_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer that says nothing ({}) cannot tell whose the lock is: it is neither broken nor retried."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_proxy.url)
+    aws_proxy.fail("DescribeStateMachine", status=200, body={})
+    failed = _acquire_within(20, timeout=2)
+    assert isinstance(failed, BackendError), failed
+    assert "without its definition" in str(failed)
+    assert aws_proxy.count("DeleteStateMachine") == 0  # nothing deleted on the strength of an empty answer
+    assert aws_proxy.count("CreateStateMachine") == 1
+
+
+def test_a_lock_broken_again_and_again_is_retried_at_a_pace_and_within_the_timeout(
+    aws: Any, aws_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something that is not a lock at the lock's name is broken; when it is there again at every look,
+    the acquirer does not spin: it paces its tries and gives up at its timeout."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_proxy.url)
+    not_a_lock = {"definition": json.dumps({"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}), "status": "ACTIVE"}
+    aws_proxy.fail("DescribeStateMachine", status=200, body=not_a_lock)
+    started = time.monotonic()
+    failed = _acquire_within(20, timeout=1.5)
+    assert isinstance(failed, ConflictError), failed
+    assert 1.5 <= time.monotonic() - started < 10
+    assert aws_proxy.count("CreateStateMachine") <= 15  # paced, not thousands
 
 
 def test_a_lock_is_taken_as_soon_as_its_holder_releases_it(sfn: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mfproj.usecases import terminate
 from tests.conftest import Cli, StepFunctionsEmulator, as_user
 from tests.testing.fixtures import Flow, make_project, wait_machine, workflow_template
 
@@ -45,10 +46,15 @@ def test_a_running_step_functions_run_is_stopped(cli: Cli, proj: Path, tmp_path:
     assert again.code == 0 and "already ended ABORTED" in again.stderr
 
 
-def test_an_argo_run_is_shut_down(cli: Cli, proj: Path, tmp_path: Path, kube: Any) -> None:
+def test_an_argo_run_is_shut_down(
+    cli: Cli, proj: Path, tmp_path: Path, kube: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(terminate, "STOP_SETTLE_SECONDS", 0.5)  # no controller here: the phase stays
     run_id = _start(cli, tmp_path, "argo-workflows")
     done = cli("runs", "terminate", run_id, "--yes", env=as_user("alice", tmp_path))
     assert done.code == 0, done.stderr
+    # Asked to stop, not seen stopped: said as it is, not as "stopped … now RUNNING".
+    assert f"asked {run_id} to stop; after 0.5 s it is still PENDING" in done.stderr, done.stderr
     workflow = kube.objects[("workflows", "default", run_id[len("argo-") :])]
     assert workflow["spec"]["shutdown"] == "Terminate"
     kube.set_phase("default", run_id[len("argo-") :], "Failed")  # what Argo's controller records then
@@ -87,10 +93,11 @@ def test_another_users_run_is_reached_with_user_and_stopped_with_the_delete_auth
 
 
 def test_a_run_of_a_torn_down_argo_deployment_is_still_shown_and_stopped(
-    cli: Cli, proj: Path, tmp_path: Path, kube: Any
+    cli: Cli, proj: Path, tmp_path: Path, kube: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Teardown leaves runs running: `runs show` and `runs terminate` still reach them by id (the service
     keeps them), authorized by the run's own namespace (its deployment's token)."""
+    monkeypatch.setattr(terminate, "STOP_SETTLE_SECONDS", 0.5)
     run_id = _start(cli, tmp_path, "argo-workflows")
     alice = as_user("alice", tmp_path)
     assert cli("teardown", "--user", "alice", "--yes", env=alice).code == 0
@@ -102,6 +109,7 @@ def test_a_run_of_a_torn_down_argo_deployment_is_still_shown_and_stopped(
     done = cli("runs", "terminate", run_id, "--yes", "-o", "json", env=alice)  # Alice's keyring has it
     assert done.code == 0, done.stderr
     assert kube.objects[("workflows", "default", run_id[len("argo-") :])]["spec"]["shutdown"] == "Terminate"
+    assert done.json()["stopped"] is True and done.json()["ended"] is False
 
 
 def test_a_run_of_a_deleted_state_machine_is_still_shown_and_stopped(
@@ -119,3 +127,47 @@ def test_a_run_of_a_deleted_state_machine_is_still_shown_and_stopped(
     done = cli("runs", "terminate", run_id, "--yes", "-o", "json", env=alice)
     assert done.code == 0, done.stderr
     assert done.json()["stopped"] is True and done.json()["status"] == "ABORTED"
+
+
+def _running_description(sfn: Any, run_id: str) -> dict[str, Any]:
+    """DescribeExecution's answer for the run as it is now (RUNNING), to be answered again later."""
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    arn = machine["stateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + run_id[len("sfn-") :]
+    described = sfn.describe_execution(executionArn=arn)
+    return {
+        key: (value.timestamp() if hasattr(value, "timestamp") else value)
+        for key, value in described.items()
+        if key != "ResponseMetadata"
+    }
+
+
+def test_a_stopped_run_is_reported_as_it_is_once_the_backend_has_ended_it(
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: Any, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StopExecution is taken before the execution ends (moto's interpreter, as AWS, ends it a moment
+    later): terminate reads the run until it has ended, and says what it read."""
+    run_id = _start(cli, tmp_path, "step-functions")
+    still_running = _running_description(sfn, run_id)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_proxy.url)
+    aws_proxy.fail("StopExecution", kind="slow", delay=0.0, times=1)  # forwarded: arms the next fault
+    aws_proxy.fail("DescribeExecution", status=200, body=still_running, times=2, after="StopExecution")
+    done = cli("runs", "terminate", run_id, "--yes", "-o", "json", env=as_user("alice", tmp_path))
+    assert done.code == 0, done.stderr
+    assert done.json()["status"] == "ABORTED" and done.json()["ended"] is True, done.stdout
+    assert aws_proxy.count("DescribeExecution") >= 3  # read again after the two RUNNING answers
+
+
+def test_a_run_that_does_not_end_in_time_is_not_called_stopped(
+    cli: Cli, proj: Path, tmp_path: Path, aws_proxy: Any, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = _start(cli, tmp_path, "step-functions")
+    still_running = _running_description(sfn, run_id)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_proxy.url)
+    monkeypatch.setattr(terminate, "STOP_SETTLE_SECONDS", 0.6)
+    aws_proxy.fail("StopExecution", kind="slow", delay=0.0, times=1)
+    aws_proxy.fail("DescribeExecution", status=200, body=still_running, after="StopExecution")
+    done = cli("runs", "terminate", run_id, "--yes", env=as_user("alice", tmp_path))
+    assert done.code == 0, done.stderr
+    assert f"asked {run_id} to stop; after 0.6 s it is still RUNNING" in done.stderr, done.stderr
+    assert "hint: mfproj runs show" in done.stderr
+    assert 3 <= aws_proxy.count("DescribeExecution") <= 12  # read a few times, not in a tight loop

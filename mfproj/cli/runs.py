@@ -231,12 +231,17 @@ def terminate_command(
     if result is None:
         output.info("nothing stopped")
         return
-    said = (
-        f"stopped {run_id}: now {result.run.status}"
-        if result.stopped
-        else f"{run_id} had already ended {result.run.status}"
-    )
-    output.show(selection.output, result.as_json(), output.View(after=[said]))
+    shown = result.run.run_id
+    if not result.stopped:
+        said = [f"{shown} had already ended {result.run.status}"]
+    elif result.ended:
+        said = [f"stopped {shown}: now {result.run.status}"]
+    else:  # the stop was taken; the run has not been seen ending
+        said = [
+            f"asked {shown} to stop; after {terminate.STOP_SETTLE_SECONDS:g} s it is still {result.run.status}",
+            f"hint: mfproj runs show {shown} says when it has ended",
+        ]
+    output.show(selection.output, result.as_json(), output.View(after=said))
 
 
 def register(app: "typer.Typer") -> None:

@@ -3,13 +3,14 @@ deployment's owner, or its token); a run of another branch or project is refused
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from mfproj import identity
 from mfproj.backends import registry
-from mfproj.backends.base import DeploymentRecord, Run
+from mfproj.backends.base import Backend, DeploymentRecord, Existing, Run
 from mfproj.errors import AuthorizationError, NotFoundError, UsageError
 from mfproj.usecases.checks import authorize_change, identity_check
 from mfproj.usecases.runs import Located, locate_run
@@ -25,6 +26,12 @@ class Terminated:
     deployment: str
     stopped: bool  # False: it had already ended
     authorization: str
+    waited: float = 0.0  # seconds the run was read for after the stop
+
+    @property
+    def ended(self) -> bool:
+        """Whether the run was seen ended: a stop is taken at once and carried out a moment later."""
+        return self.run.finished
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -35,8 +42,26 @@ class Terminated:
             "deployment": self.deployment,
             "status": self.run.status,
             "stopped": self.stopped,
+            "ended": self.ended,
             "authorization": self.authorization,
         }
+
+
+STOP_SETTLE_SECONDS = 10.0  # how long a stopped run is read until the backend says it has ended
+
+
+def _settled(backend: Backend, existing: Existing, run: Run) -> Run:
+    """The run as the backend describes it once it has ended, or as last read when it has not within
+    STOP_SETTLE_SECONDS (backing off from 0.1 s to 1 s between reads)."""
+    deadline = time.monotonic() + STOP_SETTLE_SECONDS
+    pause = 0.1
+    while True:
+        run = backend.get_run(existing, run.run_id) or run
+        left = deadline - time.monotonic()
+        if run.finished or left <= 0:
+            return run
+        time.sleep(min(pause, left))
+        pause = min(1.0, pause * 2)
 
 
 def find(session: Session, run_id: str, flows: list[str] | None) -> Located:
@@ -72,7 +97,7 @@ def _refuse_if_elsewhere(session: Session, backend_name: str, run_id: str) -> No
         if record is None or record.branch == session.target.branch or backend.get_run(existing, run_id) is None:
             continue
         branch = record.branch or ""
-        options = identity.branch_options(branch) or (f"--user {branch[5:]}" if branch.startswith("user.") else "")
+        options = identity.selecting_options(branch)
         raise UsageError(
             f"{run_id} is a run of {record.project} {record.branch}, not of {session.target.branch}",
             hint=f"select its branch: mfproj runs terminate {run_id}{' ' + options if options else ''}",
@@ -100,7 +125,11 @@ def terminate(
     stopped = not run.finished
     if stopped and not confirm(run):
         return None
+    waited = 0.0
     if stopped:
         backend.stop_run(existing, run, reason=f"terminated by {session.user} with mfproj")
-        run = backend.get_run(existing, run_id) or run
-    return Terminated(run, pair.flow.name, session.target.branch, pair.backend, existing.name, stopped, reason)
+        began = time.monotonic()
+        run = _settled(backend, existing, run)
+        waited = time.monotonic() - began
+    branch = session.target.branch
+    return Terminated(run, pair.flow.name, branch, pair.backend, existing.name, stopped, reason, waited)

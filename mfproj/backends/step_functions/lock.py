@@ -25,11 +25,13 @@ from mfproj.backends.base import LeftLock
 from mfproj.backends.step_functions.client import AwsClient
 from mfproj.backends.step_functions.names import state_machine
 from mfproj.backends.step_functions.record import TAG_PREFIX
-from mfproj.errors import ConflictError
+from mfproj.errors import BackendError, ConflictError
 from mfproj.holder import Holder
 from mfproj.naming import FlowNames, attach_state_machine_prefix
 
 LOCK_TTL_SECONDS = 600
+_FIRST_PAUSE = 0.05  # after a lock broken or gone: tried again soon, then less and less often
+_WAIT_PAUSE = 1.0  # between looks at a lock someone holds
 # Nonces of the locks this process holds right now: a lock recorded as held by this very process but
 # not among them was left by an earlier call that failed to release it (a library user calls again).
 _HELD: set[str] = set()
@@ -87,11 +89,10 @@ class StateMachineLock:
     def _take_lock(
         self, names: FlowNames, arn: str, nonce: str, holder: Holder, timeout: float, waiting: Callable[[str], None]
     ) -> tuple[str, str]:
-
         sfn = self.aws.client("stepfunctions")
         definition = self._lock_definition(names, nonce, holder)
         deadline = time.monotonic() + timeout
-        said = False
+        said, who, pause = False, "a holder not seen", _FIRST_PAUSE
         for _ in range(100_000):  # bounded in count as well as by the deadline
             with contextlib.suppress(sfn.exceptions.StateMachineAlreadyExists, sfn.exceptions.StateMachineDeleting):
                 sfn.create_state_machine(
@@ -103,28 +104,44 @@ class StateMachineLock:
                         {"key": TAG_PREFIX + "lock-of", "value": self.scope(names)},
                     ],
                 )
-            try:
-                described = sfn.describe_state_machine(stateMachineArn=arn)
-            except sfn.exceptions.StateMachineDoesNotExist:
-                continue
-            held = _lock_note(described)
+            described = self._describe_lock(arn)
+            held = _lock_note(described) if described is not None else {}
             if held.get("nonce") == nonce:
                 return (arn, nonce)
-            if described.get("status") != "DELETING" and self._is_stale(held, _server_age(described)):
-                self._delete_lock(arn, held.get("nonce"))
-                continue
-            who = _held_by(held)
-            if time.monotonic() >= deadline:
+            live = described is not None and described.get("status") != "DELETING"
+            if live and self._is_stale(held, _server_age(described or {})):
+                self._delete_lock(arn, held.get("nonce"))  # then tried again, after a short pause
+            elif live:
+                who, pause = _held_by(held), _WAIT_PAUSE
+                if not said:
+                    waiting(f"waiting for the lock on {self.scope(names)}, held by {who} (up to {timeout:g} s)")
+                    said = True
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise ConflictError(
                     f"another deploy of {self.scope(names)} is in progress ({who}); waited {timeout:g} s for its lock",
                     hint="wait for it to finish and run the command again; if its holder is gone, "
                     "'mfproj unlock' removes the lock (MFPROJ_LOCK_TIMEOUT sets how long to wait)",
                 )
-            if not said and described.get("status") != "DELETING":
-                waiting(f"waiting for the lock on {self.scope(names)}, held by {who} (up to {timeout:g} s)")
-                said = True
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            # Every pass pauses: a lock broken, deleting or gone again at each look is not a reason to spin.
+            time.sleep(min(pause, left))
+            pause = min(_WAIT_PAUSE, pause * 2)
         raise ConflictError(f"could not lock {self.scope(names)}", hint="run the command again")
+
+    def _describe_lock(self, arn: str) -> Mapping[str, Any] | None:
+        """The lock state machine as described, None when there is none. An answer without a definition
+        says nothing of whose it is: an error, never a lock to break (or to take)."""
+        sfn = self.aws.client("stepfunctions")
+        try:
+            described: Mapping[str, Any] = sfn.describe_state_machine(stateMachineArn=arn)
+        except sfn.exceptions.StateMachineDoesNotExist:
+            return None
+        if not isinstance(described.get("definition"), str):
+            raise BackendError(
+                f"Step Functions described the lock {arn.rsplit(':', 1)[1]} without its definition",
+                hint="run the command again; if it says so again, 'mfproj unlock' removes the lock",
+            )
+        return described
 
     @staticmethod
     def _is_stale(held: Mapping[str, Any], age: float | None) -> bool:
@@ -143,11 +160,8 @@ class StateMachineLock:
     def _delete_lock(self, arn: str, nonce: Any) -> bool:
         """Deletes the lock only if it is still the one with `nonce` (not a lock taken since)."""
         sfn = self.aws.client("stepfunctions")
-        try:
-            current = _lock_note(sfn.describe_state_machine(stateMachineArn=arn))
-        except sfn.exceptions.StateMachineDoesNotExist:
-            return False
-        if current.get("nonce") != nonce:
+        described = self._describe_lock(arn)
+        if described is None or _lock_note(described).get("nonce") != nonce:
             return False
         sfn.delete_state_machine(stateMachineArn=arn)
         return True
