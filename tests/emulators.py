@@ -19,6 +19,23 @@ from typing import Any
 _STRICT = threading.Lock()
 
 
+class QuietServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """A threaded test server that keeps what a handler failed on in `errors`: socketserver would print it
+    on sys.stderr, where an in-process command under test is writing (its first line then is no `error:`)."""
+
+    daemon_threads = True
+    request_queue_size = 128  # a burst of concurrent clients, as a real API takes (the default is 5)
+
+    def __init__(self, address: tuple[str, int], handler: type[socketserver.BaseRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.errors: list[str] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import traceback
+
+        self.errors.append(traceback.format_exc(limit=8))
+
+
 def make_moto_strict() -> None:
     """Makes moto's CreateStateMachine behave as AWS's: atomic, and an existing name with another
     definition or role is `StateMachineAlreadyExists` naming the ARN in quotes (the reference parses it),
@@ -276,11 +293,7 @@ class FaultProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = _forward
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            request_queue_size = 128  # a burst of concurrent clients, as a real API takes (the default is 5)
-
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -297,6 +310,10 @@ class FaultProxy:
                     self._fired.add(fault.action)
                     return fault
         return None
+
+    @property
+    def handler_errors(self) -> list[str]:
+        return self._server.errors
 
     def count(self, action: str) -> int:
         with self._lock:
@@ -322,6 +339,7 @@ class FaultProxy:
             self._fired.clear()
             self.log.clear()
             self.bodies.clear()
+            self._server.errors.clear()
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -17,13 +17,14 @@ import http.server
 import json
 import re
 import secrets
-import socketserver
 import string
 import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.emulators import QuietServer
 
 GROUP = "argoproj.io"
 VERSION = "v1alpha1"
@@ -228,11 +229,7 @@ class KubernetesEmulator:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            request_queue_size = 128  # a burst of concurrent clients, as a real API takes (the default is 5)
-
-        self._server = Server(("127.0.0.1", port), Handler)
+        self._server = QuietServer(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -242,10 +239,15 @@ class KubernetesEmulator:
         self._server.shutdown()
         self._server.server_close()
 
+    @property
+    def handler_errors(self) -> list[str]:
+        return self._server.errors
+
     def reset(self) -> None:
         with self._lock:
             self.objects.clear()
             self.requests.clear()
+            self._server.errors.clear()
 
     def kubeconfig(self, namespace: str = "default", context: str = "emulator", token: str = "emulator-token") -> str:
         return kubeconfig_for(self.url, namespace=namespace, context=context, token=token)
