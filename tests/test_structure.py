@@ -202,7 +202,7 @@ def test_commands_end_by_returning_not_by_an_exit_that_is_always_zero() -> None:
 TESTS = Path(__file__).resolve().parent
 # Subjects a test file may be named after besides a module, a package or a command: the repository's own
 # documents and scripts, and the test helpers that are tested themselves.
-PROJECT_SUBJECTS = ("readme", "demo", "structure", "help", "bench", "golden", "k8s_emulator", "reference")
+PROJECT_SUBJECTS = ("readme", "demo", "structure", "help", "bench", "golden", "k8s_emulator", "emulators", "reference")
 
 
 def _subjects() -> set[str]:
