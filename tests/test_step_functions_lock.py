@@ -212,6 +212,7 @@ def test_a_lock_broken_again_and_again_is_retried_at_a_pace_and_within_the_timeo
     started = time.monotonic()
     failed = _acquire_within(20, timeout=1.5)
     assert isinstance(failed, ConflictError), failed
+    assert "could not take the lock on myproj.user.alice in 1.5 s" in str(failed)
     assert 1.5 <= time.monotonic() - started < 10
     assert aws_proxy.count("CreateStateMachine") <= 15  # paced, not thousands
 

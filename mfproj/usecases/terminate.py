@@ -26,7 +26,6 @@ class Terminated:
     deployment: str
     stopped: bool  # False: it had already ended
     authorization: str
-    waited: float = 0.0  # seconds the run was read for after the stop
 
     @property
     def ended(self) -> bool:
@@ -55,13 +54,14 @@ def _settled(backend: Backend, existing: Existing, run: Run) -> Run:
     STOP_SETTLE_SECONDS (backing off from 0.1 s to 1 s between reads)."""
     deadline = time.monotonic() + STOP_SETTLE_SECONDS
     pause = 0.1
-    while True:
+    for _ in range(1000):  # bounded in count as well as by the deadline
         run = backend.get_run(existing, run.run_id) or run
         left = deadline - time.monotonic()
         if run.finished or left <= 0:
-            return run
+            break
         time.sleep(min(pause, left))
         pause = min(1.0, pause * 2)
+    return run
 
 
 def find(session: Session, run_id: str, flows: list[str] | None) -> Located:
@@ -125,11 +125,7 @@ def terminate(
     stopped = not run.finished
     if stopped and not confirm(run):
         return None
-    waited = 0.0
     if stopped:
         backend.stop_run(existing, run, reason=f"terminated by {session.user} with mfproj")
-        began = time.monotonic()
         run = _settled(backend, existing, run)
-        waited = time.monotonic() - began
-    branch = session.target.branch
-    return Terminated(run, pair.flow.name, branch, pair.backend, existing.name, stopped, reason, waited)
+    return Terminated(run, pair.flow.name, session.target.branch, pair.backend, existing.name, stopped, reason)

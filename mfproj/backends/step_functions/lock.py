@@ -92,7 +92,8 @@ class StateMachineLock:
         sfn = self.aws.client("stepfunctions")
         definition = self._lock_definition(names, nonce, holder)
         deadline = time.monotonic() + timeout
-        said, who, pause = False, "a holder not seen", _FIRST_PAUSE
+        said, pause = False, _FIRST_PAUSE
+        who: str | None = None
         for _ in range(100_000):  # bounded in count as well as by the deadline
             with contextlib.suppress(sfn.exceptions.StateMachineAlreadyExists, sfn.exceptions.StateMachineDeleting):
                 sfn.create_state_machine(
@@ -117,6 +118,12 @@ class StateMachineLock:
                     waiting(f"waiting for the lock on {self.scope(names)}, held by {who} (up to {timeout:g} s)")
                     said = True
             left = deadline - time.monotonic()
+            if left <= 0 and who is None:  # never held by anyone it could name: broken or deleting at each look
+                raise ConflictError(
+                    f"could not take the lock on {self.scope(names)} in {timeout:g} s: at every look it was being "
+                    "deleted or was not a lock mfproj can read",
+                    hint="run the command again; 'mfproj unlock' removes what is there",
+                )
             if left <= 0:
                 raise ConflictError(
                     f"another deploy of {self.scope(names)} is in progress ({who}); waited {timeout:g} s for its lock",
