@@ -27,8 +27,11 @@ def parallel(function: Callable[[P], Any], pairs: list[P], log: UndoLog | None =
     futures: list[Any] = []
     interrupted: BaseException | None = None
     try:
-        for pair in pairs:
-            futures.append(pool.submit(function, pair))
+        # Handed out with signals deferred: an interrupt raised inside submit() (while a worker thread
+        # starts) would leave a thread writing that neither `futures` nor the pool's shutdown waits for.
+        with interrupts.deferred():
+            for pair in pairs:
+                futures.append(pool.submit(function, pair))
         pending = set(futures)
         while pending:  # short waits, so that Ctrl-C reaches the main thread at once
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
