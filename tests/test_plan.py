@@ -93,9 +93,11 @@ def _change_under_the_locks(monkeypatch: pytest.MonkeyPatch, change: Any) -> Non
     monkeypatch.setattr(deploy, "locked", locked_then_changed)
 
 
-def test_under_the_locks_an_unchanged_branch_is_read_again_but_not_planned_again(
+def test_a_change_the_listing_shows_locks_first_and_reads_each_deployment_once(
     cli: Cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The tagging API's records show TrainFlow changing: the locks come first, then one read of each
+    deployment under them (not one before and one under: DescribeStateMachine is throttled at 20 a second)."""
     from mfproj import authorization
     from mfproj.backends.step_functions.backend import StepFunctionsBackend
 
@@ -104,11 +106,36 @@ def test_under_the_locks_an_unchanged_branch_is_read_again_but_not_planned_again
     assert cli("deploy", env=env).code == 0
     retemplate(tmp_path, "TrainFlow", "v2")
     decisions = _count_calls(monkeypatch, authorization, "authorize")
+    listed = _count_calls(monkeypatch, StepFunctionsBackend, "read_listed")
     reads = _count_calls(monkeypatch, StepFunctionsBackend, "read")
     result = cli("deploy", "TrainFlow", "-o", "json", env=env)
     assert result.code == 0, result.stderr
+    assert result.json()["deployments"][0]["action"] == "update"
+    assert len(listed) == 2  # both flows as listed: TrainFlow changes, EvalFlow is read for its token
+    assert len(reads) == 2  # both flows once, under the lock
+    assert len(decisions) == 2  # the guess from the listing, then the plan from what is there
+
+
+def test_under_the_locks_an_unchanged_branch_is_read_again_but_not_planned_again(
+    cli: Cli, tmp_path: Path, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change the listing cannot see (the role is not in the record): planned from a full read, then
+    read again under the locks, and not planned again since nothing moved."""
+    from mfproj import authorization
+    from mfproj.backends.step_functions.backend import StepFunctionsBackend
+
+    two_flow_project(tmp_path)
+    env = as_user("alice", tmp_path)
+    assert cli("deploy", env=env).code == 0
+    manifest = tmp_path / "mfproj.toml"
+    manifest.write_text(manifest.read_text().replace("role/sfn-exec", "role/sfn-exec-2"))
+    decisions = _count_calls(monkeypatch, authorization, "authorize")
+    reads = _count_calls(monkeypatch, StepFunctionsBackend, "read")
+    result = cli("deploy", "TrainFlow", "-o", "json", env=env)
+    assert result.code == 0, result.stderr
+    assert result.json()["deployments"][0]["changes"] == ["role"], result.stdout
     assert len(reads) == 4  # both flows before the locks, and again under them
-    assert len(decisions) == 1  # TrainFlow authorized once: nothing it depends on moved under the locks
+    assert len(decisions) == 2  # the guess (no change seen), then TrainFlow once: nothing moved under the locks
 
 
 def test_a_change_that_lands_before_the_locks_is_planned_again_and_refused(

@@ -65,8 +65,10 @@ def test_ctrl_c_in_every_phase_is_said_on_a_terminal(
     two_flow_project(tmp_path)
     env = {**os.environ, **as_user("alice", tmp_path)}
     env.pop("CI", None)
-    if phase == "locking":  # a change, so that locks are taken (their creates are slow)
-        assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
+    # Deployed first: a redeploy reads before any lock; a change (the tagging API's records show it) takes
+    # its locks first (their creates are slow).
+    assert cli("deploy", env=as_user("alice", tmp_path)).code == 0
+    if phase == "locking":
         retemplate(tmp_path, "TrainFlow", "v2")
     proxy = FaultProxy(aws.url)
     leader, follower = pty.openpty()

@@ -38,6 +38,8 @@ def test_the_calls_of_a_first_deploy_an_unchanged_redeploy_and_a_change(
     first = _calls(aws_proxy)
     assert first.get("CreateStateMachine") == len(FLOWS) + 1  # each flow, and the branch's one lock
     assert first.get("DeleteStateMachine") == 1  # the lock
+    # Nothing listed: the lock first, then one read of each flow under it (the lock: taken and released)
+    assert first.get("DescribeStateMachine") == len(FLOWS) + 2, first
 
     aws_proxy.clear()
     assert cli("deploy", env=env).code == 0
@@ -56,6 +58,8 @@ def test_the_calls_of_a_first_deploy_an_unchanged_redeploy_and_a_change(
     assert changed.get("TagResource") == len(FLOWS)  # the record (a new digest), once each
     assert changed.get("ListTagsForResource", 0) == 0, changed  # under the locks too: the tagging API
     assert changed.get("GetResources") in (2, 4), changed  # once before the locks and once under them
+    # The listing shows the change: the lock first, then each flow described once, under it (not twice).
+    assert changed.get("DescribeStateMachine") == len(FLOWS) + 2, changed
 
 
 N = len(FLOWS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import datetime as _dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -20,7 +20,6 @@ from mfproj.naming import FlowNames
 from mfproj.render import Context
 from mfproj.transaction import UndoLog
 
-T = TypeVar("T")
 LockHandle = TypeVar("LockHandle")
 
 
@@ -213,21 +212,6 @@ def iso(value: _dt.datetime | None) -> str | None:
     return value.astimezone(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def newest_first(runs: Iterable[T], limit: int, started: Callable[[T], _dt.datetime | None]) -> list[T]:
-    """The newest `limit` of `runs`, newest first, keeping at most `limit` in memory (a bounded heap)."""
-    import heapq
-
-    kept: list[tuple[float, int, T]] = []
-    for order, run in enumerate(runs):
-        moment = started(run)
-        entry = (moment.timestamp() if moment else 0.0, -order, run)
-        if len(kept) < limit:
-            heapq.heappush(kept, entry)
-        elif entry[:2] > kept[0][:2]:
-            heapq.heapreplace(kept, entry)
-    return [run for _, _, run in sorted(kept, key=lambda e: e[:2], reverse=True)]
-
-
 class Deployer(abc.ABC, Generic[LockHandle]):
     """Deploying: read a deployment, say what would change, apply it under an undo log, delete it, and
     (where the service has no compare-and-swap) lock it."""
@@ -263,6 +247,11 @@ class Deployer(abc.ABC, Generic[LockHandle]):
     def prefetch(self, names: list[FlowNames]) -> None:
         """Reads for many deployments at once what the next `read` of each may use, when it checks it
         against the deployment's own read (the tagging API is eventually consistent)."""
+
+    def read_listed(self, names: FlowNames) -> tuple[bool, Existing | None]:
+        """(known, the deployment) as the last `prefetch` listed it, without a call (Step Functions: its
+        record, no definition): a guess whether a deploy writes, never planned from or written."""
+        return False, None
 
     def history(self, existing: Existing, *, enough: HistoryStop | None = None) -> list[HistoryEntry]:
         """The deploys kept (newest first), each with its definition; empty where the backend keeps none.

@@ -55,6 +55,7 @@ class _Planner:
     offered: OfferedToken | None
     adopt: bool
     unreadable: set[str] = field(default_factory=set)
+    prefetched: bool = False  # the tagging API was just read (by plan_from_listing): the next read uses it
 
     def read(self, pair: Pair) -> Existing | None:
         self.session.progress(pair.flow.name, pair.backend, "reading")
@@ -82,8 +83,49 @@ class _Planner:
 
     def read_branch(self) -> Reads:
         """The branch's deployments, with what each backend reads for many at once (its tagging API)."""
-        self.session.prefetch([*self.pairs, *self.others])
+        if not self.prefetched:
+            self.session.prefetch([*self.pairs, *self.others])
+        self.prefetched = False
         return read_branch(self.pairs, self.others, self.read, self.read_other)
+
+    def plan_from_listing(self) -> Plan | None:
+        """A plan from what the backends list for many deployments at once (Step Functions: records from
+        the tagging API, no definitions), only to tell whether this deploy writes: then it locks before
+        its one full read instead of reading everything twice (DescribeStateMachine is throttled at 20 a
+        second; the update bucket waits meanwhile). Deployments a backend does not list are left out of
+        the guess; None where it cannot tell (then the deploy reads as before)."""
+        session = self.session
+        session.prefetch([*self.pairs, *self.others])
+        self.prefetched = True
+
+        def listed(pairs: list[Pair]) -> list[tuple[Pair, Existing | None]]:
+            found = [(pair, session.backend(pair.backend).read_listed(pair.names)) for pair in pairs]
+            return [(pair, existing) for pair, (known, existing) in found if known]
+
+        try:
+            selected = listed(self.pairs)
+            if not selected:
+                return None
+            for pair, existing in selected:
+                if existing is not None:
+                    identity_check(existing, pair, session, self.adopt)
+            reads = Reads(selected, listed(self.others))
+            return plan(
+                session,
+                reads,
+                self.tags_by_flow,
+                generate_new=self.token_options.generate_new_token,
+                offered=self.offered,
+                dry_run=False,
+                validate=False,
+            )
+        except MfprojError:  # refused: the full read says so, before any lock
+            return None
+
+    def lock_all(self) -> list[Pair]:
+        """Every deployment of the branch, to lock before the one read; that read lists them again."""
+        self.prefetched = False
+        return [*self.pairs, *self.others]
 
     def plan(self, reads: Reads, *, dry_run: bool) -> Plan:
         return plan(
@@ -124,46 +166,68 @@ class Planner(Protocol):
 
     def read_branch(self) -> Reads: ...
 
+    def plan_from_listing(self) -> Plan | None: ...
+
+    def lock_all(self) -> list[Pair]: ...
+
     def plan(self, reads: Reads, *, dry_run: bool) -> Plan: ...
 
 
 def execute(session: Session, planner: Planner, *, dry_run: bool) -> Report:
     """Plans without the lock first (an unchanged deployment, the common redeploy, and a refused one need
     none); when something changes, takes the locks, reads the deployed state again (planning again only
-    if it moved) and applies it all as one transaction."""
+    if it moved) and applies it all as one transaction. When what the backends list already shows a
+    change, the locks come first and the one read is under them."""
     phase = "reading what is deployed"
     planned: Plan | None = None
+    interrupted = False
     try:
-        planned = planner.plan(planner.read_branch(), dry_run=dry_run)
-        if planned.branch.split:
-            session.notice(
-                f"{session.target.branch} holds more than one production token ({planned.branch.describe()}): "
-                f"this deploy moves every deployment to {tokens.mask(planned.token)}"
-            )
-        if dry_run:
-            return planned.report
-        interrupted = False
-        if planned.work:
+        listed = None if dry_run else planner.plan_from_listing()
+        if listed is not None and listed.work:
             _check_keyring(session)
-            members = planned.members
             phase = "taking the locks"
-            with locked(session, members):
-                phase = "reading again under the locks"
-                fresh = planner.read_branch()
-                if fresh != planned.reads:
-                    planned = planner.plan(fresh, dry_run=False)
-                if any(item.pair not in members for item in planned.work):
-                    raise ConflictError(
-                        f"{session.target.branch} changed while this deploy was planning (another deploy moved "
-                        "its token)",
-                        hint="run the command again",
-                    )
-                phase = "applying"
-                interrupted = apply(session, planned.work, planned.token)
-                phase = "releasing the locks"
+            with locked(session, planner.lock_all()):
+                phase = "reading under the locks"
+                planned = _planned(session, planner, planner.read_branch(), dry_run=False)
+                if planned.work:
+                    phase = "applying"
+                    interrupted = apply(session, planned.work, planned.token)
+                    phase = "releasing the locks"
+        else:
+            planned = _planned(session, planner, planner.read_branch(), dry_run=dry_run)
+            if dry_run:
+                return planned.report
+            if planned.work:
+                _check_keyring(session)
+                members = planned.members
+                phase = "taking the locks"
+                with locked(session, members):
+                    phase = "reading again under the locks"
+                    fresh = planner.read_branch()
+                    if fresh != planned.reads:
+                        planned = planner.plan(fresh, dry_run=False)
+                    if any(item.pair not in members for item in planned.work):
+                        raise ConflictError(
+                            f"{session.target.branch} changed while this deploy was planning (another deploy "
+                            "moved its token)",
+                            hint="run the command again",
+                        )
+                    phase = "applying"
+                    interrupted = apply(session, planned.work, planned.token)
+                    phase = "releasing the locks"
     except KeyboardInterrupt:
         return _interrupted(session, planned, phase)
     return _finish(session, planned, interrupted)
+
+
+def _planned(session: Session, planner: Planner, reads: Reads, *, dry_run: bool) -> Plan:
+    planned = planner.plan(reads, dry_run=dry_run)
+    if planned.branch.split:
+        session.notice(
+            f"{session.target.branch} holds more than one production token ({planned.branch.describe()}): "
+            f"this deploy moves every deployment to {tokens.mask(planned.token)}"
+        )
+    return planned
 
 
 def _interrupted(session: Session, planned: Plan | None, phase: str) -> Report:

@@ -9,8 +9,9 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from mfproj.backends.base import Run, RunFilter, newest_first
+from mfproj.backends.base import Run, RunFilter
 from mfproj.errors import NotFoundError
+from mfproj.ordering import newest_first
 from mfproj.usecases.runs import RunRow
 
 LOCAL = "metaflow_local"

@@ -122,6 +122,7 @@ def plan(
     generate_new: bool,
     offered: authorization.OfferedToken | None,
     dry_run: bool,
+    validate: bool = True,
 ) -> Plan:
     """From what is deployed: settles the branch's one token, authorizes and renders; returns the report,
     the changes to make, and the branch's token. The branch's other deployments are acted on only to move
@@ -142,7 +143,8 @@ def plan(
         outcome_of(session, pair, existing, desired, decision, secrets if dry_run else None)
         for pair, existing, desired, decision in zip(chosen_pairs, existing_list, desired_list, decisions, strict=True)
     ]
-    _refused_definitions(session, chosen_pairs, desired_list, outcomes)
+    if validate:
+        _refused_definitions(session, chosen_pairs, desired_list, outcomes)
     final_token = decisions[0].token
     target = session.target
     report = Report(

@@ -119,6 +119,12 @@ class _Planner:
     offered: OfferedToken | None
     first: Reads | None  # used once, then each read goes to the backends
 
+    def plan_from_listing(self) -> Plan | None:
+        return None  # planned from the history it read already: the locks come after that plan
+
+    def lock_all(self) -> list[Pair]:
+        return self.pairs
+
     def read_branch(self) -> Reads:
         if self.first is not None:
             first, self.first = self.first, None

@@ -12,7 +12,8 @@ from typing import Any
 from mfproj.backends.argo_workflows.client import GROUP, VERSION, WORKFLOWS, KubeClient
 from mfproj.backends.argo_workflows.labels import LABEL_TEMPLATE, MANAGED_BY, label_value, tag_label_key, tag_labels
 from mfproj.backends.argo_workflows.record import ANNOTATION_RUN_TAGS
-from mfproj.backends.base import Existing, Run, RunFilter, RunRequest, newest_first
+from mfproj.backends.base import Existing, Run, RunFilter, RunRequest
+from mfproj.ordering import newest_first
 from mfproj.text import Unreadable, bounded_json, printable
 
 RUN_ID_PREFIX = "argo-"

@@ -78,7 +78,11 @@ class StepFunctionsBackend(Backend):
 
     def prefetch(self, names: list[FlowNames]) -> None:
         arns = [self.aws.state_machine_arn(state_machine(n)) for n in names]
-        self.machines.prefetched(self.inventory.tags_of(arns))
+        tags, complete = self.inventory.tags_of(arns)
+        self.machines.prefetched(tags, listed=arns if complete else [])
+
+    def read_listed(self, names: FlowNames) -> tuple[bool, Existing | None]:
+        return self.machines.read_listed(names)
 
     def history(self, existing: Existing, *, enough: HistoryStop | None = None) -> list[HistoryEntry]:
         with self.aws.errors(f"reading the versions of {existing.name}"):

@@ -58,6 +58,7 @@ class StateMachines:
         self.aws = aws
         self.versions = Versions(aws)
         self._prefetched: dict[str, dict[str, str]] = {}  # ARN -> tags, read for many at once (`prefetch`)
+        self._unlisted: set[str] = set()  # ARNs the last prefetch asked for and found no state machine at
         self._prefetch_lock = threading.Lock()
         self._can_validate = True  # until the endpoint shows it has no ValidateStateMachineDefinition
 
@@ -71,10 +72,25 @@ class StateMachines:
         token = context.namespace.removeprefix("production:")
         return guard_for_reference(document, owner=context.owner, token=token)
 
-    def prefetched(self, tags_by_arn: Mapping[str, dict[str, str]]) -> None:
-        """Tags read for many state machines at once (the tagging API): the next read of each uses them."""
+    def prefetched(self, tags_by_arn: Mapping[str, dict[str, str]], *, listed: list[str]) -> None:
+        """Tags read for many state machines at once (the tagging API): the next read of each uses them.
+        `listed`: the ARNs asked for in batches that were all answered (those not found have no tags)."""
         with self._prefetch_lock:
             self._prefetched.update(tags_by_arn)
+            self._unlisted = {arn for arn in listed if arn not in tags_by_arn}
+
+    def read_listed(self, names: FlowNames) -> tuple[bool, Existing | None]:
+        """The state machine as the tagging API listed it (its record, no definition, no call); unknown
+        where it said nothing. Eventually consistent: only a guess of what a deploy will write (the deploy
+        then reads for real, under its locks, before it plans and writes)."""
+        arn = self.aws.state_machine_arn(state_machine(names))
+        with self._prefetch_lock:
+            tags, unlisted = self._prefetched.get(arn), arn in self._unlisted
+        if tags is None:
+            return unlisted, None
+        existing = Existing(self.aws.name, state_machine(names), arn, None, decode_record(tags), details={})
+        existing.details["listed"] = dict(tags)
+        return True, existing
 
     def read(self, names: FlowNames) -> Existing | None:
         arn = self.aws.state_machine_arn(state_machine(names))
@@ -181,6 +197,11 @@ class StateMachines:
         }
 
     def changes(self, existing: Existing, desired: Desired) -> list[str]:
+        if "listed" in existing.details:  # as listed (read_listed): what its record says, no more
+            record = existing.record
+            if record is None or record.definition_digest != definition_digest(desired.definition):
+                return ["definition", "record"]
+            return [] if record.comparable() == desired.record.comparable() else ["record"]
         found = []
         if existing.definition != desired.definition:
             found.append("definition")

@@ -53,10 +53,11 @@ class ProjectInventory:
         deployments = [_named(e, project, start) for e in read_back if e is not None and e.record is not None]
         return Inventory(deployments, looked_for_metaflow=include_metaflow)
 
-    def tags_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
+    def tags_of(self, arns: list[str]) -> tuple[dict[str, dict[str, str]], bool]:
         """The tags of many state machines in one tagging-API call per 100 (instead of one call each on a
-        1-a-second bucket). Quiet and empty where the endpoint has no tagging API (LocalStack): each read
-        then asks its state machine."""
+        1-a-second bucket), and whether every batch was answered (then an ARN not found is not listed).
+        Quiet and partial where the endpoint has no tagging API (LocalStack): each read then asks its
+        state machine."""
         import botocore.exceptions as bx
 
         tagging = self.aws.client("resourcegroupstaggingapi", single_attempt=True)
@@ -69,13 +70,13 @@ class ProjectInventory:
                         ResourceARNList=arns[start : start + 100], **({"PaginationToken": token} if token else {})
                     )
                 except (bx.ClientError, bx.BotoCoreError):
-                    return found
+                    return found, False
                 for mapping in page.get("ResourceTagMappingList", []):
                     found[mapping["ResourceARN"]] = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
                 token = page.get("PaginationToken") or ""
                 if not token:
                     break
-        return found
+        return found, True
 
     def listed(self, arn: str, tags: dict[str, str]) -> Existing:
         """A state machine as the tagging API lists it: its ARN and mfproj's record (no definition)."""
