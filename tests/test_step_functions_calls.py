@@ -117,3 +117,18 @@ def test_the_calls_of_rollback_listing_trigger_history_and_teardown(
             if op in AWS_BUCKETS or op in ("GetCallerIdentity", "ListStateMachineVersions")
         }
         assert counted == expected, stage
+
+
+def test_a_change_the_records_say_is_refused_takes_no_lock(cli: Cli, tmp_path: Path, aws_proxy: FaultProxy) -> None:
+    """Bob changes Alice's deployments without her token: the listed records already say it is refused, so
+    no lock is taken (no write on the 1-a-second buckets) before the full read refuses it (exit 3)."""
+    make_project(tmp_path, *_flows("v1"))
+    assert cli("deploy", env=as_user("alice", tmp_path, AWS_ENDPOINT_URL=aws_proxy.url)).code == 0
+    write_templates(tmp_path, *_flows("v2"))
+    aws_proxy.clear()
+    bob = as_user("bob", tmp_path, AWS_ENDPOINT_URL=aws_proxy.url, METAFLOW_OWNER="alice")
+    refused = cli("deploy", env=bob)
+    assert refused.code == 3, refused.stderr
+    calls = _calls(aws_proxy)
+    assert not any(calls.get(op) for op in WRITES), calls  # not even the lock
+    assert calls.get("DescribeStateMachine") == len(FLOWS), calls  # the one full read that refuses it
