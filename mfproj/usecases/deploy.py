@@ -96,35 +96,35 @@ class _Planner:
         the guess; None where it cannot tell (then the deploy reads as before)."""
         session = self.session
         session.prefetch([*self.pairs, *self.others])
-        self.prefetched = True
 
         def listed(pairs: list[Pair]) -> list[tuple[Pair, Existing | None]]:
             found = [(pair, session.backend(pair.backend).read_listed(pair.names)) for pair in pairs]
             return [(pair, existing) for pair, (known, existing) in found if known]
 
+        guessed: Plan | None = None
         try:
             selected = listed(self.pairs)
-            if not selected:
-                return None
             for pair, existing in selected:
                 if existing is not None:
                     identity_check(existing, pair, session, self.adopt)
-            reads = Reads(selected, listed(self.others))
-            return plan(
-                session,
-                reads,
-                self.tags_by_flow,
-                generate_new=self.token_options.generate_new_token,
-                offered=self.offered,
-                dry_run=False,
-                validate=False,
-            )
+            if selected:
+                guessed = plan(
+                    session,
+                    Reads(selected, listed(self.others)),
+                    self.tags_by_flow,
+                    generate_new=self.token_options.generate_new_token,
+                    offered=self.offered,
+                    dry_run=False,
+                    validate=False,
+                )
         except MfprojError:  # refused: the full read says so, before any lock
-            return None
+            guessed = None
+        # The read before any lock uses this listing; the read under locks taken first lists again.
+        self.prefetched = guessed is None or not guessed.work
+        return guessed
 
     def lock_all(self) -> list[Pair]:
-        """Every deployment of the branch, to lock before the one read; that read lists them again."""
-        self.prefetched = False
+        """Every deployment of the branch, locked before the one read."""
         return [*self.pairs, *self.others]
 
     def plan(self, reads: Reads, *, dry_run: bool) -> Plan:

@@ -88,9 +88,8 @@ class StateMachines:
             tags, unlisted = self._prefetched.get(arn), arn in self._unlisted
         if tags is None:
             return unlisted, None
-        existing = Existing(self.aws.name, state_machine(names), arn, None, decode_record(tags), details={})
-        existing.details["listed"] = dict(tags)
-        return True, existing
+        record = decode_record(tags)
+        return True, Existing(self.aws.name, state_machine(names), arn, None, record, details={"listed": tags})
 
     def read(self, names: FlowNames) -> Existing | None:
         arn = self.aws.state_machine_arn(state_machine(names))
